@@ -1,0 +1,117 @@
+"""One settings object for the whole sandbox, read from `KPSANDBOX_*` environment variables.
+
+Embedded mode (the default) runs Kafka, PostgreSQL and Prometheus locally on the ports below.
+External mode: set `KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS` and/or `KPSANDBOX_DATABASE_URL` and the
+sandbox starts nothing for that service and talks to yours instead.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KAFKA_VERSION_DEFAULT: Final = "4.4.0"
+
+Port = Annotated[int, Field(ge=1024, le=65535)]
+
+
+def _default_state_dir() -> Path:
+    return Path.cwd() / ".kpsandbox"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "kpsandbox"
+
+
+class Settings(BaseSettings):
+    """Every knob of the sandbox. Each field maps to the env var `KPSANDBOX_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="KPSANDBOX_", frozen=True, extra="ignore")
+
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where local services keep data, logs and PID files.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir, description="Where the Kafka jars from Maven Central are cached."
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="External Kafka, e.g. 'broker1:9092,broker2:9092'. Unset: run one locally."
+    )
+    database_url: str | None = Field(
+        default=None, description="External PostgreSQL, e.g. 'postgresql://u:p@host:5432/db'. Unset: local."
+    )
+    prometheus_url: str | None = Field(
+        default=None, description="External Prometheus, e.g. 'http://host:9090'. Unset: run one locally."
+    )
+    kafka_version: str = Field(default=KAFKA_VERSION_DEFAULT, pattern=r"^4\.[0-9]+\.[0-9]+$")
+    kafka_port: Port = 19092
+    kafka_controller_port: Port = 19093
+    kafka_heap_mb: int = Field(default=768, ge=256, le=1024)
+    postgres_port: Port = 15432
+    postgres_db: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    postgres_user: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    prometheus_port: Port = 19090
+    metrics_port: Port = Field(default=9464, description="Port of the sandbox's own /metrics exporter.")
+    service_start_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def check_bootstrap(cls, value: str | None) -> str | None:
+        """Every entry must be host:port."""
+        if value is None:
+            return None
+        for entry in value.split(","):
+            host, sep, port = entry.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"'{entry}' is not host:port (e.g. 'localhost:9092')")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def check_database_url(cls, value: str | None) -> str | None:
+        """Must be a postgresql:// URL."""
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with 'postgresql://' (e.g. 'postgresql://user:pw@host:5432/db')")
+        return value
+
+    @property
+    def kafka_embedded(self) -> bool:
+        """True when the sandbox runs its own Kafka broker."""
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def postgres_embedded(self) -> bool:
+        """True when the sandbox runs its own PostgreSQL server."""
+        return self.database_url is None
+
+    @property
+    def prometheus_embedded(self) -> bool:
+        """True when the sandbox runs its own Prometheus server."""
+        return self.prometheus_url is None
+
+    @cached_property
+    def bootstrap_servers(self) -> str:
+        """Where Kafka clients connect."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @cached_property
+    def dsn(self) -> str:
+        """Where asyncpg connects."""
+        return self.database_url or (
+            f"postgresql://{self.postgres_user}@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @cached_property
+    def prometheus(self) -> str:
+        """Base URL of the Prometheus HTTP API."""
+        return self.prometheus_url or f"http://127.0.0.1:{self.prometheus_port}"
+
+
+def load_settings() -> Settings:
+    """Reads settings from the environment. Raises pydantic.ValidationError on a bad value."""
+    return Settings()
