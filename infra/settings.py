@@ -14,6 +14,8 @@ from typing import Annotated, Final
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.topics import TopicSpec
+
 KAFKA_VERSION_DEFAULT: Final = "4.4.0"
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
@@ -57,6 +59,11 @@ class Settings(BaseSettings):
     postgres_user: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     prometheus_port: Port = 19090
     metrics_port: Port = Field(default=9464, description="Port of the sandbox's own /metrics exporter.")
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[a-z0-9._-]{0,32}$",
+        description="Prepended to every topic name, to share one cluster between sandboxes or test runs.",
+    )
     service_start_timeout_s: float = Field(default=60.0, gt=0, le=600)
 
     @field_validator("kafka_bootstrap_servers")
@@ -105,6 +112,10 @@ class Settings(BaseSettings):
         return self.database_url or (
             f"postgresql://{self.postgres_user}@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
         )
+
+    def topic(self, spec: TopicSpec) -> str:
+        """The real name of a catalog topic in this deployment (prefix + catalog name)."""
+        return self.topic_prefix + spec.name
 
     @cached_property
     def prometheus(self) -> str:
