@@ -22,9 +22,7 @@ CITIZEN_KINDS: frozenset[str] = frozenset({"citizen_wallet", "citizen_bank"})
 Gender = Literal["female", "male", "other"]
 AreaType = Literal["urban", "rural"]
 AgeBand = Literal["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
-MerchantCategory = Literal[
-    "kiryana", "pharmacy", "transport", "restaurant", "utility", "ecommerce", "other"
-]
+MerchantCategory = Literal["kiryana", "pharmacy", "transport", "restaurant", "utility", "ecommerce", "other"]
 Instrument = Literal["cash", "static_qr", "dynamic_qr", "card", "online"]
 
 Iban = Annotated[

@@ -1,0 +1,117 @@
+"""Kafka administration: is the cluster there, and do the catalog's topics exist."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from infra.errors import SandboxError
+from infra.settings import Settings
+from schemas.topics import CATALOG, TopicSpec
+
+ADMIN_TIMEOUT_MS: Final = 10_000
+REPLICATION_FACTOR_LOCAL: Final = 1
+
+# aiokafka logs every failed bootstrap attempt at ERROR; the sandbox reports its own errors.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def _admin(bootstrap: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS, client_id="kpsandbox-admin"
+    )
+
+
+async def _cluster_answers(bootstrap: str) -> bool:
+    admin = _admin(bootstrap)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
+        cluster = await admin.describe_cluster()
+        return bool(cluster.get("brokers"))
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        await admin.close()
+
+
+def cluster_answers(bootstrap: str) -> bool:
+    """True when the cluster answers a DescribeCluster request with at least one broker."""
+    return asyncio.run(_cluster_answers(bootstrap))
+
+
+async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = CATALOG) -> list[str]:
+    """Creates the catalog topics that are missing; returns the names it created. Idempotent."""
+    replication = REPLICATION_FACTOR_LOCAL if settings.kafka_embedded else -1  # -1: broker default
+    wanted = [
+        NewTopic(
+            name=settings.topic(spec),
+            num_partitions=spec.partitions,
+            replication_factor=replication,
+            topic_configs=spec.configs(),
+        )
+        for spec in specs
+    ]
+    return await _create_missing(settings, wanted)
+
+
+async def ensure_topic(settings: Settings, name: str, partitions: int) -> list[str]:
+    """Creates one ad-hoc topic (smoke tests, benchmarks) if it is missing."""
+    replication = REPLICATION_FACTOR_LOCAL if settings.kafka_embedded else -1
+    return await _create_missing(settings, [NewTopic(name, partitions, replication)])
+
+
+async def _create_missing(settings: Settings, wanted: list[NewTopic]) -> list[str]:
+    admin = _admin(settings.bootstrap_servers)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
+    except (TimeoutError, KafkaConnectionError, OSError) as error:
+        await admin.close()
+        raise kafka_unreachable(settings) from error
+    try:
+        existing = set(await admin.list_topics())
+        created: list[str] = []
+        for topic in wanted:
+            if topic.name in existing:
+                continue
+            try:
+                await admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass  # Another process created it between our list and create: fine.
+        await _wait_topics_visible(admin, [topic.name for topic in wanted])
+        return created
+    finally:
+        await admin.close()
+
+
+async def _wait_topics_visible(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Waits (bounded) until metadata lists every topic, so producers don't race creation."""
+    attempts_max = 50
+    for _ in range(attempts_max):
+        if set(names) <= set(await admin.list_topics()):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Deletes topics (used by tests to clean up their prefixed topics)."""
+    admin = _admin(settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def kafka_unreachable(settings: Settings) -> SandboxError:
+    """The one error every Kafka client in the sandbox raises when the cluster does not answer."""
+    if settings.kafka_embedded:
+        hint = "start the local services with `kpsandbox up` (or set KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS)"
+    else:
+        hint = "check KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS and that the cluster is running"
+    return SandboxError(f"Kafka at {settings.bootstrap_servers} is not reachable", hint)

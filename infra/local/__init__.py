@@ -1,0 +1,1 @@
+"""Embedded local services: real Apache Kafka, PostgreSQL and Prometheus run as child processes."""

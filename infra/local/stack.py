@@ -1,0 +1,80 @@
+"""The three local services as one stack: `up`, `status` and `down`.
+
+`up` is idempotent: services already running are reported, not started twice. After the
+services are healthy it creates the catalog topics and applies database migrations, so every
+command after `up` finds the sandbox ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from infra.db import migrate
+from infra.kafka_admin import ensure_topics
+from infra.local.base import ServiceStatus
+from infra.local.kafka import KafkaService
+from infra.local.postgres import PostgresService
+from infra.local.prometheus import PrometheusService
+from infra.settings import Settings
+
+Service = KafkaService | PostgresService | PrometheusService
+Say = Callable[[str], None]
+
+
+def services(settings: Settings) -> list[Service]:
+    """The stack, in start order (PostgreSQL and Prometheus start fast; Kafka is slowest)."""
+    return [PostgresService(settings), PrometheusService(settings), KafkaService(settings)]
+
+
+@dataclass
+class UpReport:
+    """What `up` did."""
+
+    started: list[str] = field(default_factory=list)
+    already_running: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    topics_created: list[str] = field(default_factory=list)
+    migrations_applied: list[str] = field(default_factory=list)
+    statuses: list[ServiceStatus] = field(default_factory=list)
+
+
+def up(settings: Settings, say: Say = lambda _: None) -> UpReport:
+    """Starts what is not running, waits for health, creates topics, applies migrations."""
+    report = UpReport()
+    stack = services(settings)
+    for service in stack:
+        if not service.embedded:
+            report.external.append(service.name)
+            continue
+        say(f"preparing {service.name}")
+        service.prepare()
+        if service.start():
+            report.started.append(service.name)
+            say(f"started {service.name}")
+        else:
+            report.already_running.append(service.name)
+    for service in stack:
+        say(f"waiting for {service.name}")
+        service.wait_healthy()
+    say("creating topics")
+    report.topics_created = asyncio.run(ensure_topics(settings))
+    say("applying migrations")
+    report.migrations_applied = asyncio.run(migrate(settings.dsn))
+    report.statuses = status(settings)
+    return report
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Each service's endpoint, health and version."""
+    return [service.status() for service in services(settings)]
+
+
+def down(settings: Settings) -> list[str]:
+    """Stops exactly what `up` started (by PID file); returns the names stopped."""
+    stopped: list[str] = []
+    for service in reversed(services(settings)):
+        if service.embedded and service.stop():
+            stopped.append(service.name)
+    return stopped

@@ -1,0 +1,65 @@
+"""The `kpsandbox` command: a thin layer wiring infra, producers and consumers together.
+
+Every user-fixable failure arrives here as a SandboxError (or a settings ValidationError) and
+is printed as what went wrong plus what to do, with exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from infra.errors import SandboxError
+from kpsandbox.commands import schemas, services, smoke, topics
+from kpsandbox.console import err_console
+
+app = typer.Typer(
+    name="kpsandbox",
+    help=(
+        "Digital KP payments sandbox: simulated citizens and merchants emit payment events onto "
+        "Apache Kafka; consumers settle a double-entry ledger in PostgreSQL and export "
+        "cash-to-digital metrics to Prometheus. Settings come from KPSANDBOX_* environment "
+        "variables (see README)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+for module in (services, topics, schemas, smoke):
+    module.register(app)
+
+
+def _settings_error(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        value = problem.get("input")
+        lines.append(f"KPSANDBOX_{field.upper()}={value!r}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def main() -> None:
+    """Entry point: runs the app and turns expected failures into two readable lines."""
+    try:
+        app()
+    except SandboxError as error:
+        err_console.print(f"[red]error:[/] {error.message}")
+        err_console.print(f"[yellow]what to do:[/] {error.hint}")
+        sys.exit(2)
+    except ValidationError as error:
+        if error.title != "Settings":
+            raise
+        err_console.print(f"[red]error:[/] invalid setting — {_settings_error(error)}")
+        err_console.print(
+            "[yellow]what to do:[/] fix or unset that environment variable (see README, Settings)"
+        )
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The shared rich console and the tiny helpers every command uses to talk to a person."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from infra.settings import Settings, load_settings
+
+# Piped output (CI logs, `| less`) gets a fixed, wide layout instead of rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 140
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False)
+
+
+def settings() -> Settings:
+    """Settings from the environment (a bad value is turned into a clear error by cli.main)."""
+    return load_settings()
+
+
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

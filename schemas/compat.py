@@ -1,0 +1,72 @@
+"""Schema evolution rules: which changes to an event's JSON Schema break existing readers.
+
+A change is breaking when a reader built against the old schema could fail on events written
+with the new one, or vice versa: a removed property, a newly required property, a property
+whose type or constraints changed, or an enum that lost a value. Adding an optional property
+or an enum value, or rewording descriptions, is compatible. A breaking change must come with a
+higher `schema_version`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JsonSchema = dict[str, Any]
+COSMETIC_KEYS = frozenset({"description", "title", "examples", "default"})
+
+
+def schema_version_of(schema: JsonSchema) -> int:
+    """The `schema_version` constant/default an event schema declares (1 if absent)."""
+    prop = schema.get("properties", {}).get("schema_version", {})
+    return int(prop.get("const", prop.get("default", 1)))
+
+
+def _resolve(schema: JsonSchema, node: Any) -> Any:
+    """Inlines local $ref pointers so two schemas compare by meaning, not by layout."""
+    if isinstance(node, dict):
+        if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+            return _resolve(schema, schema.get("$defs", {})[node["$ref"].removeprefix("#/$defs/")])
+        return {k: _resolve(schema, v) for k, v in node.items() if k not in COSMETIC_KEYS}
+    if isinstance(node, list):
+        return [_resolve(schema, item) for item in node]
+    return node
+
+
+def _enum_values(node: Any) -> set[Any] | None:
+    if isinstance(node, dict) and "enum" in node:
+        return set(node["enum"])
+    return None
+
+
+def _property_change(name: str, old: Any, new: Any) -> str | None:
+    if old == new:
+        return None
+    old_enum, new_enum = _enum_values(old), _enum_values(new)
+    if old_enum is not None and new_enum is not None:
+        rest_old = {k: v for k, v in old.items() if k != "enum"}
+        rest_new = {k: v for k, v in new.items() if k != "enum"}
+        if rest_old == rest_new and old_enum <= new_enum:
+            return None  # Only values were added.
+        lost = sorted(map(str, old_enum - new_enum))
+        if lost:
+            return f"property '{name}' no longer accepts {lost}"
+    return f"property '{name}' changed its type or constraints"
+
+
+def breaking_changes(old: JsonSchema, new: JsonSchema) -> list[str]:
+    """Every change from old to new that existing readers or writers could not survive."""
+    problems: list[str] = []
+    old_props = old.get("properties", {})
+    new_props = new.get("properties", {})
+    for name in sorted(old_props):
+        if name == "schema_version":
+            continue
+        if name not in new_props:
+            problems.append(f"property '{name}' was removed")
+            continue
+        change = _property_change(name, _resolve(old, old_props[name]), _resolve(new, new_props[name]))
+        if change:
+            problems.append(change)
+    for name in sorted(set(new.get("required", [])) - set(old.get("required", []))):
+        problems.append(f"property '{name}' became required")
+    return problems
