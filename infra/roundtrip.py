@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
 from infra.kafka_admin import ensure_topic, kafka_unreachable
@@ -86,16 +87,11 @@ async def _consume_marked(
 
 
 async def _committed_total(settings: Settings, topic: str, group_id: str) -> int:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
+    """Sum of the group's committed offsets on topic, as the group coordinator reports them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
     try:
-        await consumer.topics()  # Fetches cluster metadata so partitions_for_topic knows the topic.
-        partitions = consumer.partitions_for_topic(topic) or set()
-        total = 0
-        for partition in sorted(partitions):
-            total += await consumer.committed(TopicPartition(topic, partition)) or 0
-        return total
+        offsets = await admin.list_consumer_group_offsets(group_id)
     finally:
-        await consumer.stop()
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
