@@ -57,9 +57,7 @@ async def _ensure_database(settings: Settings) -> None:
         if not await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             # The sandbox role creates databases for tests and replays, hence SUPERUSER locally.
             await connection.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
-        if not await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", settings.postgres_db
-        ):
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", settings.postgres_db):
             await connection.execute(f'CREATE DATABASE "{settings.postgres_db}" OWNER "{role}"')
     finally:
         await connection.close()

@@ -15,7 +15,6 @@ from infra.settings import Settings
 from schemas.topics import CATALOG, TopicSpec
 
 ADMIN_TIMEOUT_MS: Final = 10_000
-REPLICATION_FACTOR_LOCAL: Final = 1
 
 # aiokafka logs every failed bootstrap attempt at ERROR; the sandbox reports its own errors.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -46,7 +45,7 @@ def cluster_answers(bootstrap: str) -> bool:
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = CATALOG) -> list[str]:
     """Creates the catalog topics that are missing; returns the names it created. Idempotent."""
-    replication = REPLICATION_FACTOR_LOCAL if settings.kafka_embedded else -1  # -1: broker default
+    replication = settings.kafka_replication_factor
     wanted = [
         NewTopic(
             name=settings.topic(spec),
@@ -61,7 +60,7 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = CATALOG
 
 async def ensure_topic(settings: Settings, name: str, partitions: int) -> list[str]:
     """Creates one ad-hoc topic (smoke tests, benchmarks) if it is missing."""
-    replication = REPLICATION_FACTOR_LOCAL if settings.kafka_embedded else -1
+    replication = settings.kafka_replication_factor
     return await _create_missing(settings, [NewTopic(name, partitions, replication)])
 
 

@@ -36,9 +36,7 @@ async def round_trip(settings: Settings, topic: str, payloads: list[bytes], grou
     """Produces payloads (acks=all, idempotent), consumes them back in group_id and commits."""
     began = time.monotonic()
     await ensure_topic(settings, topic, partitions=1)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
     try:
         await producer.start()
     except KafkaConnectionError as error:
@@ -62,9 +60,7 @@ async def round_trip(settings: Settings, topic: str, payloads: list[bytes], grou
     )
 
 
-async def _consume_marked(
-    settings: Settings, topic: str, group_id: str, marker: bytes, expected: int
-) -> list[bytes]:
+async def _consume_marked(settings: Settings, topic: str, group_id: str, marker: bytes, expected: int) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.bootstrap_servers,

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     kafka_version: str = Field(default=KAFKA_VERSION_DEFAULT, pattern=r"^4\.[0-9]+\.[0-9]+$")
     kafka_port: Port = 19092
     kafka_controller_port: Port = 19093
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=7, description="Replication factor of created topics (raise it on real clusters)."
+    )
     kafka_heap_mb: int = Field(default=768, ge=256, le=1024)
     postgres_port: Port = 15432
     postgres_db: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
@@ -121,6 +124,11 @@ class Settings(BaseSettings):
     def prometheus(self) -> str:
         """Base URL of the Prometheus HTTP API."""
         return self.prometheus_url or f"http://127.0.0.1:{self.prometheus_port}"
+
+
+def with_overrides(settings: Settings, **updates: object) -> Settings:
+    """A copy of settings with some fields replaced (a fresh object: no stale cached properties)."""
+    return Settings(**(settings.model_dump() | updates))
 
 
 def load_settings() -> Settings:

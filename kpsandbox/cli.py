@@ -52,9 +52,7 @@ def main() -> None:
         if error.title != "Settings":
             raise
         err_console.print(f"[red]error:[/] invalid setting — {_settings_error(error)}")
-        err_console.print(
-            "[yellow]what to do:[/] fix or unset that environment variable (see README, Settings)"
-        )
+        err_console.print("[yellow]what to do:[/] fix or unset that environment variable (see README, Settings)")
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -11,7 +11,7 @@ from infra.settings import Settings, load_settings
 # Piped output (CI logs, `| less`) gets a fixed, wide layout instead of rich's 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
 console = Console(highlight=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
 def settings() -> Settings:

@@ -138,9 +138,7 @@ class KafkaService:
                 )
             return broker_ready(self.endpoint)
 
-        procs.wait_until(
-            ready, timeout_s=self.settings.service_start_timeout_s, what="Kafka", log_file=self.log_file
-        )
+        procs.wait_until(ready, timeout_s=self.settings.service_start_timeout_s, what="Kafka", log_file=self.log_file)
 
     def stop(self) -> bool:
         pid = self._owned_pid()
@@ -201,8 +199,7 @@ def check_java() -> str:
         found = match.group(1) if match else "unknown"
         raise SandboxError(
             f"Java {found} found at {java}; Kafka 4.x needs Java {JAVA_MAJOR_MIN} or newer",
-            "install a newer JDK (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`) "
-            "and put it first on PATH",
+            "install a newer JDK (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`) and put it first on PATH",
         )
     return java
 

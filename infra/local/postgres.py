@@ -69,11 +69,12 @@ class PostgresService:
 
     @property
     def data_dir(self) -> Path:
-        return self.home / "data"
+        # Resolved: when home is a symlink to /var/tmp, the server user must not walk the link's parents.
+        return self.home.resolve() / "data"
 
     @property
     def log_file(self) -> Path:
-        return self.home / "server.log"
+        return self.home.resolve() / "server.log"
 
     def prepare(self) -> None:
         """Creates the data folder (owned by the server user) and runs initdb once."""
@@ -123,9 +124,7 @@ class PostgresService:
     def start(self) -> bool:
         if self._postmaster_pid() is not None:
             return False
-        procs.check_ports_free(
-            [procs.PortClaim(self.settings.postgres_port, "PostgreSQL", "KPSANDBOX_POSTGRES_PORT")]
-        )
+        procs.check_ports_free([procs.PortClaim(self.settings.postgres_port, "PostgreSQL", "KPSANDBOX_POSTGRES_PORT")])
         options = (
             f"-p {self.settings.postgres_port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self.home.resolve()} -c max_connections=100 "

@@ -21,9 +21,7 @@ def write_schemas(directory: Path) -> list[Path]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise SandboxError(
-            f"cannot create {directory}: {error.strerror}", "choose a writable folder"
-        ) from error
+        raise SandboxError(f"cannot create {directory}: {error.strerror}", "choose a writable folder") from error
     documents = dict(json_schemas())
     # The AsyncAPI document names topics without a deployment prefix: it describes the contract.
     documents["asyncapi"] = asyncapi_document(Settings(topic_prefix="", kafka_bootstrap_servers="kafka:9092"))

@@ -45,9 +45,7 @@ def smoke(
     # A smoke topic of its own, so the catalog topics only ever carry real traffic.
     topic = f"{config.topic_prefix}kp.smoke.v1"
     result = asyncio.run(
-        round_trip(
-            config, topic, [_payment(i) for i in range(messages)], f"kpsandbox-smoke-{uuid.uuid4().hex[:8]}"
-        )
+        round_trip(config, topic, [_payment(i) for i in range(messages)], f"kpsandbox-smoke-{uuid.uuid4().hex[:8]}")
     )
     if not result.matched:
         raise SandboxError(

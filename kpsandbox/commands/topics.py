@@ -33,9 +33,7 @@ def create() -> None:
     """Create every catalog topic that is missing (idempotent; for external clusters too)."""
     config = settings()
     created = asyncio.run(ensure_topics(config))
-    console.print(
-        f"created {len(created)} topic(s) on {config.bootstrap_servers}: {', '.join(created) or '-'}"
-    )
+    console.print(f"created {len(created)} topic(s) on {config.bootstrap_servers}: {', '.join(created) or '-'}")
 
 
 def register(app: typer.Typer) -> None:
