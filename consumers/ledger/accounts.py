@@ -1,0 +1,127 @@
+"""Reading kp.accounts.v1 into ledger accounts, drained before every batch of requests is decided.
+
+Every ledger process reads every accounts partition (no consumer group: any request may name any
+account). Before a batch is decided the reader catches up to the topic's end offsets as they are
+*after* the batch was fetched, so an account.opened acknowledged before its first request was
+published is always known when that request is decided: `account_not_found` then only means the
+account really was never opened (or was opened later in the stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Final
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import TypeAdapter
+
+from consumers.ledger import repository
+from consumers.ledger.deadletter import Unreadable, dead_letter, read_event
+from consumers.ledger.domain import account_flags
+from consumers.ledger.outbox import send_all
+from infra.errors import SandboxError
+from schemas.accounts import AccountOpened
+from schemas.topics import ACCOUNTS
+
+ACCOUNT_FETCH_RECORDS_MAX: Final = 5_000
+ACCOUNT_FETCH_WAIT_MS: Final = 200
+ACCOUNT_SYNC_ROUNDS_MAX: Final = 1_000  # bounds one catch-up (5 million accounts)
+METADATA_WAIT_S: Final = 10.0
+
+ACCOUNT_ADAPTER: Final = TypeAdapter(AccountOpened)
+
+
+class AccountsReader:
+    """Keeps ledger_accounts up to date with the accounts topic."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        dead_letter_topic: str,
+    ) -> None:
+        self.topic = topic
+        self.group = group
+        self.pool = pool
+        self.producer = producer
+        self.dead_letter_topic = dead_letter_topic
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id=f"{group}-accounts"
+        )
+        self.partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        """Assigns every partition and resumes from the offsets the database recorded."""
+        await self.consumer.start()
+        try:  # the producer's metadata lookup waits for the topic; an unsubscribed consumer's does not
+            parts = await asyncio.wait_for(self.producer.partitions_for(self.topic), METADATA_WAIT_S)
+        except (TimeoutError, KafkaError):
+            parts = set()
+        if not parts:
+            raise SandboxError(
+                f"topic {self.topic} does not exist", "create the catalog topics with `kpsandbox up`"
+            )
+        self.partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self.consumer.assign(self.partitions)
+        starts = await self.consumer.beginning_offsets(self.partitions)
+        async with self.pool.acquire() as connection:
+            stored = await repository.ensure_offsets(
+                connection, group=self.group, topic=self.topic, starts={tp.partition: o for tp, o in starts.items()}
+            )
+        for tp in self.partitions:
+            self.consumer.seek(tp, stored[tp.partition][0])
+
+    async def stop(self) -> None:
+        """Closes the Kafka consumer."""
+        await self.consumer.stop()
+
+    async def catch_up(self) -> int:
+        """Reads up to the current end of the topic; returns accounts read."""
+        ends = await self.consumer.end_offsets(self.partitions)
+        read = 0
+        for _ in range(ACCOUNT_SYNC_ROUNDS_MAX):
+            behind = [tp for tp in self.partitions if await self.consumer.position(tp) < ends[tp]]
+            if not behind:
+                return read
+            batches = await self.consumer.getmany(
+                *behind, timeout_ms=ACCOUNT_FETCH_WAIT_MS, max_records=ACCOUNT_FETCH_RECORDS_MAX
+            )
+            read += await self._store(batches)
+        return read
+
+    async def _store(self, batches: dict) -> int:
+        rows: list[tuple[str, str, int, datetime]] = []
+        next_offsets: dict[int, int] = {}
+        for tp, messages in batches.items():
+            for message in messages:
+                event = read_event(message.value, ACCOUNT_ADAPTER, ACCOUNTS.event_type_names)
+                if isinstance(event, Unreadable):
+                    key, value = dead_letter(
+                        reason=event.reason,
+                        detail=event.detail,
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=message.offset,
+                        group=self.group,
+                        key=message.key,
+                        value=message.value,
+                        now=datetime.now(UTC),
+                    )
+                    await send_all(self.producer, topic=self.dead_letter_topic, keys=[key.decode()], payloads=[value])
+                else:
+                    rows.append((event.account_id, event.kind, account_flags(event.kind), event.occurred_at))
+                next_offsets[tp.partition] = message.offset + 1
+        if next_offsets:
+            async with self.pool.acquire() as connection, connection.transaction():
+                await repository.open_accounts(connection, rows=rows)
+                await repository.advance_account_offsets(
+                    connection, group=self.group, topic=self.topic, next_offsets=next_offsets
+                )
+        return len(rows)

@@ -1,0 +1,353 @@
+"""The settlement loop: fetch → merge → dead-letter → decide and commit → relay → commit offsets.
+
+Exactly-once effects: the database is the source of truth for what was consumed. Offsets are
+written in the same transaction as the postings; on assignment the consumer seeks to them; Kafka
+offsets are committed only afterwards (for lag monitoring). Outcomes go through the outbox.
+
+Test hook: KPSANDBOX_LEDGER_CRASH_AT=after_db_commit|after_outcome_publish makes the process
+kill itself (exit status 137, no cleanup) at that point of the first batch with requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from pydantic import TypeAdapter
+
+from consumers.ledger import repository
+from consumers.ledger.accounts import AccountsReader
+from consumers.ledger.batch import Batch, BatchResult, PartitionProgress, settle_batch
+from consumers.ledger.deadletter import Unreadable, dead_letter, read_event
+from consumers.ledger.domain import Request, RequestEvent
+from consumers.ledger.merge import Item, PartitionMerge
+from consumers.ledger.outbox import OutcomeRelay, send_all
+from infra.settings import Settings
+from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
+
+log = logging.getLogger(__name__)
+
+GROUP_DEFAULT: Final = "kp-ledger"
+BATCH_SIZE_MAX: Final = 4_000
+BATCH_WAIT_MS: Final = 20
+BUFFERED_PER_PARTITION_MAX: Final = 8_000
+BATCH_ATTEMPTS_MAX: Final = 3  # a batch failing this often with a data error is split up
+DB_UNAVAILABLE_ATTEMPTS_MAX: Final = 120  # × DB_RETRY_WAIT_S: how long PostgreSQL may be away
+DB_RETRY_WAIT_S: Final = 0.5
+IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
+OUTBOX_BACKLOG_AGE_S: Final = 5.0
+CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
+
+REQUEST_ADAPTER: Final = TypeAdapter(RequestEvent)
+
+# The database is away (restart, failover) or two transactions collided: try the batch again.
+DB_TRANSIENT: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+# The batch itself cannot be written (a value PostgreSQL refuses): split it, then dead-letter.
+DB_DATA: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+def fingerprint(event: RequestEvent) -> bytes:
+    """A hash of every field but `amount`, to tell a true duplicate from a reused id."""
+    return hashlib.blake2b(event.model_dump_json(exclude={"amount"}).encode(), digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class Poison:
+    """A message that goes to the dead-letter topic instead of the ledger."""
+
+    reason: str
+    detail: str
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What one `settle` run did."""
+
+    batches: int = 0
+    requests: int = 0
+    transfers: int = 0
+    dead_lettered: int = 0
+    fenced: int = 0
+
+
+def _crash_hook(point: str) -> None:
+    if os.environ.get(CRASH_ENV) == point:
+        os._exit(137)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, settler: Settler) -> None:
+        self.settler = settler
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.settler.forget(tp.partition)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.settler.resume(assigned)
+
+
+class Settler:
+    """One ledger consumer process."""
+
+    def __init__(self, settings: Settings, *, group: str = GROUP_DEFAULT) -> None:
+        self.settings = settings
+        self.group = group
+        self.topic = settings.topic(PAYMENT_REQUESTS)
+        self.dead_letter_topic = settings.topic(DEAD_LETTER)
+        self.merge: PartitionMerge[Request | Poison] = PartitionMerge(
+            buffered_per_partition_max=BUFFERED_PER_PARTITION_MAX
+        )
+        self.positions: dict[int, int] = {}  # partition -> next offset, as the database says
+        self.summary = RunSummary()
+        self._last_at: dict[int, datetime] = {}
+        self._fetched: dict[int, int] = {}  # partition -> next offset to fetch
+
+    # -- assignment ------------------------------------------------------------------------
+    def forget(self, partition: int) -> None:
+        """Drops everything buffered for a partition this process no longer owns."""
+        self.merge.drop(partition)
+        self.positions.pop(partition, None)
+        self._last_at.pop(partition, None)
+        self._fetched.pop(partition, None)
+
+    async def resume(self, assigned: list[TopicPartition]) -> None:
+        """Seeks newly assigned partitions to where the database says they stand."""
+        if not assigned:
+            return
+        starts = await self.consumer.beginning_offsets(assigned)
+        async with self.pool.acquire() as connection:
+            stored = await repository.ensure_offsets(
+                connection, group=self.group, topic=self.topic, starts={tp.partition: o for tp, o in starts.items()}
+            )
+        for tp in assigned:
+            self.forget(tp.partition)
+            self.positions[tp.partition] = stored[tp.partition][0]
+            self._fetched[tp.partition] = stored[tp.partition][0]
+            self.consumer.seek(tp, stored[tp.partition][0])
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self, *, until_idle: bool, batch_size_max: int = BATCH_SIZE_MAX) -> RunSummary:
+        """Settles until cancelled (or, with `until_idle`, until every partition is drained)."""
+        settings = self.settings
+        self.pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=3)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.accounts = AccountsReader(
+            bootstrap=settings.bootstrap_servers,
+            topic=settings.topic(ACCOUNTS),
+            group=self.group,
+            pool=self.pool,
+            producer=self.producer,
+            dead_letter_topic=self.dead_letter_topic,
+        )
+        self.relay = OutcomeRelay(producer=self.producer, pool=self.pool, topic=settings.topic(PAYMENT_OUTCOMES))
+        await self.producer.start()
+        try:
+            await self.accounts.start()
+            self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+            await self.consumer.start()
+            await self.relay.relay_backlog(older_than_s=0)
+            await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
+        finally:
+            await self.consumer.stop()
+            await self.accounts.stop()
+            await self.producer.stop()
+            await self.pool.close()
+        return self.summary
+
+    async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
+        idle_polls = 0
+        while True:
+            fetched = await self.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
+            for tp, messages in fetched.items():
+                if tp.partition in self.positions:
+                    self._buffer(tp.partition, messages)
+            self._throttle()
+            unread = self._unread()
+            items = self.merge.take(batch_size_max, unread=unread)
+            if items:
+                idle_polls = 0
+                await self._settle(items)
+                continue
+            if until_idle and not fetched and not unread and await self._drained():
+                idle_polls += 1
+                if idle_polls >= IDLE_POLLS:
+                    await self.relay.relay_backlog(older_than_s=0)
+                    return
+            elif not fetched:
+                await self.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
+
+    def _buffer(self, partition: int, messages: list) -> None:
+        last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))
+        for message in messages:
+            event = read_event(message.value, REQUEST_ADAPTER, PAYMENT_REQUESTS.event_type_names)
+            if isinstance(event, Unreadable):
+                payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value)
+            else:
+                payload = Request(event, partition, message.offset, fingerprint(event))
+                last_at = max(last_at, event.occurred_at)
+            # A poison message sorts with its predecessor, so it never waits for later events.
+            self.merge.add(Item(last_at, partition, message.offset, payload, message.value))
+            self._fetched[partition] = message.offset + 1
+        self._last_at[partition] = last_at
+
+    def _throttle(self) -> None:
+        """Pauses fetching partitions whose buffers are full, so memory stays bounded."""
+        for partition in list(self.positions):
+            tp = TopicPartition(self.topic, partition)
+            if self.merge.full(partition):
+                self.consumer.pause(tp)
+            elif tp in self.consumer.paused():
+                self.consumer.resume(tp)
+
+    def _unread(self) -> set[int]:
+        """Assigned partitions whose log end has not been fetched yet."""
+        unread = set()
+        for partition in self.positions:
+            tp = TopicPartition(self.topic, partition)
+            highwater = self.consumer.highwater(tp)
+            if highwater is None or self._fetched.get(partition, 0) < highwater:
+                unread.add(partition)
+        return unread
+
+    async def _drained(self) -> bool:
+        if not self.positions or len(self.merge):
+            return False
+        tps = [TopicPartition(self.topic, p) for p in self.positions]
+        ends = await self.consumer.end_offsets(tps)
+        return all(self.positions.get(tp.partition, -1) >= ends[tp] for tp in tps)
+
+    async def _settle(self, items: list[Item[Request | Poison]]) -> None:
+        batch = await self._prepare(items)
+        await self.accounts.catch_up()
+        result = await self._settle_with_retries(batch, items)
+        if result.result == "fenced":
+            self.summary.fenced += 1
+            await self.resume([TopicPartition(self.topic, p) for p in batch.progress if p in self.positions])
+            return
+        for progress in batch.progress.values():
+            self.positions[progress.partition] = progress.next_offset
+        self.summary.batches += 1
+        self.summary.requests += len(batch.requests)
+        if batch.requests:
+            _crash_hook("after_db_commit")
+        if result.outbox_id is not None:
+            await self.relay.publish(outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads)
+        if batch.requests:
+            _crash_hook("after_outcome_publish")
+        offsets = {TopicPartition(self.topic, p.partition): p.next_offset for p in batch.progress.values()}
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as error:
+            # The database holds the truth; a lost Kafka commit only makes the lag look larger.
+            log.warning("kafka offset commit failed (the database has the offsets): %s", error)
+
+    async def _prepare(self, items: list[Item[Request | Poison]]) -> Batch:
+        """Dead-letters poison messages and builds the batch with every partition's progress."""
+        requests: list[Request] = []
+        progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
+        letters: list[tuple[bytes, bytes]] = []
+        for item in items:
+            entry = progress.setdefault(item.partition, [self.positions[item.partition], 0, 0, 0])
+            entry[1] = item.offset + 1
+            entry[2] += 1
+            if isinstance(item.payload, Poison):
+                entry[3] += 1
+                letters.append(self._letter(item.partition, item.offset, item.payload))
+            else:
+                requests.append(item.payload)
+        if letters:
+            await send_all(
+                self.producer,
+                topic=self.dead_letter_topic,
+                keys=[k.decode() for k, _ in letters],
+                payloads=[v for _, v in letters],
+            )
+            self.summary.dead_lettered += len(letters)
+        return Batch(requests, {p: PartitionProgress(p, *e) for p, e in progress.items()})
+
+    def _letter(self, partition: int, offset: int, poison: Poison) -> tuple[bytes, bytes]:
+        return dead_letter(
+            reason=poison.reason,  # type: ignore[arg-type]
+            detail=poison.detail,
+            topic=self.topic,
+            partition=partition,
+            offset=offset,
+            group=self.group,
+            key=poison.key,
+            value=poison.value,
+            now=datetime.now(UTC),
+        )
+
+    async def _settle_with_retries(self, batch: Batch, items: list[Item[Request | Poison]]) -> BatchResult:
+        """Settles a batch, waiting out database restarts; splits a batch PostgreSQL refuses."""
+        data_failures = 0
+        for _ in range(DB_UNAVAILABLE_ATTEMPTS_MAX):
+            try:
+                async with self.pool.acquire() as connection:
+                    result = await settle_batch(connection, group=self.group, topic=self.topic, batch=batch)
+                self.summary.transfers += result.transfers
+                return result
+            except DB_DATA as error:
+                data_failures += 1
+                log.warning("batch refused by PostgreSQL (%s/%s): %s", data_failures, BATCH_ATTEMPTS_MAX, error)
+                if data_failures >= BATCH_ATTEMPTS_MAX:
+                    return await self._settle_one_by_one(batch, items, error)
+            except DB_TRANSIENT as error:
+                log.warning("PostgreSQL unavailable, retrying the batch: %s", error)
+                await asyncio.sleep(DB_RETRY_WAIT_S)
+        raise RuntimeError("PostgreSQL stayed unavailable; the batch was not settled (restart to resume)")
+
+    async def _settle_one_by_one(
+        self, batch: Batch, items: list[Item[Request | Poison]], error: Exception
+    ) -> BatchResult:
+        """Settles each message alone; a request that still fails goes to the dead-letter topic."""
+        if len(items) == 1 and isinstance(items[0].payload, Request):
+            item = items[0]
+            detail = f"PostgreSQL refused it {BATCH_ATTEMPTS_MAX} times: {error}"
+            letter = self._letter(item.partition, item.offset, Poison("retries_exhausted", detail, None, item.raw))
+            await send_all(self.producer, topic=self.dead_letter_topic, keys=[letter[0].decode()], payloads=[letter[1]])
+            self.summary.dead_lettered += 1
+            start = batch.progress[item.partition].start_offset
+            alone = Batch([], {item.partition: PartitionProgress(item.partition, start, item.offset + 1, 1, 1)})
+            return await self._settle_with_retries(alone, [])
+        for item in items:
+            is_request = isinstance(item.payload, Request)
+            progress = PartitionProgress(
+                item.partition, self.positions[item.partition], item.offset + 1, 1, 0 if is_request else 1
+            )
+            single = Batch([item.payload] if isinstance(item.payload, Request) else [], {item.partition: progress})
+            result = await self._settle_with_retries(single, [item])
+            if result.result == "fenced":
+                return result
+            self.positions[item.partition] = item.offset + 1
+            if result.outbox_id is not None:
+                await self.relay.publish(outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads)
+        return BatchResult("settled")

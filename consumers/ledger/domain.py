@@ -1,0 +1,382 @@
+"""The ledger's rules, pure: no I/O, no clock. A batch of requests in, decisions and effects out.
+
+`Ledger` holds the balances and pending transfers loaded for one batch and decides each request
+in order, exactly as TigerBeetle would: every expected outcome is a result code, never an
+exception. What it accumulates (`effects`) is what the repository writes in one transaction:
+new transfers, per-account balance deltas (one row per account, however many transfers touched
+it — the hot-account technique), new and changed pending transfers, and request records.
+
+Time is the simulated clock carried by events, kept per source partition: a pending transfer
+expires when its partition's clock reaches `expires_at`, before the next event of that partition
+is decided. That makes expiry a function of the stream alone, never of batching or wall time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+from uuid import UUID, uuid5
+
+from schemas.accounts import CITIZEN_KINDS
+from schemas.cash import CashIn, CashOut
+from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+
+RequestEvent = PaymentRequested | PaymentPostRequested | PaymentVoidRequested | CashIn | CashOut
+
+# Account flags (TigerBeetle's bit values).
+ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS: Final = 2
+
+# Transfer flags.
+TRANSFER_PENDING: Final = 1
+TRANSFER_POST_PENDING: Final = 2
+TRANSFER_VOID_PENDING: Final = 4
+TRANSFER_EXPIRE_PENDING: Final = 8
+
+SETTLED_RESULTS: Final = frozenset({"created", "exists"})
+
+# Expiry transfers have no request; their id is derived from the pending id, fixed forever.
+EXPIRY_NAMESPACE: Final = UUID("c1d2a8a4-5e77-4b0e-9d0b-7f3b0c2e9a61")
+
+
+def expiry_transfer_id(pending_id: UUID) -> UUID:
+    """The id of the transfer that expires `pending_id` (the same in every run)."""
+    return uuid5(EXPIRY_NAMESPACE, str(pending_id))
+
+
+def account_flags(kind: str) -> int:
+    """Citizens may not overdraw; businesses, agents and disbursers may (they bring money in)."""
+    return ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS if kind in CITIZEN_KINDS else 0
+
+
+@dataclass(slots=True)
+class Account:
+    """An account's balances as loaded (and locked) for one batch."""
+
+    id: str
+    flags: int = 0
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+
+    def check_debit_allowed(self, amount: int) -> bool:
+        """False when debiting `amount` would overdraw an account that must not overdraw."""
+        if not self.flags & ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS:
+            return True
+        return self.debits_pending + self.debits_posted + amount <= self.credits_posted
+
+
+@dataclass(slots=True)
+class Pending:
+    """A two-phase transfer and where it stands: pending, posted, voided or expired."""
+
+    id: UUID
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    code: str
+    expires_at: datetime | None
+    source_partition: int
+    state: str = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One immutable transfer row."""
+
+    id: UUID
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    code: str
+    rail: str | None
+    pending_id: UUID | None
+    timeout_seconds: int
+    flags: int
+    occurred_at: datetime
+    reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What was decided for one distinct request (its tracking row)."""
+
+    id: UUID
+    request_type: str
+    result: str
+    transfer_status: str | None
+    amount: int
+    fingerprint: bytes
+    source_partition: int
+    source_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request event as the ledger sees it: the event and where it was read from."""
+
+    event: RequestEvent
+    partition: int
+    offset: int
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one request: a result code and what the outcome event must say."""
+
+    request: Request
+    result: str
+    status: str | None
+    debit_account_id: str
+    credit_account_id: str | None
+    amount: int
+    duplicate: bool = False
+
+    @property
+    def settled(self) -> bool:
+        """True for `created` and `exists`."""
+        return self.result in SETTLED_RESULTS
+
+
+@dataclass(slots=True)
+class Effects:
+    """Everything one batch writes, accumulated in decision order."""
+
+    transfers: list[Transfer] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    new_pending: list[Pending] = field(default_factory=list)
+    pending_states: dict[UUID, str] = field(default_factory=dict)
+    deltas: dict[str, list[int]] = field(default_factory=dict)  # id -> [dp, dpo, cp, cpo]
+
+    def add_delta(self, account_id: str, index: int, amount: int) -> None:
+        """Accumulates a balance change; `index` 0..3 = debits_pending..credits_posted."""
+        self.deltas.setdefault(account_id, [0, 0, 0, 0])[index] += amount
+
+
+DP, DPO, CP, CPO = 0, 1, 2, 3
+
+
+class Ledger:
+    """Decides a batch of requests against the balances and pending transfers loaded for it."""
+
+    def __init__(
+        self,
+        *,
+        accounts: dict[str, Account],
+        pending: dict[UUID, Pending],
+        prior: dict[UUID, RequestRecord],
+        clocks: dict[int, datetime],
+    ) -> None:
+        self.accounts = accounts
+        self.pending = pending
+        self.prior = prior
+        self.clocks = clocks
+        self.effects = Effects()
+        self._due: dict[int, list[tuple[datetime, UUID]]] = {}
+        for item in pending.values():
+            self._watch(item)
+
+    # -- the clock ---------------------------------------------------------------------------
+    def _watch(self, item: Pending) -> None:
+        if item.state == "pending" and item.expires_at is not None:
+            heapq.heappush(self._due.setdefault(item.source_partition, []), (item.expires_at, item.id))
+
+    def advance(self, partition: int, occurred_at: datetime) -> None:
+        """Moves a partition's clock forward and expires every pending transfer now due."""
+        clock = max(self.clocks.get(partition, occurred_at), occurred_at)
+        self.clocks[partition] = clock
+        due = self._due.get(partition)
+        while due and due[0][0] <= clock:
+            _, pending_id = heapq.heappop(due)
+            item = self.pending[pending_id]
+            if item.state == "pending":
+                self._release(item, "expired", TRANSFER_EXPIRE_PENDING, expiry_transfer_id(item.id))
+
+    # -- deciding ----------------------------------------------------------------------------
+    def decide(self, request: Request) -> Decision:
+        """Decides one request and records its effects. Requests must come in stream order."""
+        event = request.event
+        self.advance(request.partition, event.occurred_at)
+        prior = self.prior.get(event.event_id)
+        if prior is not None:
+            return self._replay(request, prior)
+        if isinstance(event, PaymentRequested):
+            decision = self._transfer(request, event.payer_account_id, event.payee_account_id, event.amount, event.kind)
+        elif isinstance(event, CashIn):
+            decision = self._transfer(
+                request, event.agent_account_id, event.customer_account_id, event.amount, "cash_in"
+            )
+        elif isinstance(event, CashOut):
+            decision = self._transfer(
+                request, event.customer_account_id, event.agent_account_id, event.amount, "cash_out"
+            )
+        else:
+            decision = self._finish_pending(request, event)
+        record = RequestRecord(
+            id=event.event_id,
+            request_type=event.event_type,
+            result=decision.result,
+            transfer_status=decision.status,
+            amount=getattr(event, "amount", None) or 0,
+            fingerprint=request.fingerprint,
+            source_partition=request.partition,
+            source_offset=request.offset,
+        )
+        self.prior[event.event_id] = record
+        self.effects.requests.append(record)
+        return decision
+
+    def _replay(self, request: Request, prior: RequestRecord) -> Decision:
+        """A request seen before: the same outcome again, or a clash if its fields changed."""
+        event = request.event
+        amount = getattr(event, "amount", None) or 0
+        debit, credit = _parties(event)
+        if prior.amount != amount:
+            result = "exists_with_different_amount"
+        elif prior.fingerprint != request.fingerprint:
+            result = "exists_with_different_fields"
+        elif prior.result in SETTLED_RESULTS:
+            result = "exists"
+        else:
+            result = prior.result
+        status = None
+        if result == "exists":
+            known = self.pending.get(event.event_id)
+            status = known.state if known is not None else prior.transfer_status
+        return Decision(request, result, status, debit, credit, amount, duplicate=True)
+
+    def _transfer(self, request: Request, debit_id: str, credit_id: str, amount: int, code: str) -> Decision:
+        event = request.event
+        pending = isinstance(event, PaymentRequested) and event.pending
+        result = self._check_transfer(debit_id, credit_id, amount)
+        if result != "created":
+            return Decision(request, result, None, debit_id, credit_id, amount)
+        rail = event.rail if isinstance(event, PaymentRequested) else None
+        timeout_seconds = event.timeout_seconds if isinstance(event, PaymentRequested) else 0
+        reference = event.reference if isinstance(event, PaymentRequested) else None
+        self.effects.transfers.append(
+            Transfer(
+                id=event.event_id,
+                debit_account_id=debit_id,
+                credit_account_id=credit_id,
+                amount=amount,
+                currency=event.currency,
+                code=code,
+                rail=rail,
+                pending_id=None,
+                timeout_seconds=timeout_seconds,
+                flags=TRANSFER_PENDING if pending else 0,
+                occurred_at=event.occurred_at,
+                reference=reference,
+            )
+        )
+        if pending:
+            expires_at = event.occurred_at + timedelta(seconds=timeout_seconds) if timeout_seconds else None
+            item = Pending(event.event_id, debit_id, credit_id, amount, code, expires_at, request.partition)
+            self.pending[item.id] = item
+            self.effects.new_pending.append(item)
+            self._watch(item)
+            self._move(debit_id, DP, credit_id, CP, amount)
+            return Decision(request, "created", "pending", debit_id, credit_id, amount)
+        self._move(debit_id, DPO, credit_id, CPO, amount)
+        return Decision(request, "created", "posted", debit_id, credit_id, amount)
+
+    def _check_transfer(self, debit_id: str, credit_id: str, amount: int) -> str:
+        if debit_id == credit_id:
+            return "accounts_must_be_different"
+        debit = self.accounts.get(debit_id)
+        if debit is None or credit_id not in self.accounts:
+            return "account_not_found"
+        if not debit.check_debit_allowed(amount):
+            return "exceeds_credits"
+        return "created"
+
+    def _finish_pending(self, request: Request, event: PaymentPostRequested | PaymentVoidRequested) -> Decision:
+        """Posts (fully or in part) or voids a pending transfer."""
+        item = self.pending.get(event.pending_id)
+        asked = getattr(event, "amount", None) or 0
+        if item is None or item.debit_account_id != event.payer_account_id:
+            return Decision(request, "pending_transfer_not_found", None, event.payer_account_id, None, asked)
+        if item.state != "pending":
+            code = f"pending_transfer_already_{item.state}"
+            if item.state == "expired":
+                code = "pending_transfer_expired"
+            return Decision(request, code, None, item.debit_account_id, item.credit_account_id, asked)
+        if isinstance(event, PaymentVoidRequested):
+            self._release(item, "voided", TRANSFER_VOID_PENDING, event.event_id, at=event.occurred_at)
+            return Decision(request, "created", "voided", item.debit_account_id, item.credit_account_id, 0)
+        amount = event.amount if event.amount is not None else item.amount
+        if amount > item.amount:
+            return Decision(
+                request, "exceeds_pending_transfer_amount", None, item.debit_account_id, item.credit_account_id, amount
+            )
+        self._release(item, "posted", TRANSFER_POST_PENDING, event.event_id, posted_amount=amount, at=event.occurred_at)
+        return Decision(request, "created", "posted", item.debit_account_id, item.credit_account_id, amount)
+
+    def _release(
+        self,
+        item: Pending,
+        state: str,
+        flags: int,
+        transfer_id: UUID,
+        *,
+        posted_amount: int = 0,
+        at: datetime | None = None,
+    ) -> None:
+        """Ends a pending transfer: its whole amount leaves pending, `posted_amount` is posted."""
+        occurred_at = at if at is not None else item.expires_at
+        assert occurred_at is not None, item
+        item.state = state
+        self.effects.pending_states[item.id] = state
+        self._move(item.debit_account_id, DP, item.credit_account_id, CP, -item.amount)
+        if posted_amount:
+            self._move(item.debit_account_id, DPO, item.credit_account_id, CPO, posted_amount)
+        self.effects.transfers.append(
+            Transfer(
+                id=transfer_id,
+                debit_account_id=item.debit_account_id,
+                credit_account_id=item.credit_account_id,
+                amount=posted_amount if flags == TRANSFER_POST_PENDING else item.amount,
+                currency="PKR",
+                code=item.code,
+                rail=None,
+                pending_id=item.id,
+                timeout_seconds=0,
+                flags=flags,
+                occurred_at=occurred_at,
+                reference=None,
+            )
+        )
+
+    def _move(self, debit_id: str, debit_index: int, credit_id: str, credit_index: int, amount: int) -> None:
+        """Applies one double-entry movement to the loaded balances and the batch's deltas."""
+        debit, credit = self.accounts[debit_id], self.accounts[credit_id]
+        if debit_index == DP:
+            debit.debits_pending += amount
+            credit.credits_pending += amount
+        else:
+            debit.debits_posted += amount
+            credit.credits_posted += amount
+        self.effects.add_delta(debit_id, debit_index, amount)
+        self.effects.add_delta(credit_id, credit_index, amount)
+
+
+def _parties(event: RequestEvent) -> tuple[str, str | None]:
+    """(debit, credit) account ids as the request names them."""
+    if isinstance(event, PaymentRequested):
+        return event.payer_account_id, event.payee_account_id
+    if isinstance(event, CashIn):
+        return event.agent_account_id, event.customer_account_id
+    if isinstance(event, CashOut):
+        return event.customer_account_id, event.agent_account_id
+    return event.payer_account_id, None
+
+
+def accounts_named(event: RequestEvent) -> tuple[str, ...]:
+    """Every account a request may touch directly (post/void touch the pending's accounts)."""
+    debit, credit = _parties(event)
+    return (debit,) if credit is None else (debit, credit)

@@ -1,0 +1,172 @@
+"""The ledger's tables, one small function per statement; every call takes keyword arguments.
+
+Each function runs on a connection the caller holds (inside the caller's transaction); none
+commits on its own. Writes take whole arrays (unnest or COPY), never one row per statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from consumers.ledger import sql
+from consumers.ledger.domain import Account, Effects, Pending, RequestRecord
+
+
+async def open_accounts(connection: asyncpg.Connection, *, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
+    """Inserts accounts (id, kind, flags, opened_at) that do not exist yet."""
+    if rows:
+        ids, kinds, flags, opened = zip(*rows, strict=True)
+        await connection.execute(sql.INSERT_ACCOUNTS, list(ids), list(kinds), list(flags), list(opened))
+
+
+async def lock_accounts(connection: asyncpg.Connection, *, ids: Iterable[str]) -> dict[str, Account]:
+    """Loads and locks accounts in id order (the same order in every process: no deadlock)."""
+    rows = await connection.fetch(sql.LOCK_ACCOUNTS, sorted(set(ids)))
+    return {row["id"]: Account(*row) for row in rows}
+
+
+async def select_prior_requests(connection: asyncpg.Connection, *, ids: Sequence[UUID]) -> dict[UUID, RequestRecord]:
+    """Requests already decided, by id (duplicate deliveries)."""
+    rows = await connection.fetch(sql.SELECT_PRIOR_REQUESTS, ids)
+    return {row["id"]: RequestRecord(**dict(row)) for row in rows}
+
+
+async def lock_pending(
+    connection: asyncpg.Connection, *, ids: Sequence[UUID], clocks: dict[int, datetime]
+) -> dict[UUID, Pending]:
+    """Loads and locks the pending transfers named by `ids` or due by the given partition clocks."""
+    found: dict[UUID, Pending] = {}
+    if ids:
+        for row in await connection.fetch(sql.LOCK_PENDING_BY_ID, list(ids)):
+            found[row["id"]] = Pending(*row)
+    if clocks:
+        parts = list(clocks)
+        for row in await connection.fetch(sql.LOCK_PENDING_DUE, parts, [clocks[p] for p in parts]):
+            found.setdefault(row["id"], Pending(*row))
+    return found
+
+
+async def write_effects(connection: asyncpg.Connection, *, effects: Effects) -> None:
+    """Writes a batch's transfers, requests, pending transfers and balance deltas."""
+    if effects.transfers:
+        await connection.copy_records_to_table(
+            "ledger_transfers",
+            records=[
+                (
+                    t.id,
+                    t.debit_account_id,
+                    t.credit_account_id,
+                    t.amount,
+                    t.currency,
+                    t.code,
+                    t.rail,
+                    t.pending_id,
+                    t.timeout_seconds,
+                    t.flags,
+                    t.occurred_at,
+                    t.reference,
+                )
+                for t in effects.transfers
+            ],
+            columns=sql.TRANSFER_COLUMNS,
+        )
+    if effects.requests:
+        await connection.copy_records_to_table(
+            "ledger_requests",
+            records=[
+                (
+                    r.id,
+                    r.request_type,
+                    r.result,
+                    r.transfer_status,
+                    r.amount,
+                    r.fingerprint,
+                    r.source_partition,
+                    r.source_offset,
+                )
+                for r in effects.requests
+            ],
+            columns=sql.REQUEST_COLUMNS,
+        )
+    await _write_pending(connection, effects=effects)
+    if effects.deltas:
+        ids = sorted(effects.deltas)
+        columns = [[effects.deltas[i][k] for i in ids] for k in range(4)]
+        await connection.execute(sql.APPLY_DELTAS, ids, *columns)
+
+
+async def _write_pending(connection: asyncpg.Connection, *, effects: Effects) -> None:
+    new_ids = {p.id for p in effects.new_pending}
+    if effects.new_pending:
+        # New rows are written with their final state of this batch (one may be posted already).
+        await connection.copy_records_to_table(
+            "ledger_pending",
+            records=[
+                (
+                    p.id,
+                    p.debit_account_id,
+                    p.credit_account_id,
+                    p.amount,
+                    p.code,
+                    p.expires_at,
+                    p.source_partition,
+                    p.state,
+                )
+                for p in effects.new_pending
+            ],
+            columns=sql.PENDING_COLUMNS,
+        )
+    changed = [(i, s) for i, s in effects.pending_states.items() if i not in new_ids]
+    if changed:
+        ids, states = zip(*changed, strict=True)
+        status = await connection.execute(sql.UPDATE_PENDING_STATES, list(ids), list(states))
+        assert status == f"UPDATE {len(changed)}", (status, len(changed))
+
+
+async def ensure_offsets(
+    connection: asyncpg.Connection, *, group: str, topic: str, starts: dict[int, int]
+) -> dict[int, tuple[int, datetime | None]]:
+    """Creates missing offset rows at `starts`; returns (next_offset, clock) per partition."""
+    parts = sorted(starts)
+    await connection.execute(sql.ENSURE_OFFSETS, group, topic, parts, [starts[p] for p in parts])
+    rows = await connection.fetch(sql.SELECT_OFFSETS, group, topic, parts)
+    return {row["partition"]: (row["next_offset"], row["clock"]) for row in rows}
+
+
+async def lock_offsets(
+    connection: asyncpg.Connection, *, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, tuple[int, datetime | None]]:
+    """Locks the batch's offset rows (partition order); returns (next_offset, clock) per partition."""
+    rows = await connection.fetch(sql.LOCK_OFFSETS, group, topic, sorted(partitions))
+    return {row["partition"]: (row["next_offset"], row["clock"]) for row in rows}
+
+
+async def advance_offsets(
+    connection: asyncpg.Connection,
+    *,
+    group: str,
+    topic: str,
+    rows: Sequence[tuple[int, int, datetime | None, int, int, int]],
+) -> None:
+    """Moves offsets forward: (partition, next_offset, clock, messages, duplicates, dead_lettered)."""
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    await connection.execute(sql.ADVANCE_OFFSETS, group, topic, *columns)
+
+
+async def advance_account_offsets(
+    connection: asyncpg.Connection, *, group: str, topic: str, next_offsets: dict[int, int]
+) -> None:
+    """Records how far the accounts topic has been read (never backwards)."""
+    parts = sorted(next_offsets)
+    await connection.execute(sql.ADVANCE_ACCOUNT_OFFSETS, group, topic, parts, [next_offsets[p] for p in parts])
+
+
+async def insert_outbox(connection: asyncpg.Connection, *, keys: list[str], payloads: list[bytes]) -> int | None:
+    """Stores a batch's outcomes for the relay; returns the outbox row id (None if nothing)."""
+    if not keys:
+        return None
+    return await connection.fetchval(sql.INSERT_OUTBOX, keys, payloads)

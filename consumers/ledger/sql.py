@@ -1,0 +1,140 @@
+"""Every SQL statement of the ledger, as named constants. Set-based: arrays in, one statement per step."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- accounts ----------------------------------------------------------------------------------
+INSERT_ACCOUNTS: Final = """
+INSERT INTO ledger_accounts (id, kind, flags, opened_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
+ON CONFLICT (id) DO NOTHING
+"""
+
+LOCK_ACCOUNTS: Final = """
+SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted
+FROM ledger_accounts WHERE id = ANY($1::text[])
+ORDER BY id FOR UPDATE
+"""
+
+# The hot-account technique: one UPDATE per account per batch, from aggregated deltas.
+APPLY_DELTAS: Final = """
+UPDATE ledger_accounts AS a SET
+    debits_pending  = a.debits_pending  + d.dp,
+    debits_posted   = a.debits_posted   + d.dpo,
+    credits_pending = a.credits_pending + d.cp,
+    credits_posted  = a.credits_posted  + d.cpo
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS d(id, dp, dpo, cp, cpo)
+WHERE a.id = d.id
+"""
+
+# -- requests and pending transfers ------------------------------------------------------------
+SELECT_PRIOR_REQUESTS: Final = """
+SELECT id, request_type, result, transfer_status, amount, fingerprint, source_partition, source_offset
+FROM ledger_requests WHERE id = ANY($1::uuid[])
+"""
+
+LOCK_PENDING_BY_ID: Final = """
+SELECT id, debit_account_id, credit_account_id, amount, code, expires_at, source_partition, state
+FROM ledger_pending WHERE id = ANY($1::uuid[])
+ORDER BY id FOR UPDATE
+"""
+
+# Pending transfers that the batch's clocks will reach, per source partition.
+LOCK_PENDING_DUE: Final = """
+SELECT p.id, p.debit_account_id, p.credit_account_id, p.amount, p.code, p.expires_at,
+       p.source_partition, p.state
+FROM ledger_pending AS p
+JOIN unnest($1::int[], $2::timestamptz[]) AS c(part, clock)
+  ON p.source_partition = c.part AND p.state = 'pending' AND p.expires_at <= c.clock
+ORDER BY p.id FOR UPDATE OF p
+"""
+
+UPDATE_PENDING_STATES: Final = """
+UPDATE ledger_pending AS p SET state = s.state
+FROM unnest($1::uuid[], $2::text[]) AS s(id, state)
+WHERE p.id = s.id AND p.state = 'pending'
+"""
+
+TRANSFER_COLUMNS: Final = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "currency",
+    "code",
+    "rail",
+    "pending_id",
+    "timeout_seconds",
+    "flags",
+    "occurred_at",
+    "reference",
+)
+REQUEST_COLUMNS: Final = (
+    "id",
+    "request_type",
+    "result",
+    "transfer_status",
+    "amount",
+    "fingerprint",
+    "source_partition",
+    "source_offset",
+)
+PENDING_COLUMNS: Final = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "code",
+    "expires_at",
+    "source_partition",
+    "state",
+)
+
+# -- offsets -----------------------------------------------------------------------------------
+ENSURE_OFFSETS: Final = """
+INSERT INTO ledger_offsets (consumer_group, topic, partition, next_offset)
+SELECT $1, $2, part, start FROM unnest($3::int[], $4::bigint[]) AS s(part, start)
+ON CONFLICT DO NOTHING
+"""
+
+SELECT_OFFSETS: Final = """
+SELECT partition, next_offset, clock FROM ledger_offsets
+WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[])
+"""
+
+# Fencing: lock the batch's partitions and read where the database says they stand.
+LOCK_OFFSETS: Final = """
+SELECT partition, next_offset, clock FROM ledger_offsets
+WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[])
+ORDER BY partition FOR UPDATE
+"""
+
+ADVANCE_OFFSETS: Final = """
+UPDATE ledger_offsets AS o SET
+    next_offset   = a.next_offset,
+    clock         = GREATEST(o.clock, a.clock),
+    messages      = o.messages + a.messages,
+    duplicates    = o.duplicates + a.duplicates,
+    dead_lettered = o.dead_lettered + a.dead_lettered
+FROM unnest($3::int[], $4::bigint[], $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[])
+    AS a(part, next_offset, clock, messages, duplicates, dead_lettered)
+WHERE o.consumer_group = $1 AND o.topic = $2 AND o.partition = a.part
+"""
+
+# Accounts are read by every process (not by group), so offsets only ever move forward.
+ADVANCE_ACCOUNT_OFFSETS: Final = """
+INSERT INTO ledger_offsets (consumer_group, topic, partition, next_offset)
+SELECT $1, $2, part, next_offset FROM unnest($3::int[], $4::bigint[]) AS a(part, next_offset)
+ON CONFLICT (consumer_group, topic, partition)
+DO UPDATE SET next_offset = GREATEST(ledger_offsets.next_offset, EXCLUDED.next_offset)
+"""
+
+# -- outbox ------------------------------------------------------------------------------------
+INSERT_OUTBOX: Final = "INSERT INTO ledger_outbox (keys, payloads) VALUES ($1::text[], $2::bytea[]) RETURNING id"
+DELETE_OUTBOX: Final = "DELETE FROM ledger_outbox WHERE id = $1"
+LOCK_OUTBOX_BACKLOG: Final = """
+SELECT id, keys, payloads FROM ledger_outbox
+WHERE created_at <= now() - make_interval(secs => $1)
+ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+"""

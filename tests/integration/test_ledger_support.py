@@ -1,0 +1,240 @@
+"""Helpers for the ledger's integration tests and benchmark: a reproducible stream, produce, read back.
+
+Holds no tests; named test_ledger_* only to stay inside the ledger's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+from uuid import UUID
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from infra.settings import Settings
+from schemas.accounts import AccountOpened
+from schemas.cash import CashIn, CashOut
+from schemas.envelope import Envelope
+from schemas.events import dump_event
+from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+from schemas.topics import ACCOUNTS, PAYMENT_REQUESTS, TopicSpec
+
+REPO: Final = Path(__file__).resolve().parents[2]
+PYTHON: Final = str(REPO / ".venv" / "bin" / "python")
+START: Final = datetime(2026, 1, 1, tzinfo=UTC)
+READ_WAIT_S_MAX: Final = 30.0
+
+
+def _uuid(rng: random.Random) -> UUID:
+    return UUID(int=rng.getrandbits(128), version=4)
+
+
+def _envelope(rng: random.Random, at: datetime) -> dict:
+    return {"event_id": _uuid(rng), "occurred_at": at, "producer": "test", "correlation_id": _uuid(rng)}
+
+
+def make_accounts(
+    rng: random.Random, *, citizens: int, merchants: int, agents: int = 2
+) -> tuple[list[AccountOpened], list[str], list[str], list[str], str]:
+    """Accounts to open: (events, citizen ids, merchant ids, agent ids, employer id)."""
+    events: list[AccountOpened] = []
+
+    def opened(prefix: str, kind: str, **extra: object) -> str:
+        del prefix  # the kind is in the event; ids are opaque hex tokens
+        account_id = f"acc_{rng.getrandbits(64):016x}"
+        events.append(
+            AccountOpened(
+                **_envelope(rng, START),
+                account_id=account_id,
+                kind=kind,
+                holder_token=f"hld_{rng.getrandbits(48):012x}",
+                provider="EPMB",
+                district="Peshawar",
+                **extra,
+            )
+        )
+        return account_id
+
+    citizen_ids = [opened("c", "citizen_wallet", gender=rng.choice(["female", "male"])) for _ in range(citizens)]
+    merchant_ids = [opened("m", "merchant", merchant_category="kiryana") for _ in range(merchants)]
+    agent_ids = [opened("a", "agent") for _ in range(agents)]
+    employer = opened("e", "employer")
+    return events, citizen_ids, merchant_ids, agent_ids, employer
+
+
+def make_requests(
+    rng: random.Random,
+    *,
+    count: int,
+    citizens: list[str],
+    merchants: list[str],
+    agents: list[str],
+    employer: str,
+    hot_share: float = 0.0,
+    step_ms: int = 50,
+) -> list[Envelope]:
+    """A mixed, reproducible stream: wages, cash in/out, p2p, p2m, two-phase post/void/expiry."""
+    events: list[Envelope] = []
+    pending: list[PaymentRequested] = []
+    at = START
+    for _ in range(count):
+        at += timedelta(milliseconds=step_ms)
+        roll = rng.random()
+        citizen = rng.choice(citizens)
+        amount = rng.randint(100, 500_000)
+        if roll < 0.05:
+            events.append(
+                PaymentRequested(
+                    **_envelope(rng, at), kind="wage", rail="bank", payer_account_id=employer,
+                    payee_account_id=citizen, amount=amount * 20,
+                )
+            )
+        elif roll < 0.12:
+            events.append(
+                CashIn(**_envelope(rng, at), customer_account_id=citizen, agent_account_id=rng.choice(agents),
+                       amount=amount * 5)
+            )
+        elif roll < 0.15:
+            events.append(
+                CashOut(**_envelope(rng, at), customer_account_id=citizen, agent_account_id=rng.choice(agents),
+                        amount=amount)
+            )
+        elif roll < 0.22:
+            payment = PaymentRequested(
+                **_envelope(rng, at), kind="ecommerce", rail="card", payer_account_id=citizen,
+                payee_account_id=rng.choice(merchants), amount=amount, pending=True,
+                timeout_seconds=rng.choice([0, 1, 3600]),
+            )
+            events.append(payment)
+            pending.append(payment)
+        elif roll < 0.27 and pending:
+            target = pending.pop(rng.randrange(len(pending)))
+            if rng.random() < 0.6:
+                partial = rng.choice([None, max(1, target.amount // 2), target.amount + 1])
+                events.append(
+                    PaymentPostRequested(
+                        **_envelope(rng, at), pending_id=target.event_id,
+                        payer_account_id=target.payer_account_id, amount=partial,
+                    )
+                )
+            else:
+                events.append(
+                    PaymentVoidRequested(
+                        **_envelope(rng, at), pending_id=target.event_id, payer_account_id=target.payer_account_id
+                    )
+                )
+        elif roll < 0.40:
+            events.append(
+                PaymentRequested(
+                    **_envelope(rng, at), kind="p2p", rail="raast", payer_account_id=citizen,
+                    payee_account_id=rng.choice(citizens), amount=amount,
+                )
+            )
+        else:
+            hot = rng.random() < hot_share
+            events.append(
+                PaymentRequested(
+                    **_envelope(rng, at), kind="p2m_static_qr", rail="wallet", payer_account_id=citizen,
+                    payee_account_id=merchants[0] if hot else rng.choice(merchants), amount=amount,
+                )
+            )
+    return events
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """A stable partition for a key (tests pin partitions so order is reproducible)."""
+    return sum(key.encode()) % partitions
+
+
+async def produce(settings: Settings, events: Iterable[Envelope], *, spec: TopicSpec | None = None) -> int:
+    """Publishes events (acks=all) to their catalog topic, keyed by partition key; returns count."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for event in events:
+            target = spec or (ACCOUNTS if isinstance(event, AccountOpened) else PAYMENT_REQUESTS)
+            key = event.partition_key
+            futures.append(
+                await producer.send(
+                    settings.topic(target), dump_event(event), key=key.encode(),
+                    partition=partition_for(key, target.partitions),
+                )
+            )
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+async def produce_raw(settings: Settings, spec: TopicSpec, values: list[bytes | None], *, partition: int = 0) -> None:
+    """Publishes raw bytes (poison) to one partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(settings.topic(spec), value, key=b"poison", partition=partition)
+    finally:
+        await producer.stop()
+
+
+async def read_all(settings: Settings, spec: TopicSpec, *, expected: int, wait_s: float = READ_WAIT_S_MAX) -> list:
+    """Reads a topic from the beginning until `expected` messages arrived (or the wait ran out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        parts = sorted(consumer.partitions_for_topic(settings.topic(spec)) or ())
+        tps = [TopicPartition(settings.topic(spec), p) for p in parts]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        messages: list = []
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for found in batch.values():
+                messages.extend(found)
+            if len(messages) >= expected and not batch:
+                break
+        return messages
+    finally:
+        await consumer.stop()
+
+
+def settle_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a `settle` subprocess pointed at the test's topics and database."""
+    env = dict(os.environ)
+    env.update(
+        KPSANDBOX_TOPIC_PREFIX=settings.topic_prefix,
+        KPSANDBOX_DATABASE_URL=settings.dsn,
+        KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+async def run_settle(settings: Settings, *, until_idle: bool = True, timeout_s: float = 120, **env: str):
+    """Runs the ledger consumer as a separate process; returns it (finished unless until_idle=False)."""
+    args = [PYTHON, "-m", "consumers.ledger", *(["--until-idle"] if until_idle else [])]
+    process = await asyncio.create_subprocess_exec(
+        *args, env=settle_env(settings, **env), cwd=str(REPO), stdout=sys.stderr, stderr=sys.stderr
+    )
+    if until_idle:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    return process
+
+
+async def scalar(settings: Settings, query: str) -> object:
+    """One value from the test's database."""
+    connection = await asyncpg.connect(settings.dsn)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
