@@ -204,6 +204,18 @@ def check_java() -> str:
     return java
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _maven_reason(output: str) -> str:
+    """The first meaningful [ERROR] line of Maven's output."""
+    for line in ANSI.sub("", output).splitlines():
+        text = line.removeprefix("[ERROR]").strip()
+        if line.startswith("[ERROR]") and text and not text.startswith(("For more", "[Help", "Re-run", "To see")):
+            return text[:400]
+    return "mvn failed without an [ERROR] line"
+
+
 def jars_present(libs: Path) -> bool:
     """True when the cache holds the broker jar."""
     return any(libs.glob("kafka_2.13-*.jar"))
@@ -228,9 +240,9 @@ def fetch_jars(settings: Settings) -> Path:
         capture_output=True, text=True, timeout=MVN_TIMEOUT_S, check=False,
     )  # fmt: skip
     if completed.returncode != 0 or not jars_present(staging):
-        tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]
         raise SandboxError(
-            f"could not fetch Kafka {settings.kafka_version} from Maven Central: {' / '.join(tail)[:400]}",
+            f"could not fetch Kafka {settings.kafka_version} from Maven Central: "
+            f"{_maven_reason(completed.stdout + completed.stderr)}",
             f"check that Maven Central is reachable (mvn settings, proxy), or place the jars in {libs}",
         )
     shutil.rmtree(libs, ignore_errors=True)

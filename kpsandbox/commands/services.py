@@ -9,6 +9,7 @@ from rich.table import Table
 
 from infra.local import stack
 from infra.local.base import ServiceStatus
+from infra.local.kafka import check_java, fetch_jars
 from kpsandbox.console import console, human_bytes, settings
 
 
@@ -67,8 +68,18 @@ def down() -> None:
         console.print("nothing was running — no service started by `kpsandbox up` was found")
 
 
+def fetch_kafka() -> None:
+    """Download the pinned Apache Kafka and its runtime jars from Maven Central into the cache (once)."""
+    config = settings()
+    check_java()
+    with console.status(f"fetching Kafka {config.kafka_version} from Maven Central…"):
+        libs = fetch_jars(config)
+    console.print(f"Kafka {config.kafka_version}: {len(list(libs.glob('*.jar')))} jars in {libs}")
+
+
 def register(app: typer.Typer) -> None:
-    """Adds up, status and down."""
+    """Adds up, status, down and fetch-kafka."""
+    app.command("fetch-kafka")(fetch_kafka)
     app.command()(up)
     app.command()(status)
     app.command()(down)

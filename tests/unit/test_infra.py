@@ -1,0 +1,148 @@
+"""Settings validation, port checks and the local-service error paths (no services needed)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from infra.errors import SandboxError
+from infra.local import kafka, procs
+from infra.local.prometheus import prometheus_config
+from infra.settings import Settings, with_overrides
+from schemas.topics import ACCOUNTS
+
+
+def test_defaults_are_embedded_on_loopback(tmp_path: Path) -> None:
+    """With nothing set, every service is local and bound to 127.0.0.1."""
+    settings = Settings(state_dir=tmp_path)
+    assert settings.kafka_embedded and settings.postgres_embedded and settings.prometheus_embedded
+    assert settings.bootstrap_servers == "127.0.0.1:19092"
+    assert settings.dsn.startswith("postgresql://kpsandbox@127.0.0.1:15432/")
+
+
+def test_external_mode_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS / KPSANDBOX_DATABASE_URL switch those services to external."""
+    monkeypatch.setenv("KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS", "broker1:9092,broker2:9092")
+    monkeypatch.setenv("KPSANDBOX_DATABASE_URL", "postgresql://u:p@db:5432/kp")
+    settings = Settings()
+    assert not settings.kafka_embedded and not settings.postgres_embedded
+    assert settings.bootstrap_servers == "broker1:9092,broker2:9092"
+    assert settings.dsn == "postgresql://u:p@db:5432/kp"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KPSANDBOX_KAFKA_PORT", "abc"),
+        ("KPSANDBOX_KAFKA_PORT", "80"),
+        ("KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS", "no-port-here"),
+        ("KPSANDBOX_DATABASE_URL", "mysql://x"),
+        ("KPSANDBOX_KAFKA_HEAP_MB", "4096"),
+        ("KPSANDBOX_KAFKA_VERSION", "3.9.0"),
+        ("KPSANDBOX_TOPIC_PREFIX", "Bad Prefix"),
+    ],
+)
+def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    """Each malformed value fails validation instead of surfacing later as a confusing error."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_topic_prefix_and_overrides(tmp_path: Path) -> None:
+    """Topic names carry the prefix; with_overrides gives a fresh object with recomputed properties."""
+    base = Settings(state_dir=tmp_path)
+    _ = base.dsn  # populate the cached property
+    other = with_overrides(base, topic_prefix="t1.", postgres_port=25000)
+    assert other.topic(ACCOUNTS) == "t1.kp.accounts.v1"
+    assert ":25000/" in other.dsn and ":15432/" in base.dsn
+
+
+def test_busy_port_is_detected_and_named() -> None:
+    """A listening socket makes check_ports_free fail naming the port and its setting."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        assert not procs.port_is_free(port)
+        with pytest.raises(SandboxError) as caught:
+            procs.check_ports_free([procs.PortClaim(port, "Kafka", "KPSANDBOX_KAFKA_PORT")])
+    assert str(port) in caught.value.message and "KPSANDBOX_KAFKA_PORT" in caught.value.hint
+    assert procs.port_is_free(port)
+
+
+def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without java on PATH the error names the package to install and the external-Kafka option."""
+    monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
+    with pytest.raises(SandboxError) as caught:
+        kafka.check_java()
+    assert "Java" in caught.value.message
+    assert "openjdk-17-jre-headless" in caught.value.hint and "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS" in caught.value.hint
+
+
+def test_old_java_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Java older than 17 is reported with the version found."""
+    monkeypatch.setattr(kafka.shutil, "which", lambda name: "/opt/java11/bin/java")
+    old = subprocess.CompletedProcess([], 0, stdout="", stderr='openjdk version "11.0.2" 2019-01-15')
+    monkeypatch.setattr(kafka.subprocess, "run", lambda *a, **k: old)
+    with pytest.raises(SandboxError, match="Java 11"):
+        kafka.check_java()
+
+
+def test_missing_maven_names_the_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without mvn (and no cached jars) the error says what to install and where jars are expected."""
+    monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
+    with pytest.raises(SandboxError) as caught:
+        kafka.fetch_jars(Settings(cache_dir=tmp_path))
+    assert "maven" in caught.value.hint and str(tmp_path) in caught.value.hint
+
+
+def test_cached_jars_skip_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """When the broker jar is cached, Maven is never run (the fetch happens once)."""
+    libs = tmp_path / "kafka-4.4.0" / "libs"
+    libs.mkdir(parents=True)
+    (libs / "kafka_2.13-4.4.0.jar").write_bytes(b"")
+    monkeypatch.setattr(kafka.shutil, "which", lambda name: pytest.fail("mvn must not be looked up"))
+    assert kafka.fetch_jars(Settings(cache_dir=tmp_path)) == libs
+
+
+def test_maven_failure_reason_is_the_first_real_error_line() -> None:
+    """Maven's noisy output is reduced to the line that says why."""
+    output = (
+        "[INFO] x\n[ERROR] Failed to execute goal: could not resolve kafka_2.13:4.99.0\n[ERROR] [Help 1] http://x\n"
+    )
+    assert kafka._maven_reason(output).startswith("Failed to execute goal")
+
+
+def test_broker_config_binds_loopback_and_sizes_for_small_box(tmp_path: Path) -> None:
+    """The generated server.properties runs KRaft on 127.0.0.1 with local replication factors."""
+    text = kafka._server_properties(Settings(state_dir=tmp_path, kafka_port=29092), tmp_path / "data")
+    assert "process.roles=broker,controller" in text
+    assert "listeners=PLAINTEXT://127.0.0.1:29092," in text
+    assert "group.initial.rebalance.delay.ms=0" in text
+    assert "offsets.topic.replication.factor=1" in text
+
+
+def test_prometheus_config_scrapes_metrics_port(tmp_path: Path) -> None:
+    """The generated Prometheus config targets the sandbox exporter on KPSANDBOX_METRICS_PORT."""
+    text = prometheus_config(Settings(state_dir=tmp_path, metrics_port=9555))
+    assert "127.0.0.1:9555" in text and "job_name: kpsandbox" in text
+
+
+def test_owned_pid_ignores_foreign_processes(tmp_path: Path) -> None:
+    """A PID file pointing at a process that is not ours (no state-folder marker) is not trusted."""
+    pid_file = tmp_path / "x.pid"
+    pid_file.write_text("1\n")
+    assert procs.owned_pid(pid_file, str(tmp_path)) is None
+
+
+def test_promtool_accepts_generated_config(tmp_path: Path) -> None:
+    """Prometheus's own checker accepts the config `up` generates."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(Settings(state_dir=tmp_path)))
+    result = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
