@@ -65,9 +65,7 @@ class AccountsReader:
         except (TimeoutError, KafkaError):
             parts = set()
         if not parts:
-            raise SandboxError(
-                f"topic {self.topic} does not exist", "create the catalog topics with `kpsandbox up`"
-            )
+            raise SandboxError(f"topic {self.topic} does not exist", "create the catalog topics with `kpsandbox up`")
         self.partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self.consumer.assign(self.partitions)
         starts = await self.consumer.beginning_offsets(self.partitions)

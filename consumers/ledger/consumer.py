@@ -30,6 +30,8 @@ from consumers.ledger.deadletter import Unreadable, dead_letter, read_event
 from consumers.ledger.domain import Request, RequestEvent
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.outbox import OutcomeRelay, send_all
+from infra.db import database_unreachable
+from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
@@ -148,7 +150,10 @@ class Settler:
     async def run(self, *, until_idle: bool, batch_size_max: int = BATCH_SIZE_MAX) -> RunSummary:
         """Settles until cancelled (or, with `until_idle`, until every partition is drained)."""
         settings = self.settings
-        self.pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=3)
+        try:
+            self.pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=3)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            raise database_unreachable(settings.dsn) from error
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
         )
@@ -168,7 +173,11 @@ class Settler:
             dead_letter_topic=self.dead_letter_topic,
         )
         self.relay = OutcomeRelay(producer=self.producer, pool=self.pool, topic=settings.topic(PAYMENT_OUTCOMES))
-        await self.producer.start()
+        try:
+            await self.producer.start()
+        except (KafkaError, OSError) as error:
+            await self.pool.close()
+            raise kafka_unreachable(settings) from error
         try:
             await self.accounts.start()
             self.consumer.subscribe([self.topic], listener=_Rebalance(self))

@@ -92,24 +92,41 @@ def make_requests(
         if roll < 0.05:
             events.append(
                 PaymentRequested(
-                    **_envelope(rng, at), kind="wage", rail="bank", payer_account_id=employer,
-                    payee_account_id=citizen, amount=amount * 20,
+                    **_envelope(rng, at),
+                    kind="wage",
+                    rail="bank",
+                    payer_account_id=employer,
+                    payee_account_id=citizen,
+                    amount=amount * 20,
                 )
             )
         elif roll < 0.12:
             events.append(
-                CashIn(**_envelope(rng, at), customer_account_id=citizen, agent_account_id=rng.choice(agents),
-                       amount=amount * 5)
+                CashIn(
+                    **_envelope(rng, at),
+                    customer_account_id=citizen,
+                    agent_account_id=rng.choice(agents),
+                    amount=amount * 5,
+                )
             )
         elif roll < 0.15:
             events.append(
-                CashOut(**_envelope(rng, at), customer_account_id=citizen, agent_account_id=rng.choice(agents),
-                        amount=amount)
+                CashOut(
+                    **_envelope(rng, at),
+                    customer_account_id=citizen,
+                    agent_account_id=rng.choice(agents),
+                    amount=amount,
+                )
             )
         elif roll < 0.22:
             payment = PaymentRequested(
-                **_envelope(rng, at), kind="ecommerce", rail="card", payer_account_id=citizen,
-                payee_account_id=rng.choice(merchants), amount=amount, pending=True,
+                **_envelope(rng, at),
+                kind="ecommerce",
+                rail="card",
+                payer_account_id=citizen,
+                payee_account_id=rng.choice(merchants),
+                amount=amount,
+                pending=True,
                 timeout_seconds=rng.choice([0, 1, 3600]),
             )
             events.append(payment)
@@ -120,8 +137,10 @@ def make_requests(
                 partial = rng.choice([None, max(1, target.amount // 2), target.amount + 1])
                 events.append(
                     PaymentPostRequested(
-                        **_envelope(rng, at), pending_id=target.event_id,
-                        payer_account_id=target.payer_account_id, amount=partial,
+                        **_envelope(rng, at),
+                        pending_id=target.event_id,
+                        payer_account_id=target.payer_account_id,
+                        amount=partial,
                     )
                 )
             else:
@@ -133,16 +152,24 @@ def make_requests(
         elif roll < 0.40:
             events.append(
                 PaymentRequested(
-                    **_envelope(rng, at), kind="p2p", rail="raast", payer_account_id=citizen,
-                    payee_account_id=rng.choice(citizens), amount=amount,
+                    **_envelope(rng, at),
+                    kind="p2p",
+                    rail="raast",
+                    payer_account_id=citizen,
+                    payee_account_id=rng.choice(citizens),
+                    amount=amount,
                 )
             )
         else:
             hot = rng.random() < hot_share
             events.append(
                 PaymentRequested(
-                    **_envelope(rng, at), kind="p2m_static_qr", rail="wallet", payer_account_id=citizen,
-                    payee_account_id=merchants[0] if hot else rng.choice(merchants), amount=amount,
+                    **_envelope(rng, at),
+                    kind="p2m_static_qr",
+                    rail="wallet",
+                    payer_account_id=citizen,
+                    payee_account_id=merchants[0] if hot else rng.choice(merchants),
+                    amount=amount,
                 )
             )
     return events
@@ -164,7 +191,9 @@ async def produce(settings: Settings, events: Iterable[Envelope], *, spec: Topic
             key = event.partition_key
             futures.append(
                 await producer.send(
-                    settings.topic(target), dump_event(event), key=key.encode(),
+                    settings.topic(target),
+                    dump_event(event),
+                    key=key.encode(),
                     partition=partition_for(key, target.partitions),
                 )
             )
