@@ -54,7 +54,7 @@ def smoke(
         )
     console.print(
         f"[green]ok[/]: {result.sent} events round-tripped through {topic} in {result.seconds:.2f} s "
-        f"(committed offsets {result.committed_offset_total}); {version} answers"
+        f"(group committed up to offset {result.committed_offset_total}); {version} answers"
     )
 
 
