@@ -301,6 +301,10 @@ class Ledger:
         asked = getattr(event, "amount", None) or 0
         if item is None or item.debit_account_id != event.payer_account_id:
             return Decision(request, "pending_transfer_not_found", None, event.payer_account_id, None, asked)
+        clock = self.clocks[request.partition]
+        if item.state == "pending" and item.expires_at is not None and item.expires_at <= clock:
+            # Due by this request's own clock (its partition may differ from the pending's).
+            self._release(item, "expired", TRANSFER_EXPIRE_PENDING, expiry_transfer_id(item.id))
         if item.state != "pending":
             code = f"pending_transfer_already_{item.state}"
             if item.state == "expired":

@@ -1,0 +1,91 @@
+"""The ledger's message reading: dead-letter classification and the deterministic partition merge."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.ledger.consumer import REQUEST_ADAPTER
+from consumers.ledger.deadletter import Unreadable, read_event
+from consumers.ledger.merge import Item, PartitionMerge
+from schemas.events import dump_event
+from schemas.payments import PaymentRequested
+from schemas.topics import PAYMENT_REQUESTS
+
+ALLOWED = PAYMENT_REQUESTS.event_type_names
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _payment(**overrides: object) -> bytes:
+    event = PaymentRequested(
+        event_id=uuid4(),
+        occurred_at=START,
+        producer="test",
+        correlation_id=uuid4(),
+        kind="p2p",
+        rail="raast",
+        payer_account_id="acc_00000001",
+        payee_account_id="acc_00000002",
+        amount=100,
+    )
+    document = json.loads(dump_event(event))
+    document.update(overrides)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"\xff\xfe not json", "not_json"),
+        (None, "not_json"),
+        (b"[1, 2]", "schema_invalid"),
+        (_payment(amount=1.5), "schema_invalid"),
+        (_payment(event_type="payment.teleported"), "unknown_event_type"),
+        (_payment(event_type="account.opened"), "unexpected_event_type"),
+    ],
+)
+def test_poison_is_classified(raw: bytes | None, reason: str) -> None:
+    """Every kind of unreadable message gets the dead-letter reason the contract names."""
+    result = read_event(raw, REQUEST_ADAPTER, ALLOWED)
+    assert isinstance(result, Unreadable) and result.reason == reason
+
+
+def test_valid_request_is_read() -> None:
+    """A well-formed request is parsed in one pass into its model."""
+    assert isinstance(read_event(_payment(), REQUEST_ADAPTER, ALLOWED), PaymentRequested)
+
+
+@given(seed=st.integers(0, 2**32), cuts=st.lists(st.integers(1, 7), min_size=1, max_size=30))
+def test_merge_order_does_not_depend_on_fetch_sizes(seed: int, cuts: list[int]) -> None:
+    """However fetches split the partitions, the merged order is the same event-time order."""
+    rng = random.Random(seed)
+    streams = {
+        p: [Item(START + timedelta(seconds=rng.randint(0, 50)), p, o, (p, o)) for o in range(rng.randint(0, 12))]
+        for p in range(3)
+    }
+    for stream in streams.values():
+        stream.sort(key=lambda i: i.at)  # each partition is in event-time order, as a producer writes it
+        for offset, item in enumerate(stream):
+            stream[offset] = Item(item.at, item.partition, offset, (item.partition, offset))
+    expected = sorted((i for s in streams.values() for i in s), key=lambda i: (i.at, i.partition))
+
+    merge: PartitionMerge[tuple[int, int]] = PartitionMerge(buffered_per_partition_max=100)
+    fetched = dict.fromkeys(streams, 0)
+    taken: list[Item] = []
+    for step in range(1_000):
+        partition = step % 3
+        cut = cuts[step % len(cuts)]
+        for item in streams[partition][fetched[partition] : fetched[partition] + cut]:
+            merge.add(item)
+        fetched[partition] = min(len(streams[partition]), fetched[partition] + cut)
+        unread = {p for p in streams if fetched[p] < len(streams[p])}
+        taken += merge.take(cuts[0], unread=unread)
+        if not unread and not len(merge):
+            break
+    assert [i.payload for i in taken] == [i.payload for i in expected]
