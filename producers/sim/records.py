@@ -39,10 +39,13 @@ def check_plain_ascii(text: str) -> str:
 class Timestamps:
     """Formats simulated epoch seconds exactly as pydantic dumps a UTC datetime ('...T08:30:15Z')."""
 
-    __slots__ = ("_days",)
+    __slots__ = ("_days", "_minutes", "_seconds")
 
     def __init__(self) -> None:
         self._days: dict[int, str] = {}
+        # Lookup tables instead of formatting: this runs once per event.
+        self._minutes = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
+        self._seconds = [f"{s:02d}Z" for s in range(60)]
 
     def iso(self, ts: int) -> str:
         """ISO 8601 UTC with a 'Z' suffix, whole seconds (the simulation never uses fractions)."""
@@ -51,9 +54,8 @@ class Timestamps:
         if prefix is None:
             prefix = (EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
             self._days[day] = prefix
-        hour, rest = divmod(second, 3600)
-        minute, sec = divmod(rest, 60)
-        return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}Z"
+        minute, sec = divmod(second, 60)
+        return prefix + self._minutes[minute] + self._seconds[sec]
 
 
 def _opt(value: str | None) -> str:

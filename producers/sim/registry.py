@@ -21,6 +21,7 @@ from producers.sim.population import (
 from producers.sim.records import AccountOpenedRec
 
 _INSTRUMENT_BITS: Final = ((STATIC_QR, "static_qr"), (DYNAMIC_QR, "dynamic_qr"), (CARD, "card"), (ONLINE, "online"))
+TOKEN_CACHE_MAX: Final = 2_000_000
 WALLET_PROVIDERS: Final = ("EPMB", "JAZZCASH", "UPAISA", "SADAPAY", "NAYAPAY")
 # Holder-token index ranges per kind of business, so tokens never collide across kinds.
 _AGENT_BASE: Final = 1 << 40
@@ -33,7 +34,7 @@ _IBAN_BASE: Final = {"merchant": 10**9, "employer": 2 * 10**9, "biller": 3 * 10*
 
 
 class Registry:
-    """Derives identifiers on demand; caches none (a million citizens cost no strings)."""
+    """Derives identifiers on demand from the seed and each agent's index."""
 
     def __init__(self, seed: int, cal: Calibration, citizens: Citizens, merchants: Merchants) -> None:
         self.citizens, self.merchants = citizens, merchants
@@ -44,6 +45,7 @@ class Registry:
         self._iban = derive_key(seed, "iban")
         self._alias = derive_key(seed, "alias")
         self._order = derive_key(seed, "order")
+        self._holders: dict[int, str] = {}  # a bounded cache: tokens are pure functions of the index
 
     # -- identifiers ---------------------------------------------------------------------------
 
@@ -52,7 +54,12 @@ class Registry:
         return token(prefix, self._account, i)
 
     def citizen_holder(self, i: int) -> str:
-        return token("cit", self._holder, i)
+        held = self._holders.get(i)
+        if held is None:
+            if len(self._holders) >= TOKEN_CACHE_MAX:
+                self._holders.clear()
+            held = self._holders[i] = token("cit", self._holder, i)
+        return held
 
     def merchant_account(self, m: int) -> str:
         return token("mch", self._account, m)
