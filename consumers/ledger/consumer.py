@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -122,6 +123,11 @@ class Settler:
         self.summary = RunSummary()
         self._last_at: dict[int, datetime] = {}
         self._fetched: dict[int, int] = {}  # partition -> next offset to fetch
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Asks the loop to finish its current batch and return (SIGTERM, Ctrl-C)."""
+        self._stopping.set()
 
     # -- assignment ------------------------------------------------------------------------
     def forget(self, partition: int) -> None:
@@ -193,7 +199,7 @@ class Settler:
 
     async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
         idle_polls = 0
-        while True:
+        while not self._stopping.is_set():
             fetched = await self.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
             for tp, messages in fetched.items():
                 if tp.partition in self.positions:
@@ -360,3 +366,11 @@ class Settler:
             if result.outbox_id is not None:
                 await self.relay.publish(outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads)
         return BatchResult("settled")
+
+
+async def settle_until_signalled(settler: Settler, *, until_idle: bool) -> RunSummary:
+    """Runs the settler; SIGTERM and SIGINT let the current batch finish, then stop."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, settler.stop)
+    return await settler.run(until_idle=until_idle)

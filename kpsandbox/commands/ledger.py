@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from consumers.ledger.check import Finding, check_ledger
-from consumers.ledger.consumer import GROUP_DEFAULT, Settler
+from consumers.ledger.consumer import GROUP_DEFAULT, Settler, settle_until_signalled
 from consumers.ledger.digest import Digest, ledger_digest
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable
 from infra.settings import Settings
@@ -72,7 +72,7 @@ def settle(
     group: str = typer.Option(GROUP_DEFAULT, help="Kafka consumer group (one ledger per group)."),
 ) -> None:
     """Run the ledger consumer: settle payment requests into PostgreSQL, publish outcomes."""
-    summary = asyncio.run(Settler(settings(), group=group).run(until_idle=until_idle))
+    summary = asyncio.run(settle_until_signalled(Settler(settings(), group=group), until_idle=until_idle))
     console.print(
         f"settled {summary.requests} requests in {summary.batches} batches: {summary.transfers} transfers, "
         f"{summary.dead_lettered} dead-lettered"

@@ -1,0 +1,191 @@
+"""The ledger on real Kafka and PostgreSQL: reproducible digest, duplicates, poison, reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+from uuid import uuid4
+
+import asyncpg
+from typer import Typer
+from typer.testing import CliRunner
+
+from consumers.ledger.check import check_ledger
+from consumers.ledger.consumer import Settler
+from consumers.ledger.digest import ledger_digest
+from infra.db import create_database, migrate
+from infra.settings import Settings, with_overrides
+from kpsandbox.commands.ledger import register
+from schemas.events import dump_event
+from schemas.payments import PaymentRequested, outcome_event_id
+from schemas.topics import DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
+from tests.integration.test_ledger_support import (
+    START,
+    make_accounts,
+    make_requests,
+    partition_for,
+    produce,
+    produce_raw,
+    read_all,
+    scalar,
+)
+
+STREAM_REQUESTS = 1_500
+
+
+async def _stream(config: Settings, *, seed: int, count: int = STREAM_REQUESTS) -> list:
+    rng = random.Random(seed)
+    accounts, citizens, merchants, agents, employer = make_accounts(rng, citizens=60, merchants=8)
+    requests = make_requests(rng, count=count, citizens=citizens, merchants=merchants, agents=agents, employer=employer)
+    await produce(config, accounts)
+    await produce(config, requests)
+    return requests
+
+
+async def _findings(config: Settings) -> dict[str, bool]:
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        findings = await check_ledger(connection, requests_topic=config.topic(PAYMENT_REQUESTS))
+    finally:
+        await connection.close()
+    return {f.name: f.holds for f in findings}
+
+
+async def _digest(config: Settings) -> str:
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        return (await ledger_digest(connection)).sha256
+    finally:
+        await connection.close()
+
+
+async def test_same_stream_same_digest_however_batched(settings: Settings, fresh_settings: Settings) -> None:
+    """Replaying one stream into an empty database in other batch sizes gives the same digest."""
+    requests = await _stream(fresh_settings, seed=11)
+    first = await Settler(fresh_settings).run(until_idle=True)
+    assert first.requests == len(requests)
+    assert all((await _findings(fresh_settings)).values())
+
+    replay_dsn = await create_database(settings, f"{fresh_settings.topic_prefix.strip('.')}_replay")
+    await migrate(replay_dsn)
+    replay = with_overrides(fresh_settings, database_url=replay_dsn)
+    second = await Settler(replay, group="kp-ledger-replay").run(until_idle=True, batch_size_max=97)
+    assert second.batches > first.batches  # really batched differently
+    assert await _digest(replay) == await _digest(fresh_settings)
+    assert await scalar(replay, "SELECT count(*) FROM ledger_transfers") > len(requests) // 3
+
+    outcomes = await read_all(fresh_settings, PAYMENT_OUTCOMES, expected=len(requests))
+    assert {json.loads(m.value)["event_id"] for m in outcomes} >= {str(outcome_event_id(r.event_id)) for r in requests}
+
+
+async def test_duplicate_delivery_settles_once(fresh_settings: Settings) -> None:
+    """The same request delivered three times moves money once; a reused id with another amount is refused."""
+    rng = random.Random(5)
+    accounts, _citizens, merchants, _agents, employer = make_accounts(rng, citizens=1, merchants=1)
+    payment = PaymentRequested(
+        event_id=uuid4(),
+        occurred_at=START,
+        producer="test",
+        correlation_id=uuid4(),
+        kind="wage",
+        rail="bank",
+        payer_account_id=employer,
+        payee_account_id=merchants[0],
+        amount=12_345,
+    )
+    changed = payment.model_copy(update={"amount": 99})
+    await produce(fresh_settings, accounts)
+    await produce(fresh_settings, [payment, payment, payment, changed])
+    await Settler(fresh_settings).run(until_idle=True)
+
+    assert await scalar(fresh_settings, "SELECT count(*) FROM ledger_transfers") == 1
+    assert await scalar(fresh_settings, f"SELECT credits_posted FROM ledger_accounts WHERE id = '{merchants[0]}'") == (
+        12_345
+    )
+    assert await scalar(fresh_settings, "SELECT sum(duplicates) FROM ledger_offsets") == 3
+    outcomes = [json.loads(m.value) for m in await read_all(fresh_settings, PAYMENT_OUTCOMES, expected=4)]
+    assert [o["result"] for o in outcomes] == ["created", "exists", "exists", "exists_with_different_amount"]
+    assert {o["event_id"] for o in outcomes} == {str(outcome_event_id(payment.event_id))}
+    assert all((await _findings(fresh_settings)).values())
+
+
+async def test_each_poison_kind_reaches_the_dead_letter_topic(fresh_settings: Settings) -> None:
+    """Bad bytes, bad schema, unknown and misplaced types, and a row PostgreSQL refuses are dead-lettered."""
+    rng = random.Random(9)
+    accounts, _citizens, merchants, _agents, employer = make_accounts(rng, citizens=1, merchants=1)
+    await produce(fresh_settings, accounts)
+    partition = partition_for(employer, PAYMENT_REQUESTS.partitions)
+
+    def payment(reference: str | None) -> PaymentRequested:
+        return PaymentRequested(
+            event_id=uuid4(),
+            occurred_at=START,
+            producer="test",
+            correlation_id=uuid4(),
+            kind="bill_payment",
+            rail="bank",
+            payer_account_id=employer,
+            payee_account_id=merchants[0],
+            amount=100,
+            reference=reference,
+        )
+
+    good = json.loads(dump_event(payment("INV-1")))
+    poison = [
+        b"\x00\xff definitely not json",
+        json.dumps({**good, "amount": "100"}).encode(),
+        json.dumps({**good, "event_type": "payment.teleported"}).encode(),
+        json.dumps({**good, "event_type": "account.opened"}).encode(),
+        dump_event(payment("nul\x00byte")),  # valid JSON and schema; PostgreSQL text refuses NUL
+    ]
+    await produce_raw(fresh_settings, PAYMENT_REQUESTS, [*poison, dump_event(payment("INV-2"))], partition=partition)
+    summary = await Settler(fresh_settings).run(until_idle=True)
+
+    letters = [json.loads(m.value) for m in await read_all(fresh_settings, DEAD_LETTER, expected=5)]
+    assert [d["reason"] for d in letters] == [
+        "not_json",
+        "schema_invalid",
+        "unknown_event_type",
+        "unexpected_event_type",
+        "retries_exhausted",
+    ]
+    assert [base64.b64decode(d["original_value_b64"]) for d in letters] == poison
+    assert {d["source_partition"] for d in letters} == {partition} and letters[0]["consumer_group"] == "kp-ledger"
+    assert summary.dead_lettered == 5
+    assert await scalar(fresh_settings, "SELECT count(*) FROM ledger_transfers") == 1  # the good one after them
+    assert all((await _findings(fresh_settings)).values())
+
+
+async def _settle_and_corrupt(config: Settings, *, corrupt: bool) -> None:
+    if not corrupt:
+        await _stream(config, seed=3, count=300)
+        await Settler(config).run(until_idle=True)
+        return
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        await connection.execute(
+            "UPDATE ledger_accounts SET credits_posted = credits_posted + 1 "
+            "WHERE id = (SELECT min(id) FROM ledger_accounts)"
+        )
+    finally:
+        await connection.close()
+
+
+def test_check_fails_on_a_corrupted_row(fresh_settings: Settings) -> None:
+    """`ledger check` exits 0 on a healthy ledger and 1 once one balance is tampered with."""
+    asyncio.run(_settle_and_corrupt(fresh_settings, corrupt=False))
+    app = Typer()
+    register(app)
+    env = {
+        "KPSANDBOX_DATABASE_URL": fresh_settings.dsn,
+        "KPSANDBOX_TOPIC_PREFIX": fresh_settings.topic_prefix,
+    }
+    healthy = CliRunner().invoke(app, ["ledger", "check"], env=env)
+    assert healthy.exit_code == 0, healthy.output
+
+    asyncio.run(_settle_and_corrupt(fresh_settings, corrupt=True))
+    broken = CliRunner().invoke(app, ["ledger", "check"], env=env)
+    assert broken.exit_code == 1
+    assert "every balance = sum of its transfers" in broken.output and "violated" in broken.output
