@@ -87,7 +87,7 @@ class Economy:
         self._start_ts = calendar.day(0).start_ts
         self._order_counter = 0
         self._unknown_counter = 0
-        self._handlers = (
+        self.handlers = (
             self._purchase,
             self._bill,
             self._p2p,
@@ -138,7 +138,7 @@ class Economy:
 
     def execute(self, intent: tuple, day: SimDay) -> None:
         """Executes one intent, appending its records to `out`."""
-        self._handlers[intent[1]](intent, day)
+        self.handlers[intent[1]](intent, day)
 
     # -- helpers ------------------------------------------------------------------------------
 
