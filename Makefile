@@ -41,7 +41,7 @@ down: venv
 	$(BIN)/kpsandbox down
 
 demo: up
-	$(BIN)/kpsandbox demo
+	$(BIN)/kpsandbox demo --keep-up
 
 test: deps kafka-jars
 	$(BIN)/pytest -q -p no:cacheprovider

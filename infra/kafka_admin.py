@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Final
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -114,3 +115,36 @@ def kafka_unreachable(settings: Settings) -> SandboxError:
     else:
         hint = "check KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS and that the cluster is running"
     return SandboxError(f"Kafka at {settings.bootstrap_servers} is not reachable", hint)
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The log-end offset of every partition of the given topics."""
+    admin = _admin(settings.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic["topic"], part["partition"]) for topic in described for part in topic["partitions"]
+    ]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+
+async def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Messages not yet committed by `group`, per partition (end offset − committed offset)."""
+    ends = await end_offsets(settings, topics)
+    admin = _admin(settings.bootstrap_servers)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    done = {(tp.topic, tp.partition): max(0, meta.offset) for tp, meta in committed.items()}
+    return {key: end - done.get(key, 0) for key, end in ends.items()}

@@ -131,6 +131,15 @@ def with_overrides(settings: Settings, **updates: object) -> Settings:
     return Settings(**(settings.model_dump() | updates))
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The KPSANDBOX_* environment that makes a child process load exactly these settings."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"KPSANDBOX_{name.upper()}"] = str(value)
+    return env
+
+
 def load_settings() -> Settings:
     """Reads settings from the environment. Raises pydantic.ValidationError on a bad value."""
     return Settings()

@@ -103,6 +103,7 @@ class KafkaSink:
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, int] = {}
         self._topic_names = {spec.name: settings.topic(spec) for spec in SIM_TOPICS}
+        self._accounts_topic = settings.topic(ACCOUNTS)
         self._batches: dict[tuple[str, int], object] = {}
         self._in_flight: deque[asyncio.Future] = deque()
         self._partition_of: dict[tuple[str, bytes], int] = {}
@@ -161,15 +162,27 @@ class KafkaSink:
         self.sent += 1
 
     async def _send_batch(self, tp: tuple[str, int]) -> None:
+        """Sends one batch. Account batches go first and are acknowledged before anything else is
+        sent: the ledger must be able to read an account.opened before any request naming it, and
+        Kafka orders nothing across topics. Accounts are few, so this costs little."""
         producer = self._producer
         assert producer is not None
+        if tp[0] == self._accounts_topic:
+            await (await producer.send_batch(self._batches.pop(tp), tp[0], partition=tp[1]))
+            return
+        await self._send_pending_accounts()
         batch = self._batches.pop(tp)
         self._in_flight.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
         while len(self._in_flight) > KAFKA_IN_FLIGHT_BATCHES_MAX:
             await self._in_flight.popleft()
 
+    async def _send_pending_accounts(self) -> None:
+        for tp in sorted(k for k in self._batches if k[0] == self._accounts_topic):
+            await self._send_batch(tp)
+
     async def flush(self) -> None:
         """Sends every partial batch (in partition order) and waits until all are acknowledged."""
+        await self._send_pending_accounts()
         for tp in sorted(self._batches):
             await self._send_batch(tp)
         while self._in_flight:

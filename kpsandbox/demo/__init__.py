@@ -1,0 +1,1 @@
+"""The main job: simulate → Kafka → ledger (+ metrics) → report with charts."""
