@@ -1,0 +1,104 @@
+"""The metrics consumer on real Kafka and PostgreSQL: figures, restarts, exporter output."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from consumers.metrics.consumer import MetricsConsumer
+from consumers.metrics.figures import figures
+from infra.errors import SandboxError
+from infra.settings import Settings
+from tests.integration.metrics_support import Pipeline, build_pipeline, current, run_until_drained, scrape
+
+STOP_AFTER_RECORDS = 5_000
+STOP_WAIT_S_MAX = 60.0
+
+
+@pytest.fixture(scope="module")
+async def pipeline(settings: Settings) -> Pipeline:
+    """One simulated and settled stream shared by this module's tests."""
+    return await build_pipeline(settings)
+
+
+async def _full_run(config: Settings, group: str) -> MetricsConsumer:
+    consumer = MetricsConsumer(config, group=group)
+    await consumer.run(until_idle=True, serve_http=False)
+    return consumer
+
+
+async def test_figures_agree_with_the_simulation(pipeline: Pipeline) -> None:
+    """Cash payments, accounts and rejections seen by the consumer match what the simulation emitted."""
+    consumer = await _full_run(pipeline.settings, "m-agree")
+    f = figures(consumer.aggregator)
+    stats = pipeline.sim.stats
+    cash = sum(c for (instrument, *_), (c, _) in f.payments.items() if instrument == "cash")
+    assert cash == stats.cash_count
+    digital = sum(c for (instrument, *_), (c, _) in f.payments.items() if instrument == "digital")
+    assert 0 < digital <= stats.events_by_type["payment.requested"]
+    citizens_opened = sum(n for (d, g), n in f.adults_with_account.items() if d != "all" and g == "all")
+    assert 0 < citizens_opened <= stats.events_by_type["account.opened"]
+    assert 0 < f.inclusion[("all", "all")] < 1
+    assert 0 < f.digital_share[("count", "all")] < 1
+    assert sum(f.active_users.values()) > 0
+    assert f.simulated_time_s > 0
+    assert sum(f.latency_buckets) > 0  # requests were read before their outcomes
+
+
+async def test_restart_mid_stream_gives_the_same_figures(pipeline: Pipeline) -> None:
+    """Stopping after a few thousand records and starting again ends with the figures of one run."""
+    reference = current(await _full_run(pipeline.settings, "m-one-run"))
+    first = MetricsConsumer(pipeline.settings, group="m-restart")
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop=stop, serve_http=False))
+    for _ in range(int(STOP_WAIT_S_MAX / 0.05)):
+        if first.summary.records >= STOP_AFTER_RECORDS or task.done():
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    summary = await task
+    assert 0 < summary.records < sum(pipeline.sim.stats.events_by_type.values()) + 2_000  # really stopped early
+    second = await _full_run(pipeline.settings, "m-restart")
+    assert second.summary.resumed
+    assert current(second) == reference
+
+
+async def test_cancel_then_restart_gives_the_same_figures(pipeline: Pipeline) -> None:
+    """Cancelling the task (as Ctrl-C does) saves the state; the next run ends where one run ends."""
+    reference = current(await _full_run(pipeline.settings, "m-cancel-ref"))
+    consumer = MetricsConsumer(pipeline.settings, group="m-cancel")
+    task, _ = await run_until_drained(consumer)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    again = await _full_run(pipeline.settings, "m-cancel")
+    assert again.summary.resumed and again.summary.records == 0
+    assert current(again) == reference
+
+
+async def test_live_metrics_pass_promtool_check_metrics(pipeline: Pipeline) -> None:
+    """The exporter's live /metrics text is accepted by `promtool check metrics` without warnings."""
+    consumer = MetricsConsumer(pipeline.settings, group="m-promtool")
+    task, stop = await run_until_drained(consumer, serve_http=True)
+    try:
+        text = await asyncio.to_thread(scrape, pipeline.settings.metrics_port)
+    finally:
+        stop.set()
+        await task
+    assert 'kpsandbox_payments_total{district="Peshawar"' in text
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), checked
+
+
+async def test_second_consumer_of_a_group_is_refused(pipeline: Pipeline) -> None:
+    """Two metrics consumers of one group would count everything twice: the second one is refused."""
+    consumer = MetricsConsumer(pipeline.settings, group="m-lock")
+    task, stop = await run_until_drained(consumer)
+    try:
+        with pytest.raises(SandboxError, match="another metrics consumer"):
+            await MetricsConsumer(pipeline.settings, group="m-lock").run(until_idle=True, serve_http=False)
+    finally:
+        stop.set()
+        await task
