@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from consumers.metrics import labels as L
 from consumers.metrics.aggregate import Aggregator, Figures
+from schemas.topics import CATALOG
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -48,7 +49,7 @@ def figures(agg: Aggregator) -> Figures:
         acceptance=_acceptance(window),
         **_leakage(agg, window),
         dead_letters={reason: agg.dead_letters.get(reason, 0) for reason in L.DEAD_LETTER_REASONS},
-        events=dict(agg.events),
+        events={(spec.name, r): agg.events.get((spec.name, r), 0) for spec in CATALOG for r in L.EVENT_RESULTS},
         latency_buckets=list(agg.latency_buckets),
         latency_sum_s=agg.latency_sum_s,
         simulated_time_s=agg.now_s,
