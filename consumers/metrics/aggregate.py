@@ -74,7 +74,7 @@ class Aggregator:
 
     accounts: dict[str, Account] = field(default_factory=dict)
     holders: dict[str, tuple[int, str]] = field(default_factory=dict)  # citizen holder -> (district, gender)
-    unbanked: dict[str, int] = field(default_factory=dict)  # cash-only holder token -> district
+    unbanked: dict[str, tuple[float, int]] = field(default_factory=dict)  # cash-only token -> (first seen, district)
     banked_count: dict[tuple[int, str], int] = field(default_factory=dict)  # (district, gender) -> holders
     unbanked_count: dict[int, int] = field(default_factory=dict)  # district -> cash-only adults seen
     payments: dict[tuple[str, str, int, str], list[int]] = field(default_factory=dict)
@@ -124,13 +124,23 @@ class Aggregator:
 
     def _holder_district(self, token: str) -> int:
         holder = self.holders.get(token)
-        return holder[0] if holder else self.unbanked.get(token, L.OTHER_INDEX)
+        if holder:
+            return holder[0]
+        return self.unbanked[token][1] if token in self.unbanked else L.OTHER_INDEX
 
-    def _see_cash_only(self, token: str, district: str) -> None:
-        if token not in self.unbanked and token not in self.holders:
-            index = L.district_index(district)
-            self.unbanked[token] = index
-            self.unbanked_count[index] = self.unbanked_count.get(index, 0) + 1
+    def _see_cash_only(self, token: str, district: str, epoch_s: float) -> None:
+        """A cash-only adult lives where they were first seen (earliest simulated time, whatever the
+        read order)."""
+        if token in self.holders:
+            return
+        seen = (epoch_s, L.district_index(district))
+        before = self.unbanked.get(token)
+        if before is not None and before <= seen:
+            return
+        if before is not None:
+            self.unbanked_count[before[1]] -= 1
+        self.unbanked[token] = seen
+        self.unbanked_count[seen[1]] = self.unbanked_count.get(seen[1], 0) + 1
 
     def _see_holder(self, token: str, district: int, gender: str) -> None:
         if token in self.holders:
@@ -139,7 +149,7 @@ class Aggregator:
         self.banked_count[(district, gender)] = self.banked_count.get((district, gender), 0) + 1
         was = self.unbanked.pop(token, None)
         if was is not None:
-            self.unbanked_count[was] -= 1
+            self.unbanked_count[was[1]] -= 1
 
     # -- events --------------------------------------------------------------------------------
     def on_account(self, e: AccountOpened) -> None:
@@ -242,7 +252,7 @@ class Aggregator:
     def on_cash_purchase(self, e: CashPurchase) -> None:
         """A purchase paid in cash: the cash side of the share; its payer is an adult seen."""
         self._advance(e.occurred_at.timestamp())
-        self._see_cash_only(e.payer_token, e.district)
+        self._see_cash_only(e.payer_token, e.district, e.occurred_at.timestamp())
         district = L.district_index(e.district)
         self._cash_payment(district, e.amount, e.occurred_at.timestamp(), e.merchant_category, e.merchant_account_id)
 
@@ -257,7 +267,7 @@ class Aggregator:
         """Orders: a buyer is an adult seen; cash on delivery is a cash payment (category ecommerce)."""
         self._advance(e.occurred_at.timestamp())
         if isinstance(e, OrderPlaced):
-            self._see_cash_only(e.buyer_token, e.district)
+            self._see_cash_only(e.buyer_token, e.district, e.occurred_at.timestamp())
             return
         district = self._holder_district(e.buyer_token)
         self._cash_payment(district, e.amount, e.occurred_at.timestamp(), "ecommerce", e.seller_account_id)

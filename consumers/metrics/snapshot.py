@@ -24,7 +24,7 @@ def dump_state(agg: Aggregator) -> bytes:
         "version": SNAPSHOT_VERSION,
         "accounts": [[key, *value] for key, value in agg.accounts.items()],
         "holders": [[key, *value] for key, value in agg.holders.items()],
-        "unbanked": list(agg.unbanked.items()),
+        "unbanked": [[token, at, d] for token, (at, d) in agg.unbanked.items()],
         "banked_count": [[d, g, n] for (d, g), n in agg.banked_count.items()],
         "unbanked_count": list(agg.unbanked_count.items()),
         "payments": [[*key, *value] for key, value in agg.payments.items()],
@@ -50,7 +50,7 @@ def load_state(blob: bytes) -> Aggregator:
     agg = Aggregator()
     agg.accounts = {row[0]: tuple(row[1:]) for row in doc["accounts"]}  # type: ignore[misc]
     agg.holders = {row[0]: (row[1], row[2]) for row in doc["holders"]}
-    agg.unbanked = dict(doc["unbanked"])
+    agg.unbanked = {token: (at, d) for token, at, d in doc["unbanked"]}
     agg.banked_count = {(d, g): n for d, g, n in doc["banked_count"]}
     agg.unbanked_count = {int(d): n for d, n in doc["unbanked_count"]}
     agg.payments = {(i, r, d, o): [c, v] for i, r, d, o, c, v in doc["payments"]}
