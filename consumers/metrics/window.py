@@ -9,7 +9,7 @@ final figures do not depend on the order in which topics were read.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Final
+from typing import Any, Final
 
 WINDOW_DAYS: Final = 30
 SECONDS_PER_DAY: Final = 86_400
@@ -61,9 +61,9 @@ class DayWindow:
         """Plain lists for a snapshot: [[day, key..., count, value], ...] (keys are tuples)."""
         return [[day, *key, c, v] for day, keys in self.buckets.items() for key, (c, v) in keys.items()]  # type: ignore[misc]
 
-    def load_json(self, rows: list[list[object]]) -> None:
+    def load_json(self, rows: list[list[Any]]) -> None:
         """Restores what to_json wrote."""
         self.buckets = {}
         for row in rows:
-            day, key, count, value = row[0], tuple(row[1:-2]), row[-2], row[-1]
-            self.buckets.setdefault(day, {})[key] = [count, value]  # type: ignore[index,call-overload]
+            day, key, count, value = int(row[0]), tuple(row[1:-2]), int(row[-2]), int(row[-1])
+            self.buckets.setdefault(day, {})[key] = [count, value]
