@@ -47,6 +47,7 @@ DB_UNAVAILABLE_ATTEMPTS_MAX: Final = 120  # × DB_RETRY_WAIT_S: how long Postgre
 DB_RETRY_WAIT_S: Final = 0.5
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
+SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
 
 REQUEST_ADAPTER: Final = TypeAdapter(RequestEvent)
@@ -169,6 +170,8 @@ class Settler:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
         )
         self.accounts = AccountsReader(
             bootstrap=settings.bootstrap_servers,
@@ -190,6 +193,7 @@ class Settler:
             await self.consumer.start()
             await self.relay.relay_backlog(older_than_s=0)
             await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
+            await self.relay.relay_backlog(older_than_s=0)  # leave nothing unpublished behind
         finally:
             await self.consumer.stop()
             await self.accounts.stop()
@@ -198,26 +202,45 @@ class Settler:
         return self.summary
 
     async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
+        """Runs steps until stopped; a database or broker outage pauses it, then it resyncs."""
         idle_polls = 0
+        failures = 0
+        resync = False
         while not self._stopping.is_set():
-            fetched = await self.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
-            for tp, messages in fetched.items():
-                if tp.partition in self.positions:
-                    self._buffer(tp.partition, messages)
-            self._throttle()
-            unread = self._unread()
-            items = self.merge.take(batch_size_max, unread=unread)
-            if items:
-                idle_polls = 0
-                await self._settle(items)
-                continue
-            if until_idle and not fetched and not unread and await self._drained():
-                idle_polls += 1
-                if idle_polls >= IDLE_POLLS:
-                    await self.relay.relay_backlog(older_than_s=0)
-                    return
-            elif not fetched:
-                await self.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
+            try:
+                if resync:
+                    await self.resume([TopicPartition(self.topic, p) for p in self.positions])
+                    resync = False
+                idle_polls = await self._step(until_idle=until_idle, batch_size_max=batch_size_max, idle=idle_polls)
+                failures = 0
+            except (*DB_TRANSIENT, KafkaError) as error:
+                failures += 1
+                if failures > DB_UNAVAILABLE_ATTEMPTS_MAX:
+                    raise
+                log.warning("settling paused (%s/%s): %s", failures, DB_UNAVAILABLE_ATTEMPTS_MAX, error)
+                await asyncio.sleep(DB_RETRY_WAIT_S)
+                resync = True  # re-read from what the database says was settled
+            if idle_polls >= IDLE_POLLS:
+                return
+
+    async def _step(self, *, until_idle: bool, batch_size_max: int, idle: int) -> int:
+        """Fetches, and settles what the merge releases; returns the count of idle polls so far."""
+        fetched = await self.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
+        for tp, messages in fetched.items():
+            if tp.partition in self.positions:
+                self._buffer(tp.partition, messages)
+        self._drop_unassigned()
+        self._throttle()
+        unread = self._unread()
+        items = self.merge.take(batch_size_max, unread=unread)
+        if items:
+            await self._settle(items)
+            return 0
+        if until_idle and not fetched and not unread and await self._drained():
+            return idle + 1
+        if not fetched:
+            await self.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
+        return 0
 
     def _buffer(self, partition: int, messages: list) -> None:
         last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))
@@ -232,6 +255,12 @@ class Settler:
             self.merge.add(Item(last_at, partition, message.offset, payload, message.value))
             self._fetched[partition] = message.offset + 1
         self._last_at[partition] = last_at
+
+    def _drop_unassigned(self) -> None:
+        """Forgets partitions a rebalance took away, even if the revoke callback came late."""
+        assigned = {tp.partition for tp in self.consumer.assignment()}
+        for partition in [p for p in self.positions if p not in assigned]:
+            self.forget(partition)
 
     def _throttle(self) -> None:
         """Pauses fetching partitions whose buffers are full, so memory stays bounded."""

@@ -252,11 +252,20 @@ async def run_settle(settings: Settings, *, until_idle: bool = True, timeout_s: 
     """Runs the ledger consumer as a separate process; returns it (finished unless until_idle=False)."""
     args = [PYTHON, "-m", "consumers.ledger", *(["--until-idle"] if until_idle else [])]
     process = await asyncio.create_subprocess_exec(
-        *args, env=settle_env(settings, **env), cwd=str(REPO), stdout=sys.stderr, stderr=sys.stderr
+        *args, env=settle_env(settings, **env), cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=sys.stderr
     )
     if until_idle:
         await asyncio.wait_for(process.wait(), timeout_s)
     return process
+
+
+async def settled_count(process: asyncio.subprocess.Process) -> int:
+    """Waits for a settle process to finish and returns how many requests it says it settled."""
+    assert process.stdout is not None
+    output = (await process.stdout.read()).decode()
+    await process.wait()
+    words = output.split()
+    return int(words[words.index("settled") + 1])
 
 
 async def scalar(settings: Settings, query: str) -> object:
