@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from consumers.metrics.consumer import GROUP_DEFAULT, MetricsSummary, run_metrics
+from consumers.metrics.consumer import GROUP_DEFAULT, MetricsSummary, lower_priority, run_metrics
 from infra.errors import SandboxError
 from infra.settings import load_settings
 
@@ -28,12 +28,14 @@ async def _run(until_idle: bool) -> MetricsSummary:
 def main() -> None:
     """Runs one metrics consumer with settings from the environment."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    lower_priority()
     try:
         summary = asyncio.run(_run("--until-idle" in sys.argv[1:]))
     except SandboxError as error:
         print(f"error: {error.message}\nwhat to do: {error.hint}", file=sys.stderr)
         sys.exit(2)
-    print(f"metrics: {summary.records} records read, state saved {summary.saves} time(s)")
+    resumed = "resumed from the saved state, " if summary.resumed else ""
+    print(f"metrics: {resumed}{summary.records} records read, state saved {summary.saves} time(s)")
 
 
 if __name__ == "__main__":

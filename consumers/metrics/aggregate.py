@@ -87,6 +87,7 @@ class Aggregator:
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     latency_sum_s: float = 0.0
     now_s: float = 0.0
+    day_now: int = 0  # day_of(now_s), kept beside it because it is read on every event
     seen: set[int] = field(default_factory=set)
     seen_order: deque[int] = field(default_factory=deque)
     pending_requests: dict[int, int] = field(default_factory=dict)  # request id64 -> record ts (ms)
@@ -96,7 +97,7 @@ class Aggregator:
     @property
     def now_day(self) -> int:
         """The latest simulated day seen."""
-        return day_of(self.now_s)
+        return self.day_now
 
     def count_event(self, topic: str, result: str) -> None:
         """Counts one message read from a catalog topic (counted, duplicate or unreadable)."""
@@ -105,9 +106,10 @@ class Aggregator:
 
     def _advance(self, epoch_s: float) -> None:
         if epoch_s > self.now_s:
-            old_day = self.now_day
+            old_day = self.day_now
             self.now_s = epoch_s
-            if self.now_day != old_day:
+            self.day_now = day_of(epoch_s)
+            if self.day_now != old_day:
                 self.window.prune(self.now_day)
                 first = self.window.first_day(self.now_day)
                 for day in [d for d in self.active_by_day if d < first]:
@@ -251,10 +253,10 @@ class Aggregator:
 
     def on_cash_purchase(self, e: CashPurchase) -> None:
         """A purchase paid in cash: the cash side of the share; its payer is an adult seen."""
-        self._advance(e.occurred_at.timestamp())
-        self._see_cash_only(e.payer_token, e.district, e.occurred_at.timestamp())
-        district = L.district_index(e.district)
-        self._cash_payment(district, e.amount, e.occurred_at.timestamp(), e.merchant_category, e.merchant_account_id)
+        epoch_s = e.occurred_at.timestamp()
+        self._advance(epoch_s)
+        self._see_cash_only(e.payer_token, e.district, epoch_s)
+        self._cash_payment(L.district_index(e.district), e.amount, epoch_s, e.merchant_category, e.merchant_account_id)
 
     def _cash_payment(self, district: int, amount: int, epoch_s: float, category: str, merchant: str | None) -> None:
         day = day_of(epoch_s)

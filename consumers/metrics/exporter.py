@@ -30,13 +30,17 @@ Lag = dict[tuple[str, str, int], int]  # (group, topic, partition) -> messages b
 class MetricsCollector(Collector):
     """Yields every kpsandbox_ metric family from the current state and consumer lag."""
 
-    def __init__(self, state: Callable[[], Aggregator], lag: Callable[[], Lag]) -> None:
+    def __init__(self, state: Callable[[], Aggregator | None], lag: Callable[[], Lag]) -> None:
         self._state = state
         self._lag = lag
 
     def collect(self) -> Iterator[Metric]:
-        """One family per catalogue entry (docs/metrics.md), all label combinations present."""
-        f = figures(self._state())
+        """One family per catalogue entry (docs/metrics.md), all label combinations present; nothing
+        while the state is still being loaded (absent, rather than a misleading zero)."""
+        state = self._state()
+        if state is None:
+            return
+        f = figures(state)
         label = ["instrument", "rail", "district", "outcome"]
         count = CounterMetricFamily("kpsandbox_payments", "Retail payments (digital outcomes and cash).", labels=label)
         value = CounterMetricFamily("kpsandbox_payments_value_paisa", "Value of retail payments, paisa.", labels=label)
@@ -110,7 +114,7 @@ def _latency(buckets: list[int], total_s: float) -> HistogramMetricFamily:
     return HistogramMetricFamily("kpsandbox_settlement_latency_seconds", meaning, buckets=cumulative, sum_value=total_s)
 
 
-def new_registry(state: Callable[[], Aggregator], lag: Callable[[], Lag]) -> CollectorRegistry:
+def new_registry(state: Callable[[], Aggregator | None], lag: Callable[[], Lag]) -> CollectorRegistry:
     """A private registry holding only the sandbox collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MetricsCollector(state, lag))

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any, Final
 
 from consumers.metrics.aggregate import Aggregator
+from consumers.metrics.window import day_of
 
 SNAPSHOT_VERSION: Final = 1
 
@@ -64,6 +65,7 @@ def load_state(blob: bytes) -> Aggregator:
     agg.latency_buckets = list(doc["latency_buckets"])
     agg.latency_sum_s = doc["latency_sum_s"]
     agg.now_s = doc["now_s"]
+    agg.day_now = day_of(agg.now_s)
     agg.seen_order = deque(doc["seen"])
     agg.seen = set(agg.seen_order)
     return agg

@@ -7,7 +7,7 @@ import signal
 
 import typer
 
-from consumers.metrics.consumer import GROUP_DEFAULT, MetricsSummary, run_metrics
+from consumers.metrics.consumer import GROUP_DEFAULT, MetricsSummary, lower_priority, run_metrics
 from infra.settings import Settings
 from kpsandbox.console import console, settings
 
@@ -33,6 +33,7 @@ def serve(
 ) -> None:
     """Consume outcomes, cash, orders and accounts; serve /metrics on KPSANDBOX_METRICS_PORT."""
     config = settings()
+    lower_priority()
     console.print(f"serving http://127.0.0.1:{config.metrics_port}/metrics (Ctrl-C stops and saves the state)")
     summary = asyncio.run(_serve(config, until_idle, group))
     resumed = "resumed from the saved state, " if summary.resumed else ""

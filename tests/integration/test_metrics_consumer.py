@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
+import sys
+from asyncio.subprocess import PIPE
 
 import pytest
 
@@ -11,10 +15,12 @@ from consumers.metrics.consumer import MetricsConsumer
 from consumers.metrics.figures import figures
 from infra.errors import SandboxError
 from infra.settings import Settings
+from tests.conftest import REPO_ROOT
 from tests.integration.metrics_support import Pipeline, build_pipeline, current, run_until_drained, scrape
 
 STOP_AFTER_RECORDS = 5_000
 STOP_WAIT_S_MAX = 60.0
+PROCESS_WAIT_S_MAX = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +108,45 @@ async def test_second_consumer_of_a_group_is_refused(pipeline: Pipeline) -> None
     finally:
         stop.set()
         await task
+
+
+async def test_sigint_stops_cleanly_and_saves(pipeline: Pipeline) -> None:
+    """Ctrl-C (SIGINT) on `python -m consumers.metrics` exits 0 having saved; a rerun resumes with 0 to read."""
+    config = pipeline.settings
+    env = os.environ | {
+        "KPSANDBOX_TOPIC_PREFIX": config.topic_prefix,
+        "KPSANDBOX_DATABASE_URL": config.dsn,
+        "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
+        "KPSANDBOX_METRICS_PORT": str(config.metrics_port),
+        "KPSANDBOX_METRICS_GROUP": "m-sigint",
+    }
+    command = [sys.executable, "-m", "consumers.metrics"]
+    process = await asyncio.create_subprocess_exec(*command, env=env, cwd=REPO_ROOT, stdout=PIPE, stderr=PIPE)
+    try:
+        for _ in range(int(PROCESS_WAIT_S_MAX / 0.25)):
+            await asyncio.sleep(0.25)
+            text = await asyncio.to_thread(_try_scrape, config.metrics_port)
+            if 'kpsandbox_metrics_events_total{result="counted",topic="kp.cash.v1"} 0.0' not in text and text:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), PROCESS_WAIT_S_MAX)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert b"state saved" in out
+    again = await asyncio.create_subprocess_exec(*command, "--until-idle", env=env, cwd=REPO_ROOT, stdout=PIPE)
+    out, _ = await asyncio.wait_for(again.communicate(), PROCESS_WAIT_S_MAX)
+    assert again.returncode == 0
+    assert b"metrics: 0 records read" in out or (b"records read" in out and _records(out) < 200)
+
+
+def _try_scrape(port: int) -> str:
+    try:
+        return scrape(port)
+    except OSError:
+        return ""
+
+
+def _records(out: bytes) -> int:
+    return int(out.split(b"records read")[0].split()[-1])

@@ -250,3 +250,27 @@ async def test_exporter_answers_metrics_and_404() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_cli_refuses_a_busy_metrics_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kpsandbox metrics serve` on a taken port fails with the port-in-use SandboxError, before any service."""
+    import typer
+    from typer.testing import CliRunner
+
+    from kpsandbox.commands import metrics
+
+    monkeypatch.setattr(metrics, "lower_priority", lambda: None)  # keep the test process's priority
+    app = typer.Typer()
+    metrics.register(app)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    monkeypatch.setenv("KPSANDBOX_METRICS_PORT", str(port))
+    monkeypatch.setenv("KPSANDBOX_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")  # never reached
+    try:
+        result = CliRunner().invoke(app, ["metrics", "serve", "--until-idle"])
+    finally:
+        holder.close()
+    assert isinstance(result.exception, SandboxError), result.output
+    assert str(port) in result.exception.message and "KPSANDBOX_METRICS_PORT" in result.exception.hint
