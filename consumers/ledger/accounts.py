@@ -27,11 +27,12 @@ from schemas.accounts import AccountOpened
 from schemas.topics import ACCOUNTS
 
 ACCOUNT_FETCH_RECORDS_MAX: Final = 5_000
-ACCOUNT_FETCH_WAIT_MS: Final = 200
+ACCOUNT_FETCH_WAIT_MS: Final = 50
 ACCOUNT_SYNC_ROUNDS_MAX: Final = 1_000  # bounds one catch-up (5 million accounts)
 METADATA_WAIT_S: Final = 10.0
 
 ACCOUNT_ADAPTER: Final = TypeAdapter(AccountOpened)
+ACCOUNT_TYPES: Final = ACCOUNTS.event_type_names
 
 
 class AccountsReader:
@@ -53,7 +54,11 @@ class AccountsReader:
         self.producer = producer
         self.dead_letter_topic = dead_letter_topic
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id=f"{group}-accounts"
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id=f"{group}-accounts",
+            fetch_max_wait_ms=ACCOUNT_FETCH_WAIT_MS,
         )
         self.partitions: list[TopicPartition] = []
 
@@ -75,6 +80,8 @@ class AccountsReader:
             )
         for tp in self.partitions:
             self.consumer.seek(tp, stored[tp.partition][0])
+        # Paused between catch-ups: no fetch is in flight, so end_offsets answers at once.
+        self.consumer.pause(*self.partitions)
 
     async def stop(self) -> None:
         """Closes the Kafka consumer."""
@@ -88,9 +95,13 @@ class AccountsReader:
             behind = [tp for tp in self.partitions if await self.consumer.position(tp) < ends[tp]]
             if not behind:
                 return read
-            batches = await self.consumer.getmany(
-                *behind, timeout_ms=ACCOUNT_FETCH_WAIT_MS, max_records=ACCOUNT_FETCH_RECORDS_MAX
-            )
+            self.consumer.resume(*behind)
+            try:
+                batches = await self.consumer.getmany(
+                    *behind, timeout_ms=ACCOUNT_FETCH_WAIT_MS, max_records=ACCOUNT_FETCH_RECORDS_MAX
+                )
+            finally:
+                self.consumer.pause(*behind)
             read += await self._store(batches)
         return read
 
@@ -99,7 +110,7 @@ class AccountsReader:
         next_offsets: dict[int, int] = {}
         for tp, messages in batches.items():
             for message in messages:
-                event = read_event(message.value, ACCOUNT_ADAPTER, ACCOUNTS.event_type_names)
+                event = read_event(message.value, ACCOUNT_ADAPTER, ACCOUNT_TYPES)
                 if isinstance(event, Unreadable):
                     key, value = dead_letter(
                         reason=event.reason,

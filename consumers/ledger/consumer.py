@@ -17,12 +17,12 @@ import os
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Annotated, Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from consumers.ledger import repository
 from consumers.ledger.accounts import AccountsReader
@@ -30,7 +30,7 @@ from consumers.ledger.batch import Batch, BatchResult, PartitionProgress, settle
 from consumers.ledger.deadletter import Unreadable, dead_letter, read_event
 from consumers.ledger.domain import Request, RequestEvent
 from consumers.ledger.merge import Item, PartitionMerge
-from consumers.ledger.outbox import OutcomeRelay, send_all
+from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay, send_all
 from infra.db import database_unreachable
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -50,25 +50,20 @@ OUTBOX_BACKLOG_AGE_S: Final = 5.0
 SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
 
-REQUEST_ADAPTER: Final = TypeAdapter(RequestEvent)
+# Discriminated on event_type: pydantic validates one model, not every member of the union.
+REQUEST_ADAPTER: Final = TypeAdapter(Annotated[RequestEvent, Field(discriminator="event_type")])
+REQUEST_TYPES: Final = PAYMENT_REQUESTS.event_type_names
 
-# The database is away (restart, failover) or two transactions collided: try the batch again.
-DB_TRANSIENT: Final = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
 # The batch itself cannot be written (a value PostgreSQL refuses): split it, then dead-letter.
 DB_DATA: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
-def fingerprint(event: RequestEvent) -> bytes:
-    """A hash of every field but `amount`, to tell a true duplicate from a reused id."""
-    return hashlib.blake2b(event.model_dump_json(exclude={"amount"}).encode(), digest_size=16).digest()
+def fingerprint(raw: bytes) -> bytes:
+    """A hash of the message bytes, to tell a redelivery (identical bytes) from a reused event id.
+
+    `amount` is compared on its own first, so a changed amount reports `exists_with_different_amount`.
+    """
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 @dataclass(slots=True)
@@ -125,6 +120,7 @@ class Settler:
         self._last_at: dict[int, datetime] = {}
         self._fetched: dict[int, int] = {}  # partition -> next offset to fetch
         self._stopping = asyncio.Event()
+        self._inflight: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Asks the loop to finish its current batch and return (SIGTERM, Ctrl-C)."""
@@ -192,7 +188,15 @@ class Settler:
             self.consumer.subscribe([self.topic], listener=_Rebalance(self))
             await self.consumer.start()
             await self.relay.relay_backlog(older_than_s=0)
-            await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
+            worker = asyncio.create_task(self.relay.work())
+            try:
+                try:
+                    await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
+                finally:
+                    await self._settled()
+                await self.relay.drain()
+            finally:
+                worker.cancel()
             await self.relay.relay_backlog(older_than_s=0)  # leave nothing unpublished behind
         finally:
             await self.consumer.stop()
@@ -234,8 +238,12 @@ class Settler:
         unread = self._unread()
         items = self.merge.take(batch_size_max, unread=unread)
         if items:
-            await self._settle(items)
+            # The next batch is fetched and parsed while this one is in PostgreSQL; two batches
+            # never settle at once (the previous one finishes first: positions, locks, order).
+            await self._settled()
+            self._inflight = asyncio.create_task(self._settle(items))
             return 0
+        await self._settled()
         if until_idle and not fetched and not unread and await self._drained():
             return idle + 1
         if not fetched:
@@ -245,11 +253,11 @@ class Settler:
     def _buffer(self, partition: int, messages: list) -> None:
         last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))
         for message in messages:
-            event = read_event(message.value, REQUEST_ADAPTER, PAYMENT_REQUESTS.event_type_names)
+            event = read_event(message.value, REQUEST_ADAPTER, REQUEST_TYPES)
             if isinstance(event, Unreadable):
                 payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value)
             else:
-                payload = Request(event, partition, message.offset, fingerprint(event))
+                payload = Request(event, partition, message.offset, fingerprint(message.value))
                 last_at = max(last_at, event.occurred_at)
             # A poison message sorts with its predecessor, so it never waits for later events.
             self.merge.add(Item(last_at, partition, message.offset, payload, message.value))
@@ -281,6 +289,12 @@ class Settler:
                 unread.add(partition)
         return unread
 
+    async def _settled(self) -> None:
+        """Waits for the batch in flight, if any (its failure surfaces here)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await inflight
+
     async def _drained(self) -> bool:
         if not self.positions or len(self.merge):
             return False
@@ -290,6 +304,8 @@ class Settler:
 
     async def _settle(self, items: list[Item[Request | Poison]]) -> None:
         batch = await self._prepare(items)
+        if not batch.progress:
+            return  # every partition of it was revoked meanwhile
         await self.accounts.catch_up()
         result = await self._settle_with_retries(batch, items)
         if result.result == "fenced":
@@ -297,16 +313,27 @@ class Settler:
             await self.resume([TopicPartition(self.topic, p) for p in batch.progress if p in self.positions])
             return
         for progress in batch.progress.values():
-            self.positions[progress.partition] = progress.next_offset
+            if progress.partition in self.positions:  # unless a rebalance took it meanwhile
+                self.positions[progress.partition] = progress.next_offset
         self.summary.batches += 1
         self.summary.requests += len(batch.requests)
         if batch.requests:
             _crash_hook("after_db_commit")
-        if result.outbox_id is not None:
-            await self.relay.publish(outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads)
-        if batch.requests:
-            _crash_hook("after_outcome_publish")
         offsets = {TopicPartition(self.topic, p.partition): p.next_offset for p in batch.progress.values()}
+
+        async def after_publish() -> None:
+            if batch.requests:
+                _crash_hook("after_outcome_publish")
+            await self._commit_kafka(offsets)
+
+        if result.outbox_id is not None:
+            await self.relay.submit(
+                outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads, then=after_publish
+            )
+        else:
+            await self._commit_kafka(offsets)
+
+    async def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as error:
@@ -319,6 +346,8 @@ class Settler:
         progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
         letters: list[tuple[bytes, bytes]] = []
         for item in items:
+            if item.partition not in self.positions:
+                continue  # revoked while this batch waited; its new owner reads it again
             entry = progress.setdefault(item.partition, [self.positions[item.partition], 0, 0, 0])
             entry[1] = item.offset + 1
             entry[2] += 1
@@ -383,6 +412,8 @@ class Settler:
             alone = Batch([], {item.partition: PartitionProgress(item.partition, start, item.offset + 1, 1, 1)})
             return await self._settle_with_retries(alone, [])
         for item in items:
+            if item.partition not in self.positions:
+                continue  # revoked meanwhile
             is_request = isinstance(item.payload, Request)
             progress = PartitionProgress(
                 item.partition, self.positions[item.partition], item.offset + 1, 1, 0 if is_request else 1

@@ -204,17 +204,19 @@ class Ledger:
         prior = self.prior.get(event.event_id)
         if prior is not None:
             return self._replay(request, prior)
-        if isinstance(event, PaymentRequested):
+        # `type(...) is` rather than isinstance: pydantic models' ABCMeta makes isinstance slow.
+        if type(event) is PaymentRequested:
             decision = self._transfer(request, event.payer_account_id, event.payee_account_id, event.amount, event.kind)
-        elif isinstance(event, CashIn):
+        elif type(event) is CashIn:
             decision = self._transfer(
                 request, event.agent_account_id, event.customer_account_id, event.amount, "cash_in"
             )
-        elif isinstance(event, CashOut):
+        elif type(event) is CashOut:
             decision = self._transfer(
                 request, event.customer_account_id, event.agent_account_id, event.amount, "cash_out"
             )
         else:
+            assert type(event) is PaymentPostRequested or type(event) is PaymentVoidRequested, event
             decision = self._finish_pending(request, event)
         record = RequestRecord(
             id=event.event_id,
@@ -251,20 +253,24 @@ class Ledger:
 
     def _transfer(self, request: Request, debit_id: str, credit_id: str, amount: int, code: str) -> Decision:
         event = request.event
-        pending = isinstance(event, PaymentRequested) and event.pending
         result = self._check_transfer(debit_id, credit_id, amount)
         if result != "created":
             return Decision(request, result, None, debit_id, credit_id, amount)
-        rail = event.rail if isinstance(event, PaymentRequested) else None
-        timeout_seconds = event.timeout_seconds if isinstance(event, PaymentRequested) else 0
-        reference = event.reference if isinstance(event, PaymentRequested) else None
+        rail, timeout_seconds, reference, pending = None, 0, None, False
+        if type(event) is PaymentRequested:
+            rail, timeout_seconds, reference, pending = (
+                event.rail,
+                event.timeout_seconds,
+                event.reference,
+                event.pending,
+            )
         self.effects.transfers.append(
             Transfer(
                 id=event.event_id,
                 debit_account_id=debit_id,
                 credit_account_id=credit_id,
                 amount=amount,
-                currency=event.currency,
+                currency=event.currency,  # type: ignore[union-attr]  # every transfer request has one
                 code=code,
                 rail=rail,
                 pending_id=None,
@@ -365,8 +371,15 @@ class Ledger:
         else:
             debit.debits_posted += amount
             credit.credits_posted += amount
-        self.effects.add_delta(debit_id, debit_index, amount)
-        self.effects.add_delta(credit_id, credit_index, amount)
+        deltas = self.effects.deltas
+        debit_deltas = deltas.get(debit_id)
+        if debit_deltas is None:
+            debit_deltas = deltas[debit_id] = [0, 0, 0, 0]
+        debit_deltas[debit_index] += amount
+        credit_deltas = deltas.get(credit_id)
+        if credit_deltas is None:
+            credit_deltas = deltas[credit_id] = [0, 0, 0, 0]
+        credit_deltas[credit_index] += amount
 
 
 def _parties(event: RequestEvent) -> tuple[str, str | None]:
