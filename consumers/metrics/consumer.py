@@ -90,6 +90,17 @@ class MetricsConsumer:
         self._next: dict[TopicPartition, int] = {}  # next offset to apply, per assigned partition
         self._assigned = False  # only a fully assigned consumer may save (else offsets are incomplete)
 
+    async def caught_up(self, timeout_s: float) -> bool:
+        """Waits until every partition has been read to a log end queried after this call (e.g.
+        once the ledger has finished); False on timeout. For running beside other consumers."""
+        try:
+            for _ in range(2):  # the second drained poll surely queried the log end after the call
+                self.drained.clear()
+                await asyncio.wait_for(self.drained.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     # -- the run -------------------------------------------------------------------------------
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None,
                   serve_http: bool = True) -> MetricsSummary:  # fmt: skip

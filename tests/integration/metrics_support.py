@@ -35,8 +35,8 @@ class Pipeline:
     sim: Simulation
 
 
-async def build_pipeline(base: Settings) -> Pipeline:
-    """Simulates (digital-kp scenario) onto fresh topics, then settles every request."""
+async def build_pipeline(base: Settings, *, settle: bool = True) -> Pipeline:
+    """Simulates (digital-kp scenario) onto fresh topics, then (unless told not to) settles every request."""
     n = next(_counter)
     dsn = await create_database(base, f"m_{RUN_ID}_{n}")
     config = with_overrides(base, topic_prefix=f"t{RUN_ID}m{n}.", database_url=dsn)
@@ -53,7 +53,8 @@ async def build_pipeline(base: Settings) -> Pipeline:
         await produce_kafka(sim, sink)
     finally:
         await sink.close()
-    await Settler(config).run(until_idle=True)
+    if settle:
+        await Settler(config).run(until_idle=True)
     return Pipeline(config, sim)
 
 

@@ -11,6 +11,7 @@ from asyncio.subprocess import PIPE
 
 import pytest
 
+from consumers.ledger.consumer import Settler
 from consumers.metrics.consumer import MetricsConsumer
 from consumers.metrics.figures import figures
 from infra.errors import SandboxError
@@ -151,3 +152,19 @@ def _try_scrape(port: int) -> str:
 
 def _records(out: bytes) -> int:
     return int(out.split(b"records read")[0].split()[-1])
+
+
+async def test_beside_the_ledger_in_one_process(settings: Settings) -> None:
+    """Metrics running in the ledger's process while it settles end with the figures of a later full run."""
+    config = await build_pipeline(settings, settle=False)
+    stop = asyncio.Event()
+    live = MetricsConsumer(config.settings, group="m-beside")
+    task = asyncio.create_task(live.run(stop=stop, serve_http=False))
+    try:
+        await Settler(config.settings).run(until_idle=True)
+        assert await live.caught_up(timeout_s=STOP_WAIT_S_MAX)
+    finally:
+        stop.set()
+        await task
+    assert current(live) == current(await _full_run(config.settings, "m-beside-after"))
+    assert sum(c for (i, *_), (c, _) in figures(live.aggregator).payments.items() if i == "digital") > 0
