@@ -163,7 +163,7 @@ async def start_consumer(config: Settings, *, until_idle: bool) -> asyncio.subpr
         PYTHONPATH=str(REPO),
     )
     args = [sys.executable, "-m", "consumers.ledger", *(["--until-idle"] if until_idle else [])]
-    return await asyncio.create_subprocess_exec(*args, env=env, cwd=str(REPO), stdout=asyncio.subprocess.DEVNULL)
+    return await asyncio.create_subprocess_exec(*args, env=env, cwd=str(REPO), stdout=asyncio.subprocess.PIPE)
 
 
 async def throughput_run(base: Settings, *, payments: int, hot_share: float, label: str) -> dict:
@@ -185,6 +185,7 @@ async def throughput_run(base: Settings, *, payments: int, hot_share: float, lab
                 await asyncio.wait_for(process.wait(), POLL_S)
         samples.append((time.monotonic(), await connection.fetchval(PROGRESS)))
         created = await connection.fetchval("SELECT count(*) FROM ledger_requests WHERE result = 'created'")
+        summary = (await process.stdout.read()).decode().strip()  # type: ignore[union-attr]
     finally:
         await connection.close()
 
@@ -203,6 +204,7 @@ async def throughput_run(base: Settings, *, payments: int, hot_share: float, lab
         "rss_mib_max_first_half": round(max(rss[:half] or [0]), 1),
         "rss_mib_max_second_half": round(max(rss[half:] or [0]), 1),
         "database": config.dsn.rpartition("/")[2],
+        "consumer": summary,
     }
 
 
@@ -269,6 +271,13 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
             rss.append(rss_mib(process.pid))
 
     reader = asyncio.create_task(read())
+    # Pacing starts once the funding wages are settled, so the figures measure steady state only.
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        while (await connection.fetchval(PROGRESS)) < len(funding):
+            await asyncio.sleep(POLL_S)
+    finally:
+        await connection.close()
     producer = AIOKafkaProducer(
         bootstrap_servers=config.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=2
     )
@@ -296,6 +305,7 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
         await producer.stop()
         await outcomes.stop()
         process.send_signal(signal.SIGTERM)
+        summary = (await process.stdout.read()).decode().strip()  # type: ignore[union-attr]
         await process.wait()
     latencies.sort()
     return {
@@ -306,6 +316,7 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
         "p99_ms": round(latencies[int(len(latencies) * 0.99)], 1),
         "max_ms": round(latencies[-1], 1),
         "rss_mib_max": round(max(rss), 1),
+        "consumer": summary,
     }
 
 
