@@ -64,6 +64,7 @@ def _run_with_progress(run_settings, sim: Simulation, folder: Path) -> DemoRun: 
         tasks = {
             "simulate": progress.add_task("simulate", total=sim.config.days),
             "ledger": progress.add_task("ledger", total=None),
+            "metrics": progress.add_task("metrics", total=None),
         }
 
         def report(stage: str, done: int, total: int) -> None:

@@ -1,6 +1,6 @@
 """The demo pipeline: simulation → Kafka → ledger (+ metrics) consumer processes → read-back.
 
-The consumers run as separate processes, as they would in production, so the ledger has its
+The ledger and metrics consumers run as separate processes, as they would in production, so the ledger has its
 own core while the simulation produces. The demo waits (bounded) until each consumer group has
 committed everything, then stops them with SIGTERM (they finish their batch and exit).
 """
@@ -22,14 +22,16 @@ import asyncpg
 
 from consumers.ledger.check import Finding, check_ledger
 from consumers.ledger.consumer import GROUP_DEFAULT as LEDGER_GROUP
+from consumers.metrics.consumer import GROUP_DEFAULT as METRICS_GROUP
 from infra.db import CONNECT_TIMEOUT_S, create_database, migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import ensure_topics, group_lag
+from infra.local.prometheus import SCRAPE_INTERVAL_S, prometheus_version
 from infra.settings import Settings, settings_env, with_overrides
 from kpsandbox.demo.outcomes import OutcomeTally, tally_outcomes
 from producers.sim.engine import Simulation
 from producers.sinks import KafkaSink, produce_kafka
-from schemas.topics import PAYMENT_REQUESTS
+from schemas.topics import ACCOUNTS, CASH, ORDERS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
 DRAIN_TIMEOUT_S: Final = 600.0
 DRAIN_POLL_S: Final = 0.5
@@ -121,6 +123,12 @@ async def wait_drained(settings: Settings, consumer: ConsumerProcess, progress: 
     )
 
 
+async def wait_scraped(settings: Settings) -> None:
+    """Gives Prometheus two scrape intervals to take the final figures (when it is reachable)."""
+    if prometheus_version(settings.prometheus) is not None:
+        await asyncio.sleep(2 * SCRAPE_INTERVAL_S)
+
+
 async def produce(settings: Settings, sim: Simulation, progress: Progress) -> int:
     """Produces the whole simulation to Kafka (idempotent producer, acks=all)."""
     sink = KafkaSink(settings)
@@ -146,7 +154,9 @@ async def run_pipeline(settings: Settings, sim: Simulation, logs: Path, progress
     run = DemoRun(settings=settings, sim=sim)
     requests_topic = settings.topic(PAYMENT_REQUESTS)
     ledger = start_consumer(settings, "ledger", ["-m", "consumers.ledger"], LEDGER_GROUP, [requests_topic], logs)
-    consumers = [ledger]
+    metrics_topics = [settings.topic(spec) for spec in (PAYMENT_OUTCOMES, CASH, ACCOUNTS, ORDERS)]
+    metrics = start_consumer(settings, "metrics", ["-m", "consumers.metrics"], METRICS_GROUP, metrics_topics, logs)
+    consumers = [ledger, metrics]
     try:
         began = time.monotonic()
         run.produced = await produce(settings, sim, progress)
@@ -154,6 +164,9 @@ async def run_pipeline(settings: Settings, sim: Simulation, logs: Path, progress
         requests = sum(sim.stats.events_by_type.get(t, 0) for t in _REQUEST_TYPES)
         await wait_drained(settings, ledger, progress, requests)
         run.settle_seconds = time.monotonic() - began
+        # Metrics read every produced event except the requests, plus one outcome per request.
+        await wait_drained(settings, metrics, progress, run.produced)
+        await wait_scraped(settings)
     finally:
         for consumer in consumers:
             consumer.stop()
