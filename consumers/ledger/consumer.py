@@ -97,6 +97,9 @@ class _Rebalance(ConsumerRebalanceListener):
         self.settler = settler
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        inflight = self.settler._inflight
+        if inflight is not None:  # let the batch in flight commit first, so its offsets are final
+            await asyncio.wait([inflight])
         for tp in revoked:
             self.settler.forget(tp.partition)
 
@@ -121,6 +124,7 @@ class Settler:
         self._fetched: dict[int, int] = {}  # partition -> next offset to fetch
         self._stopping = asyncio.Event()
         self._inflight: asyncio.Task[None] | None = None
+        self._epoch = 0  # bumped by every seek to the database's offsets
 
     def stop(self) -> None:
         """Asks the loop to finish its current batch and return (SIGTERM, Ctrl-C)."""
@@ -138,6 +142,7 @@ class Settler:
         """Seeks newly assigned partitions to where the database says they stand."""
         if not assigned:
             return
+        self._epoch += 1  # a batch read before this point must not move the positions set here
         starts = await self.consumer.beginning_offsets(assigned)
         async with self.pool.acquire() as connection:
             stored = await repository.ensure_offsets(
@@ -240,8 +245,9 @@ class Settler:
         if items:
             # The next batch is fetched and parsed while this one is in PostgreSQL; two batches
             # never settle at once (the previous one finishes first: positions, locks, order).
+            epoch = self._epoch  # items read before a later seek are stale: _settle drops them
             await self._settled()
-            self._inflight = asyncio.create_task(self._settle(items))
+            self._inflight = asyncio.create_task(self._settle(items, epoch))
             return 0
         await self._settled()
         if until_idle and not fetched and not unread and await self._drained():
@@ -302,7 +308,9 @@ class Settler:
         ends = await self.consumer.end_offsets(tps)
         return all(self.positions.get(tp.partition, -1) >= ends[tp] for tp in tps)
 
-    async def _settle(self, items: list[Item[Request | Poison]]) -> None:
+    async def _settle(self, items: list[Item[Request | Poison]], epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # read before a seek to the database's offsets: they will be read again
         batch = await self._prepare(items)
         if not batch.progress:
             return  # every partition of it was revoked meanwhile
@@ -312,9 +320,10 @@ class Settler:
             self.summary.fenced += 1
             await self.resume([TopicPartition(self.topic, p) for p in batch.progress if p in self.positions])
             return
-        for progress in batch.progress.values():
-            if progress.partition in self.positions:  # unless a rebalance took it meanwhile
-                self.positions[progress.partition] = progress.next_offset
+        if epoch == self._epoch:  # else a seek to the database's offsets happened meanwhile
+            for progress in batch.progress.values():
+                if progress.partition in self.positions:
+                    self.positions[progress.partition] = progress.next_offset
         self.summary.batches += 1
         self.summary.requests += len(batch.requests)
         if batch.requests:
@@ -346,8 +355,8 @@ class Settler:
         progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
         letters: list[tuple[bytes, bytes]] = []
         for item in items:
-            if item.partition not in self.positions:
-                continue  # revoked while this batch waited; its new owner reads it again
+            if item.partition not in self.positions or item.offset < self.positions[item.partition]:
+                continue  # revoked while this batch waited (its new owner reads it), or settled already
             entry = progress.setdefault(item.partition, [self.positions[item.partition], 0, 0, 0])
             entry[1] = item.offset + 1
             entry[2] += 1

@@ -42,6 +42,7 @@ async def _stream(config: Settings, *, seed: int, count: int) -> list:
 async def _assert_exactly_once(config: Settings, requests: list) -> None:
     """Every request decided once, every invariant holds, and every outcome reached Kafka."""
     assert await scalar(config, "SELECT count(*) FROM ledger_requests") == len(requests)
+    assert await scalar(config, "SELECT sum(duplicates) FROM ledger_offsets") == 0  # none read twice
     assert await scalar(config, "SELECT sum(messages) FROM ledger_offsets WHERE topic LIKE '%requests%'") == len(
         requests
     )
