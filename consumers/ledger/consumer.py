@@ -11,26 +11,24 @@ kill itself (exit status 137, no cleanup) at that point of the first batch with 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from pydantic import Field, TypeAdapter
 
 from consumers.ledger import repository
 from consumers.ledger.accounts import AccountsReader
-from consumers.ledger.batch import Batch, BatchResult, PartitionProgress, settle_batch
-from consumers.ledger.deadletter import Unreadable, dead_letter, read_event
-from consumers.ledger.domain import Request, RequestEvent
+from consumers.ledger.batch import Batch, PartitionProgress
+from consumers.ledger.domain import Request
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay, send_all
+from consumers.ledger.reading import Poison, read_requests
+from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, RetryingSettle, RunSummary
 from infra.db import database_unreachable
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -42,49 +40,10 @@ GROUP_DEFAULT: Final = "kp-ledger"
 BATCH_SIZE_MAX: Final = 4_000
 BATCH_WAIT_MS: Final = 20
 BUFFERED_PER_PARTITION_MAX: Final = 8_000
-BATCH_ATTEMPTS_MAX: Final = 3  # a batch failing this often with a data error is split up
-DB_UNAVAILABLE_ATTEMPTS_MAX: Final = 120  # × DB_RETRY_WAIT_S: how long PostgreSQL may be away
-DB_RETRY_WAIT_S: Final = 0.5
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
 SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
-
-# Discriminated on event_type: pydantic validates one model, not every member of the union.
-REQUEST_ADAPTER: Final = TypeAdapter(Annotated[RequestEvent, Field(discriminator="event_type")])
-REQUEST_TYPES: Final = PAYMENT_REQUESTS.event_type_names
-
-# The batch itself cannot be written (a value PostgreSQL refuses): split it, then dead-letter.
-DB_DATA: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-
-
-def fingerprint(raw: bytes) -> bytes:
-    """A hash of the message bytes, to tell a redelivery (identical bytes) from a reused event id.
-
-    `amount` is compared on its own first, so a changed amount reports `exists_with_different_amount`.
-    """
-    return hashlib.blake2b(raw, digest_size=16).digest()
-
-
-@dataclass(slots=True)
-class Poison:
-    """A message that goes to the dead-letter topic instead of the ledger."""
-
-    reason: str
-    detail: str
-    key: bytes | None
-    value: bytes | None
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """What one `settle` run did."""
-
-    batches: int = 0
-    requests: int = 0
-    transfers: int = 0
-    dead_lettered: int = 0
-    fenced: int = 0
 
 
 def _crash_hook(point: str) -> None:
@@ -107,7 +66,7 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.settler.resume(assigned)
 
 
-class Settler:
+class Settler(RetryingSettle):
     """One ledger consumer process."""
 
     def __init__(self, settings: Settings, *, group: str = GROUP_DEFAULT) -> None:
@@ -258,17 +217,11 @@ class Settler:
 
     def _buffer(self, partition: int, messages: list) -> None:
         last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))
-        for message in messages:
-            event = read_event(message.value, REQUEST_ADAPTER, REQUEST_TYPES)
-            if isinstance(event, Unreadable):
-                payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value)
-            else:
-                payload = Request(event, partition, message.offset, fingerprint(message.value))
-                last_at = max(last_at, event.occurred_at)
-            # A poison message sorts with its predecessor, so it never waits for later events.
-            self.merge.add(Item(last_at, partition, message.offset, payload, message.value))
-            self._fetched[partition] = message.offset + 1
-        self._last_at[partition] = last_at
+        items, self._last_at[partition] = read_requests(partition, messages, last_at)
+        for item in items:
+            self.merge.add(item)
+        if items:
+            self._fetched[partition] = items[-1].offset + 1
 
     def _drop_unassigned(self) -> None:
         """Forgets partitions a rebalance took away, even if the revoke callback came late."""
@@ -374,67 +327,6 @@ class Settler:
             )
             self.summary.dead_lettered += len(letters)
         return Batch(requests, {p: PartitionProgress(p, *e) for p, e in progress.items()})
-
-    def _letter(self, partition: int, offset: int, poison: Poison) -> tuple[bytes, bytes]:
-        return dead_letter(
-            reason=poison.reason,  # type: ignore[arg-type]
-            detail=poison.detail,
-            topic=self.topic,
-            partition=partition,
-            offset=offset,
-            group=self.group,
-            key=poison.key,
-            value=poison.value,
-            now=datetime.now(UTC),
-        )
-
-    async def _settle_with_retries(self, batch: Batch, items: list[Item[Request | Poison]]) -> BatchResult:
-        """Settles a batch, waiting out database restarts; splits a batch PostgreSQL refuses."""
-        data_failures = 0
-        for _ in range(DB_UNAVAILABLE_ATTEMPTS_MAX):
-            try:
-                async with self.pool.acquire() as connection:
-                    result = await settle_batch(connection, group=self.group, topic=self.topic, batch=batch)
-                self.summary.transfers += result.transfers
-                return result
-            except DB_DATA as error:
-                data_failures += 1
-                log.warning("batch refused by PostgreSQL (%s/%s): %s", data_failures, BATCH_ATTEMPTS_MAX, error)
-                if data_failures >= BATCH_ATTEMPTS_MAX:
-                    return await self._settle_one_by_one(batch, items, error)
-            except DB_TRANSIENT as error:
-                log.warning("PostgreSQL unavailable, retrying the batch: %s", error)
-                await asyncio.sleep(DB_RETRY_WAIT_S)
-        raise RuntimeError("PostgreSQL stayed unavailable; the batch was not settled (restart to resume)")
-
-    async def _settle_one_by_one(
-        self, batch: Batch, items: list[Item[Request | Poison]], error: Exception
-    ) -> BatchResult:
-        """Settles each message alone; a request that still fails goes to the dead-letter topic."""
-        if len(items) == 1 and isinstance(items[0].payload, Request):
-            item = items[0]
-            detail = f"PostgreSQL refused it {BATCH_ATTEMPTS_MAX} times: {error}"
-            letter = self._letter(item.partition, item.offset, Poison("retries_exhausted", detail, None, item.raw))
-            await send_all(self.producer, topic=self.dead_letter_topic, keys=[letter[0].decode()], payloads=[letter[1]])
-            self.summary.dead_lettered += 1
-            start = batch.progress[item.partition].start_offset
-            alone = Batch([], {item.partition: PartitionProgress(item.partition, start, item.offset + 1, 1, 1)})
-            return await self._settle_with_retries(alone, [])
-        for item in items:
-            if item.partition not in self.positions:
-                continue  # revoked meanwhile
-            is_request = isinstance(item.payload, Request)
-            progress = PartitionProgress(
-                item.partition, self.positions[item.partition], item.offset + 1, 1, 0 if is_request else 1
-            )
-            single = Batch([item.payload] if isinstance(item.payload, Request) else [], {item.partition: progress})
-            result = await self._settle_with_retries(single, [item])
-            if result.result == "fenced":
-                return result
-            self.positions[item.partition] = item.offset + 1
-            if result.outbox_id is not None:
-                await self.relay.publish(outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads)
-        return BatchResult("settled")
 
 
 async def settle_until_signalled(settler: Settler, *, until_idle: bool) -> RunSummary:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.ledger.consumer import REQUEST_ADAPTER
 from consumers.ledger.deadletter import Unreadable, read_event
 from consumers.ledger.merge import Item, PartitionMerge
+from consumers.ledger.reading import REQUEST_ADAPTER
 from schemas.events import dump_event
 from schemas.payments import PaymentRequested
 from schemas.topics import PAYMENT_REQUESTS
