@@ -81,7 +81,7 @@ SELECT coalesce(r.id, t.id) AS id FROM
 WHERE r.id IS NULL OR t.id IS NULL
 ORDER BY 1
 """
-UNPUBLISHED: Final = "SELECT count(*), coalesce(sum(cardinality(keys)), 0) FROM ledger_outbox"
+UNPUBLISHED: Final = "SELECT count(*), coalesce(sum(messages), 0)::bigint FROM ledger_outbox"
 
 
 @dataclass(frozen=True, slots=True)

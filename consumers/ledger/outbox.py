@@ -125,7 +125,8 @@ class OutcomeRelay:
             async with self.pool.acquire() as connection, connection.transaction():
                 rows = await connection.fetch(sql.LOCK_OUTBOX_BACKLOG, older_than_s, BACKLOG_ROWS_MAX)
                 for row in rows:
-                    await send_all(self.producer, topic=self.topic, keys=row["keys"], payloads=row["payloads"])
+                    keys, payloads = row["keys"].split("\n"), row["payloads"].split(b"\n")
+                    await send_all(self.producer, topic=self.topic, keys=keys, payloads=payloads)
                     await connection.execute(sql.DELETE_OUTBOX, row["id"])
             relayed += len(rows)
             if len(rows) < BACKLOG_ROWS_MAX:

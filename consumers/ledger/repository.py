@@ -169,4 +169,4 @@ async def insert_outbox(connection: asyncpg.Connection, *, keys: list[str], payl
     """Stores a batch's outcomes for the relay; returns the outbox row id (None if nothing)."""
     if not keys:
         return None
-    return await connection.fetchval(sql.INSERT_OUTBOX, keys, payloads)
+    return await connection.fetchval(sql.INSERT_OUTBOX, len(keys), "\n".join(keys), b"\n".join(payloads))

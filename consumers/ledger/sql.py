@@ -131,7 +131,8 @@ DO UPDATE SET next_offset = GREATEST(ledger_offsets.next_offset, EXCLUDED.next_o
 """
 
 # -- outbox ------------------------------------------------------------------------------------
-INSERT_OUTBOX: Final = "INSERT INTO ledger_outbox (keys, payloads) VALUES ($1::text[], $2::bytea[]) RETURNING id"
+# One row per batch: newline-separated keys and JSON values (see migration 0003).
+INSERT_OUTBOX: Final = "INSERT INTO ledger_outbox (messages, keys, payloads) VALUES ($1, $2, $3) RETURNING id"
 DELETE_OUTBOX: Final = "DELETE FROM ledger_outbox WHERE id = $1"
 LOCK_OUTBOX_BACKLOG: Final = """
 SELECT id, keys, payloads FROM ledger_outbox
