@@ -75,15 +75,12 @@ async def _start_metrics(config: Settings) -> asyncio.subprocess.Process:
     }
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "consumers.metrics", cwd=REPO, env=env)
     deadline = time.monotonic() + SERVE_WAIT_S_MAX
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", config.metrics_port)
-            writer.close()
+    while time.monotonic() < deadline:  # running: assigned and reporting its own lag
+        if await asyncio.to_thread(_metrics_lag, config.metrics_port) is not None:
             return process
-        except OSError:
-            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)
     process.kill()
-    raise RuntimeError("the metrics consumer did not start serving in time")
+    raise RuntimeError("the metrics consumer did not start consuming in time")
 
 
 def _metrics_lag(port: int) -> int | None:
