@@ -17,3 +17,6 @@ ORDER BY o.id;
 DROP TABLE ledger_outbox;
 ALTER TABLE ledger_outbox_blobs RENAME TO ledger_outbox;
 ALTER SEQUENCE ledger_outbox_blobs_id_seq RENAME TO ledger_outbox_id_seq;
+-- Outcome blobs live for milliseconds: store them out of line without compressing them.
+ALTER TABLE ledger_outbox ALTER COLUMN payloads SET STORAGE EXTERNAL;
+ALTER TABLE ledger_outbox ALTER COLUMN keys SET STORAGE EXTERNAL;
