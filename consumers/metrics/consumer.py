@@ -78,9 +78,16 @@ class MetricsSummary:
 class MetricsConsumer:
     """One metrics consumer: its state, its registry, and the loop that feeds them."""
 
-    def __init__(self, settings: Settings, *, group: str = GROUP_DEFAULT,
-                 watched_groups: Iterable[str] = WATCHED_GROUPS_DEFAULT) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group: str = GROUP_DEFAULT,
+        watched_groups: Iterable[str] = WATCHED_GROUPS_DEFAULT,
+        yield_to_ledger: bool = True,
+    ) -> None:
         self.settings = settings
+        self.yield_to_ledger = yield_to_ledger  # False: always read at full speed
         self.group = group
         self.watched_groups = tuple(watched_groups)
         self.aggregator = Aggregator()
@@ -217,7 +224,7 @@ class MetricsConsumer:
                 self._apply(fetched)
                 idle_polls = 0
                 self.drained.clear()
-                if any(self._watched_lag.values()):  # the ledger is busy: yield to it
+                if self.yield_to_ledger and any(self._watched_lag.values()):  # the ledger is busy: yield
                     await asyncio.sleep(sum(len(v) for v in fetched.values()) / YIELD_RECORDS_PER_S)
             elif await self._is_drained(main) and await self._catch_up(accounts) == 0:
                 idle_polls += 1
@@ -316,7 +323,10 @@ class MetricsConsumer:
 
 
 async def run_metrics(settings: Settings, *, until_idle: bool = False, stop: asyncio.Event | None = None,
-                      serve_http: bool = True, group: str = GROUP_DEFAULT) -> MetricsSummary:  # fmt: skip
+                      serve_http: bool = True, group: str = GROUP_DEFAULT,
+                      yield_to_ledger: bool = True) -> MetricsSummary:  # fmt: skip
     """Runs the metrics consumer (and its /metrics server on settings.metrics_port) until `stop`
-    is set, the task is cancelled, or — with `until_idle` — every partition is drained."""
-    return await MetricsConsumer(settings, group=group).run(until_idle=until_idle, stop=stop, serve_http=serve_http)
+    is set, the task is cancelled, or — with `until_idle` — every partition is drained.
+    `yield_to_ledger=False` reads at full speed even while the ledger has a backlog."""
+    consumer = MetricsConsumer(settings, group=group, yield_to_ledger=yield_to_ledger)
+    return await consumer.run(until_idle=until_idle, stop=stop, serve_http=serve_http)
