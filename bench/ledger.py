@@ -1,6 +1,6 @@
 """Ledger settlement benchmark: throughput vs raw COPY, hot account, paced latency, consumer RSS.
 
-    .venv/bin/python bench/ledger.py [--payments 200000] [--paced-rate 5000] [--paced-seconds 20]
+    .venv/bin/python bench/ledger.py [--payments 200000] [--paced-rate 5000] [--paced-seconds 20] [--keep]
 
 Uses the services of `kpsandbox up` (or KPSANDBOX_* settings). Every run gets a new database and
 a new topic prefix. The consumer runs as its own process (`python -m consumers.ledger`), exactly
@@ -31,9 +31,9 @@ import contextlib
 
 from consumers.ledger import sql
 from infra.db import create_database, migrate
-from infra.kafka_admin import ensure_topics
+from infra.kafka_admin import delete_topics, ensure_topics
 from infra.settings import Settings, load_settings, with_overrides
-from schemas.topics import ACCOUNTS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
+from schemas.topics import ACCOUNTS, CATALOG, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
 REPO: Final = Path(__file__).resolve().parents[1]
 CITIZENS: Final = 20_000
@@ -142,7 +142,22 @@ async def fresh(base: Settings, label: str) -> Settings:
     await migrate(dsn)
     config = with_overrides(base, topic_prefix=f"bench-{tag}.", database_url=dsn)
     await ensure_topics(config)
+    _created.append(config)
     return config
+
+
+_created: list[Settings] = []
+
+
+async def clean_up(base: Settings) -> None:
+    """Drops every database and topic this run created (unless --keep)."""
+    connection = await asyncpg.connect(base.dsn)
+    try:
+        for config in _created:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{config.dsn.rpartition("/")[2]}" WITH (FORCE)')
+            await delete_topics(config, [config.topic(spec) for spec in CATALOG])
+    finally:
+        await connection.close()
 
 
 def rss_mib(pid: int) -> float:
@@ -326,6 +341,7 @@ async def main() -> None:
     parser.add_argument("--paced-rate", type=int, default=5_000)
     parser.add_argument("--paced-seconds", type=int, default=20)
     parser.add_argument("--only", choices=["copy", "uniform", "hot", "paced"], action="append")
+    parser.add_argument("--keep", action="store_true", help="keep the run's databases and topics")
     args = parser.parse_args()
     base = load_settings()
     only = set(args.only or ["copy", "uniform", "hot", "paced"])
@@ -343,6 +359,8 @@ async def main() -> None:
     if "hot_account" in result and "uniform" in result:
         result["hot_vs_uniform"] = round(result["hot_account"]["settled_per_s"] / result["uniform"]["settled_per_s"], 3)
     print(json.dumps(result, indent=2))
+    if not args.keep:
+        await clean_up(base)
 
 
 if __name__ == "__main__":
