@@ -99,6 +99,7 @@ class MetricsConsumer:
         self._specs = {settings.topic(spec): spec for spec in READ_ORDER}
         self._watched_lag: Lag = {}
         self._next: dict[TopicPartition, int] = {}  # next offset to apply, per assigned partition
+        self._saved_at_records = -1  # summary.records at the last save (-1: never saved)
         self._assigned = False  # only a fully assigned consumer may save (else offsets are incomplete)
 
     async def caught_up(self, timeout_s: float) -> bool:
@@ -236,8 +237,8 @@ class MetricsConsumer:
             if now - last_lag >= LAG_EVERY_S:
                 last_lag = now
                 await self._watched(admin, main)
-            if now - last_save >= SAVE_EVERY_S:
-                last_save = now
+            if now - last_save >= SAVE_EVERY_S and self.summary.records != self._saved_at_records:
+                last_save = now  # nothing new since the last save: the saved row is already current
                 await self._save(store, main, accounts)
 
     def _apply(self, fetched: dict) -> None:  # type: ignore[type-arg]
@@ -312,6 +313,7 @@ class MetricsConsumer:
             log.warning("could not save the metrics state (will retry): %s", error)
             return
         self.summary.saves += 1
+        self._saved_at_records = self.summary.records
         for consumer in consumers:
             mine = {tp: offsets[tp.topic][tp.partition] for tp in consumer.assignment()}
             if not mine:
