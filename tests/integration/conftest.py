@@ -54,7 +54,8 @@ def settings() -> Iterator[Settings]:
     stack.up(config)
     asyncio.run(ensure_topics(config))
     yield config
-    if os.environ.get("KPSANDBOX_TEST_KEEP_UP") != "1":
+    external = os.environ.get("KPSANDBOX_TEST_EXTERNAL") == "1"
+    if not external and os.environ.get("KPSANDBOX_TEST_KEEP_UP") != "1":
         stack.down(config)
 
 
