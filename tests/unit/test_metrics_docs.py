@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from consumers.metrics.aggregate import Aggregator
 from consumers.metrics.exporter import new_registry
 from tests.conftest import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "metrics.md"
+README = REPO_ROOT / "README.md"
 ROW = re.compile(r"^\| `(kpsandbox_[a-z_]+)` \| (counter|gauge|histogram) \|([^|]*)\|")
 
 
-def _documented() -> dict[str, tuple[str, frozenset[str]]]:
+def _documented(doc: Path = DOC) -> dict[str, tuple[str, frozenset[str]]]:
     rows = {}
-    for line in DOC.read_text().splitlines():
+    for line in doc.read_text().splitlines():
         match = ROW.match(line)
         if match:
             name, kind, labels = match.groups()
@@ -37,6 +39,11 @@ def test_catalogue_table_matches_the_exporter() -> None:
     documented, exported = _documented(), _exported()
     assert len(documented) >= 15
     assert documented == exported
+
+
+def test_readme_catalogue_matches_the_exporter() -> None:
+    """The README's metric catalogue lists exactly the exported metrics, types and labels."""
+    assert _documented(README) == _exported()
 
 
 def test_every_name_follows_prometheus_conventions() -> None:
