@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 from uuid import UUID, uuid5
 
 from schemas.accounts import CITIZEN_KINDS
@@ -82,8 +82,7 @@ class Pending:
     state: str = "pending"
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(NamedTuple):
     """One immutable transfer row."""
 
     id: UUID
@@ -100,8 +99,7 @@ class Transfer:
     reference: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
+class RequestRecord(NamedTuple):
     """What was decided for one distinct request (its tracking row)."""
 
     id: UUID
@@ -114,8 +112,7 @@ class RequestRecord:
     source_offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """One request event as the ledger sees it: the event and where it was read from."""
 
     event: RequestEvent
@@ -124,8 +121,7 @@ class Request:
     fingerprint: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The outcome of one request: a result code and what the outcome event must say."""
 
     request: Request

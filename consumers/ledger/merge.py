@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Item(Generic[T]):
+class Item(NamedTuple, Generic[T]):
     """One buffered message: its sort time, where it came from, and what it carries."""
 
     at: datetime

@@ -53,45 +53,12 @@ async def lock_pending(
 async def write_effects(connection: asyncpg.Connection, *, effects: Effects) -> None:
     """Writes a batch's transfers, requests, pending transfers and balance deltas."""
     if effects.transfers:
+        # Transfer and RequestRecord are NamedTuples in table-column order: rows as they are.
         await connection.copy_records_to_table(
-            "ledger_transfers",
-            records=[
-                (
-                    t.id,
-                    t.debit_account_id,
-                    t.credit_account_id,
-                    t.amount,
-                    t.currency,
-                    t.code,
-                    t.rail,
-                    t.pending_id,
-                    t.timeout_seconds,
-                    t.flags,
-                    t.occurred_at,
-                    t.reference,
-                )
-                for t in effects.transfers
-            ],
-            columns=sql.TRANSFER_COLUMNS,
+            "ledger_transfers", records=effects.transfers, columns=sql.TRANSFER_COLUMNS
         )
     if effects.requests:
-        await connection.copy_records_to_table(
-            "ledger_requests",
-            records=[
-                (
-                    r.id,
-                    r.request_type,
-                    r.result,
-                    r.transfer_status,
-                    r.amount,
-                    r.fingerprint,
-                    r.source_partition,
-                    r.source_offset,
-                )
-                for r in effects.requests
-            ],
-            columns=sql.REQUEST_COLUMNS,
-        )
+        await connection.copy_records_to_table("ledger_requests", records=effects.requests, columns=sql.REQUEST_COLUMNS)
     await _write_pending(connection, effects=effects)
     if effects.deltas:
         ids = sorted(effects.deltas)

@@ -66,3 +66,12 @@ def test_partition_cache_agrees_with_kafka_partitioner() -> None:
     for key in (b"acc_00000001", b"acc_ffffffff", b"x"):
         assert partition_for(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
         assert partition_for(key, partitions) == partition_for(key, partitions)
+
+
+def test_rows_are_copied_in_table_column_order() -> None:
+    """Transfers and request records go to COPY as they are, so their fields follow the columns."""
+    from consumers.ledger import sql
+    from consumers.ledger.domain import RequestRecord, Transfer
+
+    assert Transfer._fields == sql.TRANSFER_COLUMNS
+    assert RequestRecord._fields == sql.REQUEST_COLUMNS
