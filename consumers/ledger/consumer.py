@@ -184,7 +184,9 @@ class Settler(RetryingSettle):
             except (*DB_TRANSIENT, KafkaError) as error:
                 failures += 1
                 if failures > DB_UNAVAILABLE_ATTEMPTS_MAX:
-                    raise
+                    if isinstance(error, KafkaError):
+                        raise kafka_unreachable(self.settings) from error
+                    raise database_unreachable(self.settings.dsn) from error
                 log.warning("settling paused (%s/%s): %s", failures, DB_UNAVAILABLE_ATTEMPTS_MAX, error)
                 await asyncio.sleep(DB_RETRY_WAIT_S)
                 resync = True  # re-read from what the database says was settled

@@ -21,6 +21,7 @@ from consumers.ledger.domain import Request
 from consumers.ledger.merge import Item
 from consumers.ledger.outbox import DB_TRANSIENT, send_all
 from consumers.ledger.reading import Poison
+from infra.errors import SandboxError
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -89,7 +90,11 @@ class RetryingSettle:
             except DB_TRANSIENT as error:
                 log.warning("PostgreSQL unavailable, retrying the batch: %s", error)
                 await asyncio.sleep(DB_RETRY_WAIT_S)
-        raise RuntimeError("PostgreSQL stayed unavailable; the batch was not settled (restart to resume)")
+        # Nothing of the batch was committed; a restart resumes from the database's offsets.
+        raise SandboxError(
+            "PostgreSQL stayed unavailable while settling a batch",
+            "check the database (`kpsandbox status`), then run `kpsandbox settle` again: it resumes exactly",
+        )
 
     async def _settle_one_by_one(
         self, batch: Batch, items: list[Item[Request | Poison]], error: Exception
