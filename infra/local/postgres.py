@@ -143,9 +143,16 @@ class PostgresService:
         return True
 
     def wait_healthy(self) -> None:
-        from infra.db import database_answers, ensure_database
+        from infra.db import admin_dsn, database_answers, ensure_database
 
         if self.embedded:
+            # The server first (its superuser database), then our role and database, then our DSN.
+            procs.wait_until(
+                lambda: database_answers(admin_dsn(self.settings)) is not None,
+                timeout_s=self.settings.service_start_timeout_s,
+                what="PostgreSQL",
+                log_file=self.log_file,
+            )
             ensure_database(self.settings)
         procs.wait_until(
             lambda: database_answers(self.endpoint) is not None,
@@ -158,7 +165,7 @@ class PostgresService:
         """Restarts the server in place (fast shutdown); used to prove clients survive it."""
         subprocess.run(
             _as_server_user([str(pg_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
-                             "-w", "-t", "60", "restart"]),
+                             "-l", str(self.log_file), "-w", "-t", "60", "restart"]),
             capture_output=True, text=True, timeout=PG_CTL_TIMEOUT_S, check=True,
         )  # fmt: skip
 

@@ -80,3 +80,20 @@ def test_prometheus_scrapes_the_sandbox_exporter(settings: Settings) -> None:
         targets = json.loads(response.read())["data"]["activeTargets"]
     urls = {t["scrapeUrl"] for t in targets}
     assert f"http://127.0.0.1:{settings.metrics_port}/metrics" in urls
+
+
+def test_postgres_restart_returns_and_is_healthy_again(settings: Settings) -> None:
+    """Restarting the local PostgreSQL returns promptly and the sandbox database answers afterwards."""
+    import time
+
+    from infra.db import database_answers
+    from infra.local.postgres import PostgresService
+
+    if not settings.postgres_embedded:
+        pytest.skip("external PostgreSQL is not ours to restart")
+    service = PostgresService(settings)
+    began = time.monotonic()
+    service.restart()
+    service.wait_healthy()
+    assert time.monotonic() - began < 60
+    assert database_answers(settings.dsn) is not None
