@@ -114,3 +114,12 @@ def database_unreachable(dsn: str) -> SandboxError:
         f"PostgreSQL at {dsn.rpartition('@')[2]} is not reachable",
         "start the local services with `kpsandbox up`, or check KPSANDBOX_DATABASE_URL",
     )
+
+
+async def require_table(connection: asyncpg.Connection, table: str) -> None:
+    """Raises a SandboxError when the database lacks a table our migrations create."""
+    if not await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+        raise SandboxError(
+            f"the table {table} is missing in this database — migrations were not applied",
+            "run `kpsandbox up` (it applies migrations, also to an external KPSANDBOX_DATABASE_URL)",
+        )

@@ -29,7 +29,7 @@ from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay, send_all
 from consumers.ledger.reading import Poison, read_requests
 from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, RetryingSettle, RunSummary
-from infra.db import database_unreachable
+from infra.db import database_unreachable, migrate
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
@@ -117,6 +117,7 @@ class Settler(RetryingSettle):
     async def run(self, *, until_idle: bool, batch_size_max: int = BATCH_SIZE_MAX) -> RunSummary:
         """Settles until cancelled (or, with `until_idle`, until every partition is drained)."""
         settings = self.settings
+        await migrate(settings.dsn)  # idempotent; a fresh external database needs no separate step
         try:
             self.pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=3)
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:

@@ -11,7 +11,8 @@ from rich.table import Table
 from consumers.ledger.check import Finding, check_ledger
 from consumers.ledger.consumer import GROUP_DEFAULT, Settler, settle_until_signalled
 from consumers.ledger.digest import Digest, ledger_digest
-from infra.db import CONNECT_TIMEOUT_S, database_unreachable
+from infra.db import CONNECT_TIMEOUT_S, database_unreachable, require_table
+from infra.errors import SandboxError
 from infra.settings import Settings
 from kpsandbox.console import console, settings
 from schemas.topics import PAYMENT_REQUESTS
@@ -21,9 +22,15 @@ ledger_app = typer.Typer(help="Audit the ledger: reconciliation report and repro
 
 async def _connect(config: Settings) -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(config.dsn, timeout=CONNECT_TIMEOUT_S)
+        connection = await asyncpg.connect(config.dsn, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         raise database_unreachable(config.dsn) from error
+    try:
+        await require_table(connection, "ledger_transfers")
+    except SandboxError:
+        await connection.close()
+        raise
+    return connection
 
 
 async def _check(config: Settings) -> list[Finding]:
