@@ -95,6 +95,7 @@ def _print_summary(run: DemoRun) -> None:
         )
     holds = all(f.holds for f in run.findings)
     head.add_row("ledger check", "[green]all invariants hold[/]" if holds else "[red]VIOLATED[/]")
+    head.add_row("ledger digest (live run)", run.digest[:16] + "…")
     console.print(head)
     districts = Table(title="digital share by count, per district", title_justify="left")
     for column in ("district", "first 30 days", "last 30 days"):

@@ -22,6 +22,7 @@ import asyncpg
 
 from consumers.ledger.check import Finding, check_ledger
 from consumers.ledger.consumer import GROUP_DEFAULT as LEDGER_GROUP
+from consumers.ledger.digest import ledger_digest
 from consumers.metrics.consumer import GROUP_DEFAULT as METRICS_GROUP
 from infra.db import CONNECT_TIMEOUT_S, create_database, migrate
 from infra.errors import SandboxError
@@ -82,6 +83,7 @@ class DemoRun:
     settle_seconds: float = 0.0
     outcomes: OutcomeTally = field(default_factory=OutcomeTally)
     findings: list[Finding] = field(default_factory=list)
+    digest: str = ""
 
 
 async def prepare_run(base: Settings, run_id: str) -> Settings:
@@ -140,11 +142,12 @@ async def produce(settings: Settings, sim: Simulation, progress: Progress) -> in
         await sink.close()
 
 
-async def check(settings: Settings) -> list[Finding]:
-    """The ledger's reconciliation report for this run's database."""
+async def check(settings: Settings) -> tuple[list[Finding], str]:
+    """The ledger's reconciliation report and digest for this run's database."""
     connection = await asyncpg.connect(settings.dsn, timeout=CONNECT_TIMEOUT_S)
     try:
-        return await check_ledger(connection, requests_topic=settings.topic(PAYMENT_REQUESTS))
+        findings = await check_ledger(connection, requests_topic=settings.topic(PAYMENT_REQUESTS))
+        return findings, (await ledger_digest(connection)).sha256
     finally:
         await connection.close()
 
@@ -171,7 +174,7 @@ async def run_pipeline(settings: Settings, sim: Simulation, logs: Path, progress
         for consumer in consumers:
             consumer.stop()
     run.outcomes = await tally_outcomes(settings)
-    run.findings = await check(settings)
+    run.findings, run.digest = await check(settings)
     return run
 
 
