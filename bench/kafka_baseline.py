@@ -121,9 +121,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     args = parser.parse_args()
     settings = load_settings()
-    result = asyncio.run(
-        measure(settings.bootstrap_servers, f"{settings.topic_prefix}bench.baseline.{uuid.uuid4().hex[:6]}", args.messages)
-    )
+    topic = f"{settings.topic_prefix}bench.baseline.{uuid.uuid4().hex[:6]}"
+    result = asyncio.run(measure(settings.bootstrap_servers, topic, args.messages))
     print(
         json.dumps(
             {

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -104,7 +104,7 @@ class KafkaSink:
         self._partitions: dict[str, int] = {}
         self._topic_names = {spec.name: settings.topic(spec) for spec in SIM_TOPICS}
         self._accounts_topic = settings.topic(ACCOUNTS)
-        self._batches: dict[tuple[str, int], object] = {}
+        self._batches: dict[tuple[str, int], Any] = {}  # aiokafka's BatchBuilder
         self._in_flight: deque[asyncio.Future] = deque()
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self.sent = 0

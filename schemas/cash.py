@@ -46,9 +46,7 @@ class CashPurchase(Envelope):
     event_type: Literal["cash.purchase"] = "cash.purchase"
     schema_version: Literal[1] = 1
     payer_token: HolderToken
-    merchant_account_id: AccountId | None = Field(
-        default=None, description="The merchant, if it holds an account."
-    )
+    merchant_account_id: AccountId | None = Field(default=None, description="The merchant, if it holds an account.")
     merchant_category: MerchantCategory
     district: str = Field(min_length=2, max_length=48)
     amount: Paisa

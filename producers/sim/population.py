@@ -123,7 +123,17 @@ def build_citizens(cal: Calibration, count: int, employers: int, rng: random.Ran
     incomes = Sampler([cal.income_bands[b] for b in INCOME_BANDS])
     employed_share = [cal.employed_share_by_income[b] for b in INCOME_BANDS]
     female_share = cal.female_share
-    c = Citizens(*(array("B") for _ in range(8)), array("q"), array("I"), array("I"), array("I"), array("I"))
+    small = {
+        name: array("B") for name in ("district", "gender", "age_band", "area", "income", "flags", "account", "stage")
+    }
+    c = Citizens(
+        **small,
+        balance=array("q"),
+        employer=array("I"),
+        holders=array("I"),
+        g2p_recipients=array("I"),
+        employed=array("I"),
+    )
     for i in range(count):
         d = districts.draw(rng)
         g = FEMALE if rng.random() < female_share else 1 - FEMALE

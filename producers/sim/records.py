@@ -22,7 +22,7 @@ from schemas.cash import CashIn, CashOut, CashPurchase
 from schemas.commerce import OrderPaid, OrderPaidOnDelivery, OrderPlaced
 from schemas.envelope import Envelope
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
-from schemas.topics import ACCOUNTS, CASH, ORDERS, PAYMENT_REQUESTS
+from schemas.topics import ACCOUNTS, CASH, ORDERS, PAYMENT_REQUESTS, TopicSpec
 
 PRODUCER: Final = "kpsandbox-sim"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,8 +98,13 @@ class AccountOpenedRec(NamedTuple):
     merchant_category: str | None
     accepted_instruments: tuple[str, ...]
 
-    model = AccountOpened
-    topic = ACCOUNTS
+    @property
+    def model(self) -> type[Envelope]:
+        return AccountOpened
+
+    @property
+    def topic(self) -> TopicSpec:
+        return ACCOUNTS
 
     @property
     def key(self) -> str:
@@ -136,8 +141,13 @@ class PaymentRequestedRec(NamedTuple):
     order_id: str | None
     reference: str | None
 
-    model = PaymentRequested
-    topic = PAYMENT_REQUESTS
+    @property
+    def model(self) -> type[Envelope]:
+        return PaymentRequested
+
+    @property
+    def topic(self) -> TopicSpec:
+        return PAYMENT_REQUESTS
 
     @property
     def key(self) -> str:
@@ -165,8 +175,13 @@ class PostRequestedRec(NamedTuple):
     pending_id: str
     payer_account_id: str
 
-    model = PaymentPostRequested
-    topic = PAYMENT_REQUESTS
+    @property
+    def model(self) -> type[Envelope]:
+        return PaymentPostRequested
+
+    @property
+    def topic(self) -> TopicSpec:
+        return PAYMENT_REQUESTS
 
     @property
     def key(self) -> str:
@@ -191,8 +206,13 @@ class VoidRequestedRec(NamedTuple):
     pending_id: str
     payer_account_id: str
 
-    model = PaymentVoidRequested
-    topic = PAYMENT_REQUESTS
+    @property
+    def model(self) -> type[Envelope]:
+        return PaymentVoidRequested
+
+    @property
+    def topic(self) -> TopicSpec:
+        return PAYMENT_REQUESTS
 
     @property
     def key(self) -> str:
@@ -219,7 +239,9 @@ class AgentCashRec(NamedTuple):
     agent_account_id: str
     amount: int
 
-    topic = PAYMENT_REQUESTS
+    @property
+    def topic(self) -> TopicSpec:
+        return PAYMENT_REQUESTS
 
     @property
     def model(self) -> type[Envelope]:
@@ -255,8 +277,13 @@ class CashPurchaseRec(NamedTuple):
     district: str
     amount: int
 
-    model = CashPurchase
-    topic = CASH
+    @property
+    def model(self) -> type[Envelope]:
+        return CashPurchase
+
+    @property
+    def topic(self) -> TopicSpec:
+        return CASH
 
     @property
     def key(self) -> str:
@@ -294,7 +321,9 @@ class OrderRec(NamedTuple):
     buyer_account_id: str | None
     payment_event_id: str | None
 
-    topic = ORDERS
+    @property
+    def topic(self) -> TopicSpec:
+        return ORDERS
 
     @property
     def model(self) -> type[Envelope]:
