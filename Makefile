@@ -44,6 +44,8 @@ demo: up
 	$(BIN)/kpsandbox demo --keep-up
 
 test: deps kafka-jars
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: venv
