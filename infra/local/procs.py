@@ -158,8 +158,10 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def wait_until(check, *, timeout_s: float, what: str, log_file: Path | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Polls check() until it is true; raises a SandboxError pointing at the log on timeout."""
+def wait_until(  # type: ignore[no-untyped-def]
+    check, *, timeout_s: float, what: str, log_file: Path | None = None, hint: str | None = None
+) -> None:
+    """Polls check() until it is true; raises a SandboxError (pointing at the log) on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -168,6 +170,7 @@ def wait_until(check, *, timeout_s: float, what: str, log_file: Path | None = No
     where = f"; see its log at {log_file}" if log_file else ""
     raise SandboxError(
         f"{what} did not become healthy within {timeout_s:.0f} s{where}",
-        "read the log's last lines, fix the cause, then run `kpsandbox down` and `kpsandbox up` again "
+        hint
+        or "read the log's last lines, fix the cause, then run `kpsandbox down` and `kpsandbox up` again "
         "(KPSANDBOX_SERVICE_START_TIMEOUT_S raises the wait)",
     )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from infra.db import migrate
 from infra.kafka_admin import ensure_topics
+from infra.local import procs
 from infra.local.base import ServiceStatus
 from infra.local.kafka import KafkaService
 from infra.local.postgres import PostgresService
@@ -57,13 +59,35 @@ def up(settings: Settings, say: Say = lambda _: None) -> UpReport:
             report.already_running.append(service.name)
     for service in stack:
         say(f"waiting for {service.name}")
-        service.wait_healthy()
+        if service.embedded:
+            service.wait_healthy()
+        else:
+            check_external(service)
     say("creating topics")
     report.topics_created = asyncio.run(ensure_topics(settings))
     say("applying migrations")
     report.migrations_applied = asyncio.run(migrate(settings.dsn))
     report.statuses = status(settings)
     return report
+
+
+EXTERNAL_SETTING: Final = {
+    "kafka": "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS",
+    "postgres": "KPSANDBOX_DATABASE_URL",
+    "prometheus": "KPSANDBOX_PROMETHEUS_URL",
+}
+EXTERNAL_WAIT_S: Final = 10.0
+
+
+def check_external(service: Service) -> None:
+    """An external service must answer within a few seconds: we cannot start it, only report it."""
+    procs.wait_until(
+        lambda: service.status().healthy,
+        timeout_s=EXTERNAL_WAIT_S,
+        what=f"{service.name} at {service.endpoint}",
+        hint=f"check that it runs and that {EXTERNAL_SETTING[service.name]} points at it "
+        "(or unset it to run one locally)",
+    )
 
 
 def status(settings: Settings) -> list[ServiceStatus]:

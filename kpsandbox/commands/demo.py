@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra.local import stack
+from infra.local import procs, stack
 from kpsandbox.console import console, settings
 from kpsandbox.demo.report import district_shifts, window_share, write_report
 from kpsandbox.demo.run import DemoRun, prepare_run, run_pipeline
@@ -36,6 +36,8 @@ def demo(
     config = SimulationConfig(seed=seed, days=days, citizens=citizens, merchants=merchants,
                               scenario=load_scenario(scenario))  # fmt: skip
     base = settings()
+    # The exporter's port first: a busy port must fail before anything is started or produced.
+    procs.check_ports_free([procs.PortClaim(base.metrics_port, "the metrics exporter", "KPSANDBOX_METRICS_PORT")])
     with console.status("bringing services up…"):
         started = stack.up(base).started
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")

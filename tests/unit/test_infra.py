@@ -146,3 +146,20 @@ def test_promtool_accepts_generated_config(tmp_path: Path) -> None:
     config.write_text(prometheus_config(Settings(state_dir=tmp_path)))
     result = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unreachable_external_service_names_its_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`up` with an external PostgreSQL that does not answer fails fast, naming KPSANDBOX_DATABASE_URL."""
+    from infra.local import stack
+
+    monkeypatch.setattr(stack, "EXTERNAL_WAIT_S", 0.5)
+    settings = Settings(
+        state_dir=tmp_path,
+        database_url="postgresql://u@127.0.0.1:1/db",
+        kafka_bootstrap_servers="127.0.0.1:1",
+        prometheus_url="http://127.0.0.1:1",
+    )
+    with pytest.raises(SandboxError) as caught:
+        stack.up(settings)
+    assert "127.0.0.1:1" in caught.value.message
+    assert "KPSANDBOX_DATABASE_URL" in caught.value.hint
