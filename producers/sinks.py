@@ -63,17 +63,17 @@ class Pacer:
 
 
 def _chunks(sim: Simulation, progress: Progress | None) -> Iterator[list[Record]]:
-    """The run in lists of at most PROGRESS_EVERY_EVENTS records, reporting progress between them."""
-    chunk: list[Record] = []
-    for rec in sim.records():
-        chunk.append(rec)
-        if len(chunk) >= PROGRESS_EVERY_EVENTS:
-            yield chunk
-            chunk = []
-            if progress:
-                progress(sim.stats.total_events, len(sim.stats.days))
-    if chunk:
-        yield chunk
+    """The run in the simulation's own batches, reporting progress about every
+    PROGRESS_EVERY_EVENTS events (after the caller has handled the batch that crossed the mark)."""
+    since_report = 0
+    for batch in sim.batches():
+        if not batch:
+            continue
+        yield batch
+        since_report += len(batch)
+        if progress and since_report >= PROGRESS_EVERY_EVENTS:
+            since_report = 0
+            progress(sim.stats.total_events, len(sim.stats.days))
     if progress:
         progress(sim.stats.total_events, len(sim.stats.days))
 
@@ -82,14 +82,16 @@ def write_file(sim: Simulation, out: IO[bytes], rate: float | None = None, progr
     """Writes the run as JSON Lines; returns the number of lines. Only whole lines are ever written,
     so an interrupted run leaves a valid file up to its last line."""
     ts, pacer, written = sim.timestamps, Pacer(rate), 0
+    step = FILE_CHUNK_LINES if not rate else max(1, min(FILE_CHUNK_LINES, int(rate // 10)))
     for chunk in _chunks(sim, progress):
-        step = FILE_CHUNK_LINES if not rate else max(1, min(FILE_CHUNK_LINES, int(rate // 10)))
         for start in range(0, len(chunk), step):
-            part = chunk[start : start + step]
+            part = chunk if len(chunk) <= step else chunk[start : start + step]
             wait = pacer.delay(written)
             if wait:
                 time.sleep(wait)
-            out.write(("\n".join(rec.json(ts) for rec in part) + "\n").encode())
+            lines = [rec.json(ts) for rec in part]
+            lines.append("")  # so the join ends with a newline without copying the text again
+            out.write("\n".join(lines).encode())
             written += len(part)
     out.flush()
     return written

@@ -58,6 +58,7 @@ class Calendar:
         self._start_ts = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
         total = sum(hour_weights)
         self._hour_cdf = [w / total for w in accumulate(hour_weights)]
+        self._hour_cdf[-1] = 1.0  # so every draw (random() < 1) lands on an hour 0..23
         self._weekday = weekday_multipliers
         self._payday_days = payday_window_days
         self._payday_multiplier = payday_multiplier
@@ -76,7 +77,7 @@ class Calendar:
     def second_of_day(self, rng: random.Random) -> int:
         """A time of day in seconds, following the hour-of-day profile."""
         hour = bisect_right(self._hour_cdf, rng.random())
-        return min(hour, 23) * 3600 + int(rng.random() * 3600)
+        return hour * 3600 + int(rng.random() * 3600)
 
 
 def poisson_count(rng: random.Random, expected: float) -> int:

@@ -15,6 +15,7 @@ MASK64: Final = (1 << 64) - 1
 _UUID_VERSION_CLEAR: Final = ~(0xF << 76) & ((1 << 128) - 1)
 _UUID_VARIANT_CLEAR: Final = ~(0x3 << 62) & ((1 << 128) - 1)
 _UUID_V4_BITS: Final = (0x4 << 76) | (0x2 << 62)
+_UUID_CLEAR: Final = _UUID_VERSION_CLEAR & _UUID_VARIANT_CLEAR
 
 # Pakistani bank codes as they appear in IBANs (4 letters; ISO 13616 BBAN prefix).
 BANK_CODES: Final[tuple[str, ...]] = (
@@ -51,8 +52,8 @@ def token(prefix: str, key: int, index: int) -> str:
 
 def format_uuid(bits: int) -> str:
     """Formats 128 random bits as a version-4 UUID string (sets the version and variant bits)."""
-    bits = (bits & _UUID_VERSION_CLEAR & _UUID_VARIANT_CLEAR) | _UUID_V4_BITS
-    h = f"{bits:032x}"
+    # bytes.hex() is the cheapest way to 32 lowercase hex digits; this runs once per event.
+    h = ((bits & _UUID_CLEAR) | _UUID_V4_BITS).to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -66,7 +67,9 @@ class IdSource:
 
     def next_uuid(self) -> str:
         """The next id as a canonical UUID string."""
-        return format_uuid(self._bits(128))
+        # format_uuid, inlined: this runs once per event.
+        h = ((self._bits(128) & _UUID_CLEAR) | _UUID_V4_BITS).to_bytes(16, "big").hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iban_check_digits(country: str, bban: str) -> str:

@@ -62,10 +62,13 @@ class Sampler:
         if total <= 0:
             raise ValueError("weights must sum to more than zero")
         self._cdf = [w / total for w in accumulate(weights)]
+        # Rounding can leave the last entry just below 1; pinning it to 1 keeps every draw in
+        # range (random() < 1) and picks exactly the index a clamp to the last one would.
+        self._cdf[-1] = 1.0
 
     def draw(self, rng: random.Random) -> int:
         """An index, with probability proportional to its weight."""
-        return min(bisect_right(self._cdf, rng.random()), len(self._cdf) - 1)
+        return bisect_right(self._cdf, rng.random())
 
 
 @dataclass

@@ -101,8 +101,9 @@ class RunStats:
         self.digital_by_district[district] += 1
         self.digital_flows[flow] += 1
 
-    def cash(self, district: int, amount: int) -> None:
-        """A citizen paid in cash."""
+    def cash(self, event_type: str, district: int, amount: int) -> None:
+        """A citizen paid in cash; the payment is one event of `event_type` (counted here too)."""
+        self.events_by_type[event_type] = self.events_by_type.get(event_type, 0) + 1
         self.cash_count += 1
         self.cash_value_paisa += amount
         self.cash_by_district[district] += 1

@@ -1,0 +1,141 @@
+"""E-commerce: an order is placed, paid up front (a pending payment, later posted or voided at
+dispatch) or on delivery (cash at the door, or refused)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from producers.sim.calendar import DAY_S, SimDay
+from producers.sim.calibration import MERCHANT_CATEGORIES
+from producers.sim.economy import DELIVERY, DISPATCH, EconomyBase
+from producers.sim.population import URBAN
+from producers.sim.records import OrderRec, PaymentRequestedRec, PostRequestedRec, VoidRequestedRec
+
+ECOMMERCE: Final = MERCHANT_CATEGORIES.index("ecommerce")
+ORDER_TIMEOUT_S: Final = 7 * DAY_S
+
+
+class OrderFlows(EconomyBase):
+    """The order, dispatch and delivery flows."""
+
+    def _order(self, intent: tuple, day: SimDay) -> None:
+        ts, _, i, _ = intent
+        c, rng = self.citizens, self.rng
+        area = "urban" if c.area[i] == URBAN else "rural"
+        if self._random() * self._order_max >= self._orders[area]:
+            return
+        seller = self._shop(c.district[i], ECOMMERCE)
+        if seller is None:
+            return
+        amount = self.amount("ecommerce")
+        self._order_counter += 1
+        order_id = self.reg.order_id(self._order_counter)
+        corr = self._next_uuid()
+        buyer, seller_acc, district = (
+            self.reg.citizen_holder(i),
+            self.reg.merchant_account(seller),
+            self.reg.district_names[c.district[i]],
+        )
+        prepaid = self._random() < self._prepaid[c.stage[i]]
+        if prepaid and self._afford(i, amount, ts) <= 0:
+            prepaid = False
+        method = "prepaid" if prepaid else "cash_on_delivery"
+        self.out.append(
+            OrderRec(
+                self._next_uuid(),
+                ts,
+                corr,
+                "order.placed",
+                order_id,
+                buyer,
+                seller_acc,
+                amount,
+                method,
+                district,
+                None,
+                None,
+            )
+        )
+        self.stats.count_event("order.placed")
+        cancel = self._random() < self.cal.behaviour["order_cancel_share"]
+        if prepaid:
+            payer = self.reg.citizen_account(i)
+            pid = self._next_uuid()
+            self.out.append(
+                PaymentRequestedRec(
+                    pid,
+                    ts,
+                    corr,
+                    "ecommerce",
+                    self._rail(i, "card"),
+                    payer,
+                    seller_acc,
+                    amount,
+                    True,
+                    ORDER_TIMEOUT_S,
+                    order_id,
+                    None,
+                )
+            )
+            self.out.append(
+                OrderRec(
+                    self._next_uuid(),
+                    ts,
+                    corr,
+                    "order.paid",
+                    order_id,
+                    buyer,
+                    seller_acc,
+                    amount,
+                    None,
+                    None,
+                    payer,
+                    pid,
+                )
+            )
+            self.stats.count_event("payment.requested")
+            self.stats.count_event("order.paid")
+            c.balance[i] -= amount
+            self.stats.orders_prepaid += 1
+            self.stats.digital("ecommerce", c.district[i], amount)
+            self.stats.ticket("ecommerce", amount)
+            later = day.index + 1 + rng.randrange(3)
+            self.schedule(later, (self._day_start(later), DISPATCH, i, (pid, corr, cancel, amount)))
+        else:
+            self.stats.orders_cod += 1
+            self.stats.ticket("ecommerce", amount)
+            later = day.index + 2 + rng.randrange(4)
+            self.schedule(later, (self._day_start(later), DELIVERY, i, (order_id, corr, cancel, amount, seller_acc)))
+
+    def _dispatch(self, intent: tuple, day: SimDay) -> None:
+        ts, _, i, (pid, corr, cancel, amount) = intent
+        payer = self.reg.citizen_account(i)
+        if cancel:
+            self.out.append(VoidRequestedRec(self._next_uuid(), ts, corr, pid, payer))
+            self.stats.count_event("payment.void_requested")
+            self.citizens.balance[i] += amount
+        else:
+            self.out.append(PostRequestedRec(self._next_uuid(), ts, corr, pid, payer))
+            self.stats.count_event("payment.post_requested")
+
+    def _delivery(self, intent: tuple, day: SimDay) -> None:
+        ts, _, i, (order_id, corr, cancel, amount, seller_acc) = intent
+        if cancel:
+            return  # refused at the door: the order simply ends, no money moves
+        self.out.append(
+            OrderRec(
+                self._next_uuid(),
+                ts,
+                corr,
+                "order.paid_on_delivery",
+                order_id,
+                self.reg.citizen_holder(i),
+                seller_acc,
+                amount,
+                None,
+                None,
+                None,
+                None,
+            )
+        )
+        self.stats.cash("order.paid_on_delivery", self.citizens.district[i], amount)

@@ -1,0 +1,101 @@
+"""The simulation's fast paths (caches, batches, inlined formatting) change nothing in the output."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from producers.sim import records, registry
+from producers.sim.engine import BATCH_EVENTS, Simulation, SimulationConfig
+from producers.sim.identifiers import IdSource, format_uuid, token
+from producers.sim.population import Sampler
+from producers.sim.records import AccountOpenedRec, Timestamps
+from producers.sim.registry import TokenCache
+
+# SHA-256 of the JSON Lines of seed 42, 30 days, 3,000 citizens, 300 merchants, baseline scenario,
+# recorded before the hot path was optimised. Change it only for a deliberate change of behaviour.
+GOLDEN_SHA256 = "319f2c7f5153f2e84fe74e7df17c1a370aec57d5f64f22759a93b972e4ada2e8"
+
+
+def _small() -> Simulation:
+    return Simulation(SimulationConfig(seed=42, days=30, citizens=3_000, merchants=300))
+
+
+def test_stream_matches_the_recorded_golden_digest() -> None:
+    """A fixed seed still yields the exact bytes recorded before the optimisations."""
+    text = "".join(line + "\n" for line in _small().lines())
+    assert hashlib.sha256(text.encode()).hexdigest() == GOLDEN_SHA256
+
+
+def test_batches_concatenate_to_the_record_stream() -> None:
+    """batches() yields the same records, in the same order, as records(); intent batches stay bounded."""
+    batches = list(_small().batches())
+    flat = [rec for batch in batches for rec in batch]
+    assert flat == list(_small().records())
+    # Only a day's account openings can exceed the bound; an intent adds at most a few records.
+    intent_batches = [b for b in batches if any(not isinstance(rec, AccountOpenedRec) for rec in b)]
+    assert max(len(b) for b in intent_batches) < BATCH_EVENTS + 8
+
+
+def test_a_simulation_refuses_to_run_twice() -> None:
+    """A second batches() call raises instead of silently yielding a different stream."""
+    sim = _small()
+    next(sim.batches())
+    with pytest.raises(RuntimeError):
+        next(sim.batches())
+
+
+@given(st.lists(st.integers(min_value=0, max_value=4_102_444_799), min_size=1, max_size=50))
+def test_timestamps_match_datetime_formatting_through_cache_clears(seconds: list[int]) -> None:
+    """Cached ISO strings equal datetime's formatting, also after the bounded cache empties."""
+    original = records.TIMESTAMP_CACHE_MAX
+    records.TIMESTAMP_CACHE_MAX = 120
+    try:
+        ts = Timestamps()
+        for second in seconds + seconds:
+            expected = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert ts[second] == ts.iso(second) == expected
+            assert len(ts) <= 180
+    finally:
+        records.TIMESTAMP_CACHE_MAX = original
+
+
+def test_next_uuid_equals_format_uuid_of_the_same_bits() -> None:
+    """The inlined UUID formatting in IdSource gives format_uuid's text for the same random bits."""
+    ids, bits = IdSource(5), random.Random("5:event-ids").getrandbits
+    for _ in range(2_000):
+        assert ids.next_uuid() == format_uuid(bits(128))
+
+
+def test_token_cache_returns_the_same_tokens_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached tokens equal freshly made ones, and the cache empties itself after its bound."""
+    monkeypatch.setattr(registry, "TOKEN_CACHE_MAX", 10)
+    cache = TokenCache(100, lambda i: token("cit", 99, i))
+    for i in [*range(100), *range(0, 100, 7)]:
+        assert (cache.tokens[i] or cache.add(i)) == token("cit", 99, i)
+        assert sum(t is not None for t in cache.tokens) <= 10
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=12).filter(lambda w: sum(w) > 0),
+    st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_sampler_draws_as_a_clamped_bisect_would(weights: list[float], draw: float) -> None:
+    """Pinning the last cumulative weight to 1 picks the same index as clamping to the last one."""
+    from bisect import bisect_right
+    from itertools import accumulate
+
+    total = sum(weights)
+    cdf = [w / total for w in accumulate(weights)]
+    expected = min(bisect_right(cdf, draw), len(cdf) - 1)
+
+    class Fixed(random.Random):
+        def random(self) -> float:
+            return draw
+
+    assert Sampler(weights).draw(Fixed()) == expected
