@@ -12,19 +12,16 @@ Shared state and payment helpers live in `economy.py`.
 
 from __future__ import annotations
 
-import random
+from collections.abc import Callable
+from functools import cached_property
 from operator import itemgetter
 
-from producers.sim.calendar import Calendar, SimDay, poisson_count
-from producers.sim.calibration import MERCHANT_CATEGORIES, Calibration
+from producers.sim.calendar import SimDay, poisson_count
+from producers.sim.calibration import MERCHANT_CATEGORIES
 from producers.sim.economy import BILL, G2P, ORDER, P2P, PURCHASE, RTP, WAGE
-from producers.sim.identifiers import IdSource
 from producers.sim.income import G2P_FIRST_DAY, G2P_MONTHS, G2P_SPREAD_DAYS, IncomeFlows
 from producers.sim.orders import OrderFlows
-from producers.sim.population import ACTIVE, BILLERS, CASH_ONLY, DYNAMIC_QR, Citizens, Institutions, Merchants
-from producers.sim.registry import Registry
-from producers.sim.scenario import Scenario
-from producers.sim.stats import RunStats
+from producers.sim.population import ACTIVE, BILLERS, CASH_ONLY, DYNAMIC_QR
 
 _BY_TIME = itemgetter(0)
 
@@ -32,22 +29,10 @@ _BY_TIME = itemgetter(0)
 class Economy(OrderFlows, IncomeFlows):
     """Plans and executes each day's flows for one population."""
 
-    def __init__(
-        self,
-        cal: Calibration,
-        scenario: Scenario,
-        calendar: Calendar,
-        citizens: Citizens,
-        merchants: Merchants,
-        institutions: Institutions,
-        registry: Registry,
-        ids: IdSource,
-        rng: random.Random,
-        stats: RunStats,
-    ) -> None:
-        super().__init__(cal, scenario, calendar, citizens, merchants, institutions, registry, ids, rng, stats)
-        # Indexed by intent kind (PURCHASE, BILL, ... DELIVERY in `economy.py`).
-        self.handlers = (
+    @cached_property
+    def handlers(self) -> tuple[Callable[[tuple, SimDay], None], ...]:
+        """Each intent kind's flow, indexed by kind (PURCHASE, BILL, ... DELIVERY in `economy.py`)."""
+        return (
             self._purchase,
             self._bill,
             self._p2p,

@@ -9,7 +9,7 @@ from producers.sim.calendar import DAY_S, SimDay
 from producers.sim.calibration import MERCHANT_CATEGORIES
 from producers.sim.economy import DELIVERY, DISPATCH, EconomyBase
 from producers.sim.population import URBAN
-from producers.sim.records import OrderRec, PaymentRequestedRec, PostRequestedRec, VoidRequestedRec
+from producers.sim.records import OrderRec, PaymentRequestedRec, PendingDecisionRec
 
 ECOMMERCE: Final = MERCHANT_CATEGORIES.index("ecommerce")
 ORDER_TIMEOUT_S: Final = 7 * DAY_S
@@ -111,11 +111,11 @@ class OrderFlows(EconomyBase):
         ts, _, i, (pid, corr, cancel, amount) = intent
         payer = self.reg.citizen_account(i)
         if cancel:
-            self.out.append(VoidRequestedRec(self._next_uuid(), ts, corr, pid, payer))
+            self.out.append(PendingDecisionRec(self._next_uuid(), ts, corr, False, pid, payer))
             self.stats.count_event("payment.void_requested")
             self.citizens.balance[i] += amount
         else:
-            self.out.append(PostRequestedRec(self._next_uuid(), ts, corr, pid, payer))
+            self.out.append(PendingDecisionRec(self._next_uuid(), ts, corr, True, pid, payer))
             self.stats.count_event("payment.post_requested")
 
     def _delivery(self, intent: tuple, day: SimDay) -> None:

@@ -115,10 +115,6 @@ class AccountOpenedRec(NamedTuple):
     accepted_instruments: tuple[str, ...]
 
     @property
-    def model(self) -> type[Envelope]:
-        return AccountOpened
-
-    @property
     def topic(self) -> TopicSpec:
         return ACCOUNTS
 
@@ -158,10 +154,6 @@ class PaymentRequestedRec(NamedTuple):
     reference: str | None
 
     @property
-    def model(self) -> type[Envelope]:
-        return PaymentRequested
-
-    @property
     def topic(self) -> TopicSpec:
         return PAYMENT_REQUESTS
 
@@ -182,66 +174,43 @@ class PaymentRequestedRec(NamedTuple):
         return PaymentRequested.model_validate(_envelope(self, ts))
 
 
-class PostRequestedRec(NamedTuple):
-    """payment.post_requested (always a full capture)."""
+class PendingDecisionRec(NamedTuple):
+    """payment.post_requested (always a full capture) or payment.void_requested (`post` says which)."""
 
     event_id: str
     ts: int
     correlation_id: str
+    post: bool
     pending_id: str
     payer_account_id: str
-
-    @property
-    def model(self) -> type[Envelope]:
-        return PaymentPostRequested
 
     @property
     def topic(self) -> TopicSpec:
         return PAYMENT_REQUESTS
 
     @property
-    def key(self) -> str:
-        return self.payer_account_id
-
-    def json(self, ts: Timestamps) -> str:
-        return (
-            f"{_head(self.event_id, ts[self.ts], self.correlation_id, 'payment.post_requested')},"
-            f'"pending_id":"{self.pending_id}","payer_account_id":"{self.payer_account_id}","amount":null}}'
-        )
-
-    def to_model(self, ts: Timestamps) -> Envelope:
-        return PaymentPostRequested.model_validate(_envelope(self, ts))
-
-
-class VoidRequestedRec(NamedTuple):
-    """payment.void_requested"""
-
-    event_id: str
-    ts: int
-    correlation_id: str
-    pending_id: str
-    payer_account_id: str
-
-    @property
     def model(self) -> type[Envelope]:
-        return PaymentVoidRequested
+        return PaymentPostRequested if self.post else PaymentVoidRequested
 
     @property
-    def topic(self) -> TopicSpec:
-        return PAYMENT_REQUESTS
+    def event_type(self) -> str:
+        return "payment.post_requested" if self.post else "payment.void_requested"
 
     @property
     def key(self) -> str:
         return self.payer_account_id
 
     def json(self, ts: Timestamps) -> str:
+        amount = ',"amount":null' if self.post else ""
         return (
-            f"{_head(self.event_id, ts[self.ts], self.correlation_id, 'payment.void_requested')},"
-            f'"pending_id":"{self.pending_id}","payer_account_id":"{self.payer_account_id}"}}'
+            f"{_head(self.event_id, ts[self.ts], self.correlation_id, self.event_type)},"
+            f'"pending_id":"{self.pending_id}","payer_account_id":"{self.payer_account_id}"{amount}}}'
         )
 
     def to_model(self, ts: Timestamps) -> Envelope:
-        return PaymentVoidRequested.model_validate(_envelope(self, ts))
+        data = _envelope(self, ts)
+        del data["post"]
+        return self.model.model_validate(data)
 
 
 class AgentCashRec(NamedTuple):
@@ -292,10 +261,6 @@ class CashPurchaseRec(NamedTuple):
     merchant_category: str
     district: str
     amount: int
-
-    @property
-    def model(self) -> type[Envelope]:
-        return CashPurchase
 
     @property
     def topic(self) -> TopicSpec:
@@ -373,20 +338,12 @@ _ORDER_MODELS: Final[dict[str, type[Envelope]]] = {
     "order.paid_on_delivery": OrderPaidOnDelivery,
 }
 
-Record = (
-    AccountOpenedRec
-    | PaymentRequestedRec
-    | PostRequestedRec
-    | VoidRequestedRec
-    | AgentCashRec
-    | CashPurchaseRec
-    | OrderRec
-)
+Record = AccountOpenedRec | PaymentRequestedRec | PendingDecisionRec | AgentCashRec | CashPurchaseRec | OrderRec
 
 
 def event_type_of(rec: Record) -> str:
     """The contract's `event_type` tag of a record."""
-    if isinstance(rec, OrderRec):
+    if isinstance(rec, OrderRec | PendingDecisionRec):
         return rec.event_type
     if isinstance(rec, AgentCashRec):
         return "cash.in" if rec.cash_in else "cash.out"
@@ -396,7 +353,5 @@ def event_type_of(rec: Record) -> str:
 _RECORD_TYPES: Final[dict[type, str]] = {
     AccountOpenedRec: "account.opened",
     PaymentRequestedRec: "payment.requested",
-    PostRequestedRec: "payment.post_requested",
-    VoidRequestedRec: "payment.void_requested",
     CashPurchaseRec: "cash.purchase",
 }
