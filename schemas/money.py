@@ -29,11 +29,6 @@ Paisa = Annotated[
 ]
 
 
-def rupees_to_paisa(rupees: int) -> int:
-    """Converts a whole-rupee amount to paisa."""
-    return rupees * PAISA_PER_RUPEE
-
-
 def format_paisa(amount: int) -> str:
     """Formats paisa as a human-readable rupee string, e.g. 123456 -> 'Rs 1,234.56'."""
     sign = "-" if amount < 0 else ""

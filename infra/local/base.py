@@ -30,6 +30,11 @@ class LocalService(Protocol):
         """True when this sandbox runs the service itself."""
         ...
 
+    @property
+    def endpoint(self) -> str:
+        """Where clients reach it."""
+        ...
+
     def prepare(self) -> None:
         """One-time work before the first start: fetch, init storage. Idempotent."""
         ...

@@ -15,13 +15,13 @@ from typing import Final
 from infra.db import migrate
 from infra.kafka_admin import ensure_topics
 from infra.local import procs
-from infra.local.base import ServiceStatus
+from infra.local.base import LocalService, ServiceStatus
 from infra.local.kafka import KafkaService
 from infra.local.postgres import PostgresService
 from infra.local.prometheus import PrometheusService
 from infra.settings import Settings
 
-Service = KafkaService | PostgresService | PrometheusService
+Service = LocalService
 Say = Callable[[str], None]
 
 

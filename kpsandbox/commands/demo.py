@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infra.local import procs, stack
+from infra.settings import Settings
 from kpsandbox.console import console, settings
 from kpsandbox.demo.report import district_shifts, window_share, write_report
 from kpsandbox.demo.run import DemoRun, prepare_run, run_pipeline
@@ -60,7 +61,7 @@ def demo(
             console.print(f"stopped the services this demo started ({', '.join(started)}); --keep-up keeps them")
 
 
-def _run_with_progress(run_settings, sim: Simulation, folder: Path) -> DemoRun:  # type: ignore[no-untyped-def]
+def _run_with_progress(run_settings: Settings, sim: Simulation, folder: Path) -> DemoRun:
     columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         tasks = {
