@@ -10,9 +10,10 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)  # the integration guide's command-line client, tested
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: all present (java, mvn, postgresql, prometheus)"
+  echo "system packages: all present (java, mvn, postgresql, prometheus, kcat)"
   exit 0
 fi
 # Deduplicate (prometheus may be listed twice).

@@ -7,11 +7,13 @@ sandbox starts nothing for that service and talks to yours instead.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
@@ -19,6 +21,11 @@ from schemas.topics import TopicSpec
 KAFKA_VERSION_DEFAULT: Final = "4.4.0"
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
+# A DNS name (RFC 1123 labels); IP literals are checked with the ipaddress module instead.
+HOSTNAME: Final = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})
 
 
 def _default_state_dir() -> Path:
@@ -62,6 +69,11 @@ class Settings(BaseSettings):
     postgres_user: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     prometheus_port: Port = 19090
     metrics_port: Port = Field(default=9464, description="Port of the sandbox's own /metrics exporter.")
+    ledger_metrics_port: Port = Field(default=9465, description="Port of the ledger's /metrics while it settles.")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Bind host of both /metrics servers (metrics exporter and ledger); 0.0.0.0 for docker-compose.",
+    )
     topic_prefix: str = Field(
         default="",
         pattern=r"^[a-z0-9._-]{0,32}$",
@@ -87,6 +99,25 @@ class Settings(BaseSettings):
         """Must be a postgresql:// URL."""
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with 'postgresql://' (e.g. 'postgresql://user:pw@host:5432/db')")
+        return value
+
+    @field_validator("ledger_metrics_port")
+    @classmethod
+    def check_ledger_metrics_port(cls, value: int, info: ValidationInfo) -> int:
+        """Both exporters run on one host, so they cannot share a port."""
+        if value == info.data.get("metrics_port"):
+            raise ValueError(f"must differ from KPSANDBOX_METRICS_PORT ({value})")
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def check_metrics_host(cls, value: str) -> str:
+        """An IP address or a host name, without port or scheme."""
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not HOSTNAME.match(value):
+                raise ValueError("is not an IP address or host name (e.g. '127.0.0.1' or '0.0.0.0')") from None
         return value
 
     @property
@@ -119,6 +150,14 @@ class Settings(BaseSettings):
     def topic(self, spec: TopicSpec) -> str:
         """The real name of a catalog topic in this deployment (prefix + catalog name)."""
         return self.topic_prefix + spec.name
+
+    @cached_property
+    def metrics_scrape_host(self) -> str:
+        """Where a Prometheus on this machine reaches the exporters: the bind host, or loopback when
+        they bind every interface (a wildcard is not an address one can connect to)."""
+        if self.metrics_host in WILDCARD_HOSTS:
+            return "127.0.0.1"
+        return f"[{self.metrics_host}]" if ":" in self.metrics_host else self.metrics_host
 
     @cached_property
     def prometheus(self) -> str:

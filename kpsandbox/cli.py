@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from infra.errors import SandboxError
-from kpsandbox.commands import demo, ledger, metrics, schemas, services, simulate, smoke, topics
+from kpsandbox.commands import deadletters, demo, ledger, metrics, schemas, services, simulate, smoke, topics
 from kpsandbox.console import err_console
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (services, topics, schemas, simulate, ledger, metrics, smoke, demo):
+for module in (services, topics, schemas, simulate, ledger, deadletters, metrics, smoke, demo):
     module.register(app)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from schemas.envelope import AccountId, Envelope, HolderToken
+from schemas.rules import Needs, Rule, check_rules
 
 AccountKind = Literal[
     "citizen_wallet",  # branchless-banking / mobile wallet (Easypaisa, JazzCash, ...)
@@ -42,7 +43,22 @@ RaastAliasToken = Annotated[
 
 
 class AccountOpened(Envelope):
-    """A citizen, merchant, agent, biller, employer or disburser opened an account."""
+    """A citizen, merchant, agent, biller, employer or disburser opened an account.
+
+    Citizens carry gender (inclusion is measured by gender); merchants carry a category; bank
+    accounts carry an IBAN. The JSON Schema says the same as `if`/`then` rules (RULES).
+    """
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Needs(
+            "kind",
+            tuple(sorted(CITIZEN_KINDS)),
+            "gender",
+            "a citizen account needs 'gender' (inclusion is measured by gender)",
+        ),
+        Needs("kind", ("merchant",), "merchant_category", "a merchant account needs 'merchant_category'"),
+        Needs("kind", ("citizen_bank",), "iban", "a bank account needs an 'iban'"),
+    )
 
     event_type: Literal["account.opened"] = "account.opened"
     schema_version: Literal[1] = 1
@@ -63,13 +79,8 @@ class AccountOpened(Envelope):
 
     @model_validator(mode="after")
     def check_kind_fields(self) -> AccountOpened:
-        """Citizens carry gender; merchants carry a category; bank accounts carry an IBAN."""
-        if self.kind in CITIZEN_KINDS and self.gender is None:
-            raise ValueError("a citizen account needs 'gender' (inclusion is measured by gender)")
-        if self.kind == "merchant" and self.merchant_category is None:
-            raise ValueError("a merchant account needs 'merchant_category'")
-        if self.kind == "citizen_bank" and self.iban is None:
-            raise ValueError("a bank account needs an 'iban'")
+        """Citizens carry gender; merchants carry a category; bank accounts carry an IBAN (RULES)."""
+        check_rules(self, self.RULES)
         return self
 
     @property

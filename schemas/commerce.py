@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Literal
-from uuid import UUID
 
 from pydantic import Field
 
-from schemas.envelope import AccountId, Envelope, HolderToken
+from schemas.envelope import AccountId, Envelope, HolderToken, Uuid
 from schemas.money import Currency, Paisa
 
 PaymentMethod = Literal["prepaid", "cash_on_delivery"]
@@ -40,7 +39,7 @@ class OrderPaid(_Order):
     event_type: Literal["order.paid"] = "order.paid"
     schema_version: Literal[1] = 1
     buyer_account_id: AccountId
-    payment_event_id: UUID = Field(description="event_id of the payment.requested that pays it.")
+    payment_event_id: Uuid = Field(description="event_id of the payment.requested that pays it.")
 
 
 class OrderPaidOnDelivery(_Order):

@@ -2,9 +2,10 @@
 
 A change is breaking when a reader built against the old schema could fail on events written
 with the new one, or vice versa: a removed property, a newly required property, a property
-whose type or constraints changed, or an enum that lost a value. Adding an optional property
-or an enum value, or rewording descriptions, is compatible. A breaking change must come with a
-higher `schema_version`.
+whose type, constraints or enum values changed, or changed conditional rules (`allOf`). An enum
+that *grows* is breaking too: a reader generated from the old schema has a closed enum and fails
+on the new value. Adding an optional property or a new event type, or rewording descriptions,
+is compatible. A breaking change must come with a higher `schema_version`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 JsonSchema = dict[str, Any]
-COSMETIC_KEYS = frozenset({"description", "title", "examples", "default"})
+COSMETIC_KEYS = frozenset({"description", "title", "examples", "default", "$comment"})
 
 
 def schema_version_of(schema: JsonSchema) -> int:
@@ -43,13 +44,13 @@ def _property_change(name: str, old: Any, new: Any) -> str | None:
         return None
     old_enum, new_enum = _enum_values(old), _enum_values(new)
     if old_enum is not None and new_enum is not None:
-        rest_old = {k: v for k, v in old.items() if k != "enum"}
-        rest_new = {k: v for k, v in new.items() if k != "enum"}
-        if rest_old == rest_new and old_enum <= new_enum:
-            return None  # Only values were added.
         lost = sorted(map(str, old_enum - new_enum))
         if lost:
             return f"property '{name}' no longer accepts {lost}"
+        gained = sorted(map(str, new_enum - old_enum))
+        same_rest = {k: v for k, v in old.items() if k != "enum"} == {k: v for k, v in new.items() if k != "enum"}
+        if gained and same_rest:
+            return f"property '{name}' now also takes {gained} (a reader with the old enum fails on them)"
     return f"property '{name}' changed its type or constraints"
 
 
@@ -69,4 +70,6 @@ def breaking_changes(old: JsonSchema, new: JsonSchema) -> list[str]:
             problems.append(change)
     for name in sorted(set(new.get("required", [])) - set(old.get("required", []))):
         problems.append(f"property '{name}' became required")
+    if _resolve(old, old.get("allOf", [])) != _resolve(new, new.get("allOf", [])):
+        problems.append("the conditional rules (allOf) changed")
     return problems

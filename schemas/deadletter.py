@@ -30,4 +30,8 @@ class DeadLetter(BaseModel):
     consumer_group: str
     original_key_b64: str | None = None
     original_value_b64: str
+    original_headers: list[tuple[str, str]] = Field(
+        default=[],
+        description="The original message's Kafka headers as (name, base64 value) pairs, in order.",
+    )
     dead_lettered_at: datetime = Field(description="Wall-clock time of the decision (UTC).")

@@ -11,6 +11,7 @@ from schemas.cash import CashIn, CashOut, CashPurchase
 from schemas.commerce import OrderPaid, OrderPaidOnDelivery, OrderPlaced
 from schemas.envelope import Envelope
 from schemas.payments import (
+    PaymentExpired,
     PaymentPostRequested,
     PaymentRejected,
     PaymentRequested,
@@ -25,6 +26,7 @@ EVENT_TYPES: Final[tuple[type[Envelope], ...]] = (
     PaymentVoidRequested,
     PaymentSettled,
     PaymentRejected,
+    PaymentExpired,
     CashIn,
     CashOut,
     CashPurchase,
@@ -40,6 +42,7 @@ Event = Annotated[
     | PaymentVoidRequested
     | PaymentSettled
     | PaymentRejected
+    | PaymentExpired
     | CashIn
     | CashOut
     | CashPurchase

@@ -1,20 +1,29 @@
 """Payment requests (commands to the ledger) and their outcomes (what the ledger decided).
 
 Requests carry the payer's account as the partition key so one account's requests stay in
-order. Every request ends as exactly one outcome: `payment.settled` or `payment.rejected`.
-Outcome event ids are derived from the request id (see `outcome_event_id`), so a consumer
-that sees an outcome twice (the ledger's outbox is at-least-once) can drop the second copy.
+order. Every request ends as exactly one decision, published as `payment.settled` or
+`payment.rejected`; an authorisation (pending payment) that times out also gets a
+`payment.expired` outcome when the ledger expires it.
+
+What to dedupe on: `event_id`. Every distinct outcome has its own id, derived from what it
+answers (`outcome_event_id`, `expiry_outcome_event_id`), so an outcome re-published by the
+ledger's at-least-once outbox carries the id it had, while a different answer to the same request
+(an `exists` for a retry, an `exists_with_different_amount` for a conflicting one) is a new event.
+`request_event_id` groups all outcomes of one request (for an expiry: the pending payment's id).
+Outcome ids changed meaning in schema_version 2 (version 1 had one id per request, so a consumer
+deduping on it lost the conflict rejections).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 from uuid import UUID, uuid5
 
 from pydantic import Field, model_validator
 
-from schemas.envelope import AccountId, Envelope, UtcDatetime
+from schemas.envelope import AccountId, Envelope, UtcDatetime, Uuid
 from schemas.money import Currency, Paisa
+from schemas.rules import Pins, Rule, check_rules
 
 PaymentKind = Literal[
     "p2p",  # person to person, usually by Raast alias
@@ -42,6 +51,7 @@ RejectedResult = Literal[
     "pending_transfer_expired",
     "exceeds_pending_transfer_amount",
     "invalid_timeout",
+    "invalid_timestamp",  # dated too far ahead of its producer's clock (see docs/ledger.md)
 ]
 RequestType = Literal[
     "payment.requested",
@@ -52,17 +62,35 @@ RequestType = Literal[
 ]
 TransferStatus = Literal["posted", "pending", "voided", "expired"]
 
-# Namespace for deriving outcome ids from request ids; fixed forever.
+# Namespace for deriving outcome ids; fixed forever.
 OUTCOME_NAMESPACE = UUID("6b8f8a52-3f0e-4c61-9a55-2d0f6f3b7a10")
 
 
-def outcome_event_id(request_event_id: UUID) -> UUID:
-    """The one event id every outcome of this request carries, however often it is published."""
-    return uuid5(OUTCOME_NAMESPACE, str(request_event_id))
+def outcome_event_id(request_event_id: UUID, result: str, fingerprint: bytes) -> UUID:
+    """The event id of one decision about a request, the same however often it is published.
+
+    `fingerprint` is the ledger's fingerprint of the request's canonical fields as received, so
+    `created`, `exists`, `exists_with_different_amount` and each differently conflicting retry of
+    one request id all get different ids.
+    """
+    return uuid5(OUTCOME_NAMESPACE, f"{request_event_id}/{result}/{fingerprint.hex()}")
+
+
+def expiry_outcome_event_id(pending_id: UUID) -> UUID:
+    """The event id of the `payment.expired` outcome of the pending payment `pending_id`."""
+    return uuid5(OUTCOME_NAMESPACE, f"{pending_id}/expired")
 
 
 class PaymentRequested(Envelope):
-    """A payer asks to move money to a payee. `pending=True` only authorises (two-phase)."""
+    """A payer asks to move money to a payee. `pending=True` only authorises (two-phase).
+
+    `timeout_seconds` applies to a pending payment only: unless `pending` is true it must be 0
+    (or left out); the JSON Schema says the same as an `if`/`then` rule (RULES).
+    """
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Pins("pending", (False,), "timeout_seconds", 0, "'timeout_seconds' applies only when 'pending' is true"),
+    )
 
     event_type: Literal["payment.requested"] = "payment.requested"
     schema_version: Literal[1] = 1
@@ -81,9 +109,8 @@ class PaymentRequested(Envelope):
 
     @model_validator(mode="after")
     def check_timeout(self) -> PaymentRequested:
-        """A timeout only makes sense on a pending (two-phase) payment."""
-        if self.timeout_seconds and not self.pending:
-            raise ValueError("'timeout_seconds' applies only when 'pending' is true")
+        """A timeout only makes sense on a pending (two-phase) payment (RULES)."""
+        check_rules(self, self.RULES)
         return self
 
     @property
@@ -96,7 +123,7 @@ class PaymentPostRequested(Envelope):
 
     event_type: Literal["payment.post_requested"] = "payment.post_requested"
     schema_version: Literal[1] = 1
-    pending_id: UUID = Field(description="event_id of the pending payment.requested.")
+    pending_id: Uuid = Field(description="event_id of the pending payment.requested.")
     payer_account_id: AccountId
     amount: Paisa | None = Field(default=None, description="Partial capture; omit to post in full.")
 
@@ -110,7 +137,7 @@ class PaymentVoidRequested(Envelope):
 
     event_type: Literal["payment.void_requested"] = "payment.void_requested"
     schema_version: Literal[1] = 1
-    pending_id: UUID = Field(description="event_id of the pending payment.requested.")
+    pending_id: Uuid = Field(description="event_id of the pending payment.requested.")
     payer_account_id: AccountId
 
     @property
@@ -119,14 +146,14 @@ class PaymentVoidRequested(Envelope):
 
 
 class _Outcome(Envelope):
-    """What both outcomes say about the request they answer."""
+    """What every outcome says about the request it answers."""
 
-    request_event_id: UUID
+    request_event_id: Uuid = Field(description="The request answered; groups all outcomes of one request.")
     request_type: RequestType
     request_occurred_at: UtcDatetime
     payer_account_id: AccountId
     payee_account_id: AccountId | None = None
-    amount: int = Field(ge=0, description="Paisa moved (settled) or asked for (rejected).")
+    amount: int = Field(ge=0, description="Paisa moved (settled), asked for (rejected) or released (expired).")
     currency: Currency = "PKR"
     kind: PaymentKind | None = None
     rail: Rail | None = None
@@ -137,18 +164,45 @@ class _Outcome(Envelope):
 
 
 class PaymentSettled(_Outcome):
-    """The ledger accepted the request; `status` says where the transfer now stands."""
+    """The ledger accepted the request; `status` says where the transfer now stands.
 
+    Version 2: `event_id` is `outcome_event_id(request, result, fingerprint)`, one per distinct
+    decision (version 1 had one id per request).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
     event_type: Literal["payment.settled"] = "payment.settled"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     result: SettledResult
     status: TransferStatus
-    transfer_id: UUID
+    transfer_id: Uuid
 
 
 class PaymentRejected(_Outcome):
-    """The ledger refused the request; nothing moved. `result` says why."""
+    """The ledger refused the request; nothing moved. `result` says why.
 
+    Version 2: one `event_id` per distinct decision (as for `payment.settled`), and the result
+    code `invalid_timestamp`.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
     event_type: Literal["payment.rejected"] = "payment.rejected"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     result: RejectedResult
+
+
+class PaymentExpired(_Outcome):
+    """A pending payment (authorisation) timed out on the simulated clock: its reservation is released.
+
+    `request_event_id` is the pending `payment.requested`'s id, `occurred_at` the simulated time it
+    expired, `transfer_id` the id of the expiry transfer; `event_id` is
+    `expiry_outcome_event_id(request_event_id)`. A later post or void of it is rejected with
+    `pending_transfer_expired`.
+    """
+
+    event_type: Literal["payment.expired"] = "payment.expired"
+    schema_version: Literal[1] = 1
+    request_type: Literal["payment.requested"]
+    result: Literal["expired"]
+    status: Literal["expired"]
+    transfer_id: Uuid = Field(description="Id of the transfer that expired the reservation.")

@@ -16,6 +16,7 @@ from schemas.commerce import OrderPaid, OrderPaidOnDelivery, OrderPlaced
 from schemas.envelope import Envelope
 from schemas.events import event_type_name
 from schemas.payments import (
+    PaymentExpired,
     PaymentPostRequested,
     PaymentRejected,
     PaymentRequested,
@@ -69,8 +70,11 @@ PAYMENT_OUTCOMES = TopicSpec(
     partitions=6,
     key="payer_account_id",
     retention_ms=30 * DAY_MS,
-    event_types=(PaymentSettled, PaymentRejected),
-    description="Exactly one outcome per request (may be delivered twice; dedupe on event_id).",
+    event_types=(PaymentSettled, PaymentRejected, PaymentExpired),
+    description=(
+        "One decision per request, and one expiry per timed-out authorisation. Each may be delivered"
+        " twice: dedupe on event_id; request_event_id groups the outcomes of one request."
+    ),
 )
 CASH = TopicSpec(
     name="kp.cash.v1",

@@ -4,7 +4,9 @@ Every ledger process reads every accounts partition (no consumer group: any requ
 account). Before a batch is decided the reader catches up to the topic's end offsets as they are
 *after* the batch was fetched, so an account.opened acknowledged before its first request was
 published is always known when that request is decided: `account_not_found` then only means the
-account really was never opened (or was opened later in the stream).
+account really was never opened (or was opened later in the stream). A catch-up that cannot reach
+the end within its bound fails the batch loudly rather than deciding against a stale account list.
+Unreadable account events are dead-lettered through the outbox, committed with the offsets.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter
 
 from consumers.ledger import repository
-from consumers.ledger.deadletter import Unreadable, dead_letter, read_event
+from consumers.ledger.deadletter import Letter, Unreadable, dead_letter, read_event
 from consumers.ledger.domain import account_flags
-from consumers.ledger.outbox import send_all
+from consumers.ledger.outbox import Committed, OutcomeRelay
 from infra.errors import SandboxError
 from schemas.accounts import AccountOpened
 from schemas.topics import ACCOUNTS
@@ -46,17 +48,18 @@ class AccountsReader:
         group: str,
         pool: asyncpg.Pool,
         producer: AIOKafkaProducer,
-        dead_letter_topic: str,
+        relay: OutcomeRelay,
     ) -> None:
         self.topic = topic
         self.group = group
         self.pool = pool
         self.producer = producer
-        self.dead_letter_topic = dead_letter_topic
+        self.relay = relay
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=None,
             enable_auto_commit=False,
+            isolation_level="read_committed",
             client_id=f"{group}-accounts",
             fetch_max_wait_ms=ACCOUNT_FETCH_WAIT_MS,
         )
@@ -103,16 +106,20 @@ class AccountsReader:
             finally:
                 self.consumer.pause(*behind)
             read += await self._store(batches)
-        return read
+        raise SandboxError(
+            f"the accounts topic {self.topic} could not be read to its end in {ACCOUNT_SYNC_ROUNDS_MAX} rounds",
+            "check Kafka (`kpsandbox status`) and run `kpsandbox settle` again; no request was decided meanwhile",
+        )
 
     async def _store(self, batches: dict) -> int:
         rows: list[tuple[str, str, int, datetime]] = []
         next_offsets: dict[int, int] = {}
+        letters: list[Letter] = []
         for tp, messages in batches.items():
             for message in messages:
                 event = read_event(message.value, ACCOUNT_ADAPTER, ACCOUNT_TYPES)
                 if isinstance(event, Unreadable):
-                    key, value = dead_letter(
+                    letter = dead_letter(
                         reason=event.reason,
                         detail=event.detail,
                         topic=tp.topic,
@@ -121,16 +128,21 @@ class AccountsReader:
                         group=self.group,
                         key=message.key,
                         value=message.value,
+                        headers=tuple(message.headers or ()),
                         now=datetime.now(UTC),
                     )
-                    await send_all(self.producer, topic=self.dead_letter_topic, keys=[key.decode()], payloads=[value])
+                    letters.append(letter)
                 else:
                     rows.append((event.account_id, event.kind, account_flags(event.kind), event.occurred_at))
                 next_offsets[tp.partition] = message.offset + 1
+        outbox_id = None
         if next_offsets:
             async with self.pool.acquire() as connection, connection.transaction():
                 await repository.open_accounts(connection, rows=rows)
                 await repository.advance_account_offsets(
                     connection, group=self.group, topic=self.topic, next_offsets=next_offsets
                 )
+                outbox_id = await repository.insert_outbox(connection, keys=[], payloads=[], letters=letters)
+        if outbox_id is not None:
+            await self.relay.publish_with_retries(Committed(outbox_id, [], [], letters))
         return len(rows)

@@ -3,10 +3,13 @@
 The transaction starts by locking the batch's offset rows and checking that the database still
 says what this process believed when it read the batch. If another process moved them (it took
 the partition over in a rebalance), nothing is written: the batch is `fenced` and dropped.
+Dead letters are written in the same transaction (into the outbox), so a fenced or retried
+batch never sends one: each poison message is dead-lettered once, after the commit.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -15,8 +18,10 @@ from uuid import UUID
 import asyncpg
 
 from consumers.ledger import repository
-from consumers.ledger.domain import Decision, Ledger, Request, accounts_named
-from consumers.ledger.outcomes import outcome_bytes
+from consumers.ledger.deadletter import Letter
+from consumers.ledger.domain import ClockKey, Decision, Expired, Ledger, Request, accounts_named, reachable_clocks
+from consumers.ledger.outbox import Committed
+from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 
 
@@ -33,32 +38,27 @@ class PartitionProgress:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Requests in decision order, and the progress of every partition they came from."""
+    """Requests in decision order, the dead letters of its poison messages, and every partition's progress.
+
+    A partition may progress with no message at all: its reader skipped transaction markers or
+    aborted records (read_committed), and the database's offset must still reach them.
+    """
 
     requests: list[Request]
     progress: dict[int, PartitionProgress]
+    letters: list[Letter] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class BatchResult:
-    """`settled` with the outcomes to relay, or `fenced` (another process owns a partition)."""
+    """`settled` with the outbox row to relay (if any), or `fenced` (another process owns a partition)."""
 
     result: Literal["settled", "fenced"]
-    decisions: list[Decision] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
-    outbox_id: int | None = None
+    committed: Committed | None = None
     transfers: int = 0
-
-
-def _batch_clocks(batch: Batch, stored: dict[int, tuple[int, datetime | None]]) -> dict[int, datetime]:
-    """The furthest each partition's clock can reach in this batch (bounds the expiry scan)."""
-    clocks = {p: c for p, (_, c) in stored.items() if c is not None}
-    for request in batch.requests:
-        at = request.event.occurred_at
-        if request.partition not in clocks or clocks[request.partition] < at:
-            clocks[request.partition] = at
-    return clocks
+    results: Counter[str] = field(default_factory=Counter)  # result code -> requests
+    expired: int = 0
+    clocks: dict[int, datetime] = field(default_factory=dict)  # partition -> latest producer clock
 
 
 def _pending_ids(batch: Batch) -> list[UUID]:
@@ -72,6 +72,15 @@ def _pending_ids(batch: Batch) -> list[UUID]:
     return ids
 
 
+def _partition_clocks(clocks: dict[ClockKey, datetime]) -> dict[int, datetime]:
+    """The latest producer clock per partition (what ledger_offsets.clock shows operators)."""
+    latest: dict[int, datetime] = {}
+    for (partition, _), clock in clocks.items():
+        if partition not in latest or latest[partition] < clock:
+            latest[partition] = clock
+    return latest
+
+
 async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str, batch: Batch) -> BatchResult:
     """Decides and writes one batch in one transaction; returns what to relay."""
     async with connection.transaction():
@@ -79,31 +88,44 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         for partition, progress in batch.progress.items():
             if partition not in stored or stored[partition][0] != progress.start_offset:
                 return BatchResult("fenced")
+        clocks = await repository.select_clocks(connection, group=group, topic=topic, partitions=batch.progress)
         prior = await repository.select_prior_requests(connection, ids=[r.event.event_id for r in batch.requests])
         pending = await repository.lock_pending(
-            connection, ids=_pending_ids(batch), clocks=_batch_clocks(batch, stored)
+            connection, ids=_pending_ids(batch), clocks=reachable_clocks(batch.requests, clocks)
         )
         names = {name for r in batch.requests for name in accounts_named(r.event)}
         for item in pending.values():
             names.update((item.debit_account_id, item.credit_account_id))
         accounts = await repository.lock_accounts(connection, ids=names)
-        clocks = {p: c for p, (_, c) in stored.items() if c is not None}
-        ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=clocks)
-        decisions = [ledger.decide(request) for request in batch.requests]
+        ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=dict(clocks))
+        for request in batch.requests:
+            ledger.decide(request)
         await repository.write_effects(connection, effects=ledger.effects)
-        outcomes = [outcome_bytes(d) for d in decisions]
-        keys = [k for k, _ in outcomes]
-        payloads = [v for _, v in outcomes]
-        outbox_id = await repository.insert_outbox(connection, keys=keys, payloads=payloads)
-        duplicates: dict[int, int] = {}
-        for decision in decisions:
-            if decision.duplicate:
-                duplicates[decision.request.partition] = duplicates.get(decision.request.partition, 0) + 1
+        moved = {k: c for k, c in ledger.clocks.items() if clocks.get(k) != c}
+        await repository.upsert_clocks(connection, group=group, topic=topic, clocks=moved)
+        keys: list[str] = []
+        payloads: list[bytes] = []
+        results: Counter[str] = Counter()
+        expired = 0
+        for outcome in ledger.effects.outcomes:
+            if isinstance(outcome, Expired):
+                key, value = expiry_outcome_bytes(outcome.pending, outcome.transfer_id)
+                expired += 1
+            else:
+                key, value = outcome_bytes(outcome)
+                results[outcome.result] += 1
+            keys.append(key)
+            payloads.append(value)
+        outbox_id = await repository.insert_outbox(connection, keys=keys, payloads=payloads, letters=batch.letters)
+        duplicates = Counter(
+            d.request.partition for d in ledger.effects.outcomes if isinstance(d, Decision) and d.duplicate
+        )
+        partition_clocks = _partition_clocks(ledger.clocks)
         rows = [
             (
                 p.partition,
                 p.next_offset,
-                ledger.clocks.get(p.partition),
+                partition_clocks.get(p.partition),
                 p.messages,
                 duplicates.get(p.partition, 0),
                 p.dead_lettered,
@@ -111,4 +133,5 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
             for p in batch.progress.values()
         ]
         await repository.advance_offsets(connection, group=group, topic=topic, rows=rows)
-    return BatchResult("settled", decisions, keys, payloads, outbox_id, len(ledger.effects.transfers))
+    committed = None if outbox_id is None else Committed(outbox_id, keys, payloads, batch.letters)
+    return BatchResult("settled", committed, len(ledger.effects.transfers), results, expired, partition_clocks)

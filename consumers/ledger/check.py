@@ -11,6 +11,7 @@ from typing import Final
 
 import asyncpg
 
+from consumers.ledger.consumer import GROUP_DEFAULT
 from schemas.money import format_paisa
 
 SAMPLE_ROWS_MAX: Final = 5
@@ -69,7 +70,7 @@ ORDER BY 1
 CONSUMED: Final = """
 SELECT coalesce(sum(messages), 0)::bigint AS messages, coalesce(sum(duplicates), 0)::bigint AS duplicates,
        coalesce(sum(dead_lettered), 0)::bigint AS dead_lettered
-FROM ledger_offsets WHERE topic = $1
+FROM ledger_offsets WHERE topic = $1 AND consumer_group = $2
 """
 DECIDED: Final = "SELECT count(*) FROM ledger_requests"
 
@@ -98,8 +99,12 @@ async def _sample(connection: asyncpg.Connection, query: str) -> tuple[int, list
     return len(rows), [str(row[0]) for row in rows[:SAMPLE_ROWS_MAX]]
 
 
-async def check_ledger(connection: asyncpg.Connection, *, requests_topic: str) -> list[Finding]:
-    """Runs every reconciliation check, in one repeatable-read snapshot."""
+async def check_ledger(
+    connection: asyncpg.Connection, *, requests_topic: str, group: str = GROUP_DEFAULT
+) -> list[Finding]:
+    """Runs every reconciliation check, in one repeatable-read snapshot. The "one outcome per
+    request" accounting counts only `group`'s offsets: another group that replayed the same topic
+    into this database read the same requests again, and adding its counts would break the sum."""
     findings: list[Finding] = []
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         totals = await connection.fetchrow(TOTALS)
@@ -126,14 +131,14 @@ async def check_ledger(connection: asyncpg.Connection, *, requests_topic: str) -
         findings.append(
             Finding("no citizen account overdrawn", count == 0, _detail(count, sample, "accounts overdrawn"))
         )
-        consumed = await connection.fetchrow(CONSUMED, requests_topic)
+        consumed = await connection.fetchrow(CONSUMED, requests_topic, group)
         decided = await connection.fetchval(DECIDED)
         distinct = consumed["messages"] - consumed["duplicates"] - consumed["dead_lettered"]
         findings.append(
             Finding(
                 "every consumed request has exactly one outcome",
                 distinct == decided,
-                f"{consumed['messages']} consumed = {decided} decided + {consumed['duplicates']} duplicates "
+                f"{consumed['messages']} consumed by {group} = {decided} decided + {consumed['duplicates']} duplicates "
                 f"+ {consumed['dead_lettered']} dead-lettered" + ("" if distinct == decided else "  ✗"),
             )
         )

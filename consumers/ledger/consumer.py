@@ -1,8 +1,18 @@
-"""The settlement loop: fetch → merge → dead-letter → decide and commit → relay → commit offsets.
+"""The settlement loop: fetch → merge → decide and commit → relay → commit offsets.
 
 Exactly-once effects: the database is the source of truth for what was consumed. Offsets are
-written in the same transaction as the postings; on assignment the consumer seeks to them; Kafka
-offsets are committed only afterwards (for lag monitoring). Outcomes go through the outbox.
+written in the same transaction as the postings (and the dead letters); on assignment the
+consumer seeks to them; Kafka offsets are committed only afterwards (for lag monitoring).
+Outcomes and dead letters go through the outbox. Requests are read with
+`isolation_level=read_committed`: aborted transactions are never settled, and a partition's
+progress is the consumer's *position*, so transaction markers never hold a partition back.
+
+Who writes what (docs/ledger.md, "The consumer loop", has the state diagram):
+- `Positions` owns every partition's committed and fetched offsets; only its methods change them.
+- The rebalance listener only calls `revoked()` / `assigned()`. A failure inside `assigned()` is
+  never swallowed: the partitions are resumed by the loop (bounded retries) or the process fails.
+- One batch is in flight at a time (`_inflight`): the next is fetched while it is in PostgreSQL.
+- The relay worker publishes committed rows; the loop checks it every step and fails with it.
 
 Test hook: KPSANDBOX_LEDGER_CRASH_AT=after_db_commit|after_outcome_publish makes the process
 kill itself (exit status 137, no cleanup) at that point of the first batch with requests.
@@ -14,6 +24,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from typing import Final
 
@@ -23,13 +34,16 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.ledger import repository
 from consumers.ledger.accounts import AccountsReader
-from consumers.ledger.batch import Batch, PartitionProgress
+from consumers.ledger.batch import Batch, BatchResult, PartitionProgress
 from consumers.ledger.domain import Request
 from consumers.ledger.merge import Item, PartitionMerge
-from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay, send_all
+from consumers.ledger.observe import LedgerMetrics, start_metrics_server, stop_metrics_server
+from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay
+from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison, read_requests
-from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, RetryingSettle, RunSummary
+from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, BatchWriter
 from infra.db import database_unreachable, migrate
+from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
@@ -43,6 +57,8 @@ BUFFERED_PER_PARTITION_MAX: Final = 8_000
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
 SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
+GAUGES_REFRESH_S: Final = 1.0  # lag, clocks and assignment on /metrics
+OUTBOX_REFRESH_S: Final = 5.0  # outbox depth (one query)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
 
 
@@ -51,71 +67,149 @@ def _crash_hook(point: str) -> None:
         os._exit(137)
 
 
+def check_within_log(topic: str, partition: int, committed: int, start: int, end: int) -> None:
+    """Refuses a stored offset the log cannot serve: Kafka was wiped, or records were deleted unread."""
+    if committed > end:
+        raise SandboxError(
+            f"the database says {topic} partition {partition} is settled up to offset {committed}, "
+            f"but that partition ends at offset {end}: Kafka was wiped or this is another cluster",
+            "settle into a fresh database (KPSANDBOX_DATABASE_URL) or use a new topic prefix; "
+            "the old ledger stays readable for `kpsandbox ledger check`",
+        )
+    if committed < start:
+        raise SandboxError(
+            f"{topic} partition {partition} starts at offset {start}, but the ledger has only settled "
+            f"up to {committed}: {start - committed} requests were deleted by retention before they were read",
+            "replay the stream from an archive into a fresh database, or accept the gap by settling "
+            "into a fresh database with a new consumer group",
+        )
+
+
 class _Rebalance(ConsumerRebalanceListener):
+    """Forwards aiokafka's callbacks to the settler's two methods; holds no state."""
+
     def __init__(self, settler: Settler) -> None:
         self.settler = settler
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        inflight = self.settler._inflight
-        if inflight is not None:  # let the batch in flight commit first, so its offsets are final
-            await asyncio.wait([inflight])
-        for tp in revoked:
-            self.settler.forget(tp.partition)
+        await self.settler.revoked([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.settler.resume(assigned)
+        await self.settler.assigned([tp.partition for tp in assigned])
 
 
-class Settler(RetryingSettle):
+class RunSummary:
+    """What one `settle` run did."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.requests = 0
+        self.transfers = 0
+        self.dead_lettered = 0
+        self.fenced = 0
+        self.expired = 0
+        self.partitions: list[int] = []
+
+    def line(self) -> str:
+        """One readable line for the end of a run."""
+        return (
+            f"settled {self.requests} requests in {self.batches} batches: {self.transfers} transfers, "
+            f"{self.expired} expired, {self.dead_lettered} dead-lettered, {self.fenced} fenced; "
+            f"partitions {self.partitions or 'none'} assigned at the end"
+        )
+
+
+class Settler:
     """One ledger consumer process."""
 
-    def __init__(self, settings: Settings, *, group: str = GROUP_DEFAULT) -> None:
+    def __init__(self, settings: Settings, *, group: str = GROUP_DEFAULT, serve_metrics: bool = False) -> None:
         self.settings = settings
         self.group = group
+        self.serve_metrics = serve_metrics
         self.topic = settings.topic(PAYMENT_REQUESTS)
         self.dead_letter_topic = settings.topic(DEAD_LETTER)
         self.merge: PartitionMerge[Request | Poison] = PartitionMerge(
             buffered_per_partition_max=BUFFERED_PER_PARTITION_MAX
         )
-        self.positions: dict[int, int] = {}  # partition -> next offset, as the database says
+        self.positions = Positions()
+        self.metrics = LedgerMetrics(group=group)
         self.summary = RunSummary()
         self._last_at: dict[int, datetime] = {}
-        self._fetched: dict[int, int] = {}  # partition -> next offset to fetch
+        self._clocks: dict[int, datetime] = {}  # partition -> latest producer clock (for /metrics)
         self._stopping = asyncio.Event()
         self._inflight: asyncio.Task[None] | None = None
-        self._epoch = 0  # bumped by every seek to the database's offsets
+        self._joined = False  # the group assigned us something, possibly nothing
+        self._to_resume: set[int] = set()  # assigned, but the assignment callback failed to seek
+        self._gauges_at = 0.0
+        self._outbox_at = 0.0
 
     def stop(self) -> None:
         """Asks the loop to finish its current batch and return (SIGTERM, Ctrl-C)."""
         self._stopping.set()
 
-    # -- assignment ------------------------------------------------------------------------
-    def forget(self, partition: int) -> None:
-        """Drops everything buffered for a partition this process no longer owns."""
-        self.merge.drop(partition)
-        self.positions.pop(partition, None)
-        self._last_at.pop(partition, None)
-        self._fetched.pop(partition, None)
+    # -- assignment (called by the rebalance listener) -------------------------------------------
+    async def revoked(self, partitions: list[int]) -> None:
+        """Lets the batch in flight commit first (its offsets become final), then forgets the partitions."""
+        if self._inflight is not None:
+            await asyncio.wait([self._inflight])  # its failure, if any, surfaces in the loop
+        for partition in partitions:
+            self._forget(partition)
 
-    async def resume(self, assigned: list[TopicPartition]) -> None:
-        """Seeks newly assigned partitions to where the database says they stand."""
-        if not assigned:
+    async def assigned(self, partitions: list[int]) -> None:
+        """Seeks newly assigned partitions to the database's offsets; a failure is retried by the loop."""
+        self._joined = True
+        try:
+            await self.resume(partitions)
+        except Exception as error:  # aiokafka would only log it and leave the partitions unread
+            log.warning("could not resume partitions %s after assignment (the loop retries): %s", partitions, error)
+            self._to_resume.update(partitions)
+            self.metrics.retried("assignment")
+
+    def _forget(self, partition: int) -> None:
+        """Drops everything buffered for a partition this process no longer owns (or re-reads)."""
+        self.merge.drop(partition)
+        self.positions.revoke(partition)
+        self._last_at.pop(partition, None)
+        self._to_resume.discard(partition)
+
+    async def resume(self, partitions: list[int]) -> None:
+        """Seeks partitions to where the database says they stand, after checking the log still has it."""
+        if not partitions:
             return
-        self._epoch += 1  # a batch read before this point must not move the positions set here
-        starts = await self.consumer.beginning_offsets(assigned)
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        starts = await self.consumer.beginning_offsets(tps)
+        ends = await self.consumer.end_offsets(tps)  # read_committed: the last stable offsets
         async with self.pool.acquire() as connection:
             stored = await repository.ensure_offsets(
                 connection, group=self.group, topic=self.topic, starts={tp.partition: o for tp, o in starts.items()}
             )
-        for tp in assigned:
-            self.forget(tp.partition)
-            self.positions[tp.partition] = stored[tp.partition][0]
-            self._fetched[tp.partition] = stored[tp.partition][0]
-            self.consumer.seek(tp, stored[tp.partition][0])
+        for tp in tps:
+            check_within_log(self.topic, tp.partition, stored[tp.partition][0], starts[tp], ends[tp])
+        for tp in tps:
+            committed, clock = stored[tp.partition]
+            self._forget(tp.partition)
+            self.consumer.seek(tp, committed)
+            self.positions.assign(tp.partition, committed)
+            if clock is not None:
+                self._clocks[tp.partition] = clock
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, *, until_idle: bool, batch_size_max: int = BATCH_SIZE_MAX) -> RunSummary:
-        """Settles until cancelled (or, with `until_idle`, until every partition is drained)."""
+        """Settles until cancelled (or, with `until_idle`, until every assigned partition is drained)."""
+        settings = self.settings
+        server = None
+        if self.serve_metrics:  # first: a busy port needs no other service to be reported
+            server = await start_metrics_server(
+                self.metrics, host=settings.metrics_host, port=settings.ledger_metrics_port
+            )
+        try:
+            await self._run_connected(until_idle=until_idle, batch_size_max=batch_size_max)
+        finally:
+            if server is not None:
+                await stop_metrics_server(server)
+        return self.summary
+
+    async def _run_connected(self, *, until_idle: bool, batch_size_max: int) -> None:
         settings = self.settings
         await migrate(settings.dsn)  # idempotent; a fresh external database needs no separate step
         try:
@@ -130,45 +224,51 @@ class Settler(RetryingSettle):
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
         )
+        self.relay = OutcomeRelay(
+            producer=self.producer,
+            pool=self.pool,
+            topic=settings.topic(PAYMENT_OUTCOMES),
+            dead_letter_topic=self.dead_letter_topic,
+            on_retry=lambda: self.metrics.retried("relay"),
+        )
+        self.writer = BatchWriter(pool=self.pool, group=self.group, topic=self.topic, on_retry=self.metrics.retried)
         self.accounts = AccountsReader(
             bootstrap=settings.bootstrap_servers,
             topic=settings.topic(ACCOUNTS),
             group=self.group,
             pool=self.pool,
             producer=self.producer,
-            dead_letter_topic=self.dead_letter_topic,
+            relay=self.relay,
         )
-        self.relay = OutcomeRelay(producer=self.producer, pool=self.pool, topic=settings.topic(PAYMENT_OUTCOMES))
         try:
             await self.producer.start()
         except (KafkaError, OSError) as error:
             await self.pool.close()
             raise kafka_unreachable(settings) from error
         try:
+            await self.relay.relay_backlog(older_than_s=0)  # what a previous process left unpublished
+            self.relay.start()
             await self.accounts.start()
             self.consumer.subscribe([self.topic], listener=_Rebalance(self))
             await self.consumer.start()
-            await self.relay.relay_backlog(older_than_s=0)
-            worker = asyncio.create_task(self.relay.work())
             try:
-                try:
-                    await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
-                finally:
-                    await self._settled()
-                await self.relay.drain()
+                await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
             finally:
-                worker.cancel()
+                await self._settled()
+            await self.relay.drain()
             await self.relay.relay_backlog(older_than_s=0)  # leave nothing unpublished behind
+            self.summary.partitions = self.positions.assigned()
         finally:
+            await self.relay.stop()
             await self.consumer.stop()
             await self.accounts.stop()
             await self.producer.stop()
             await self.pool.close()
-        return self.summary
 
     async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
         """Runs steps until stopped; a database or broker outage pauses it, then it resyncs."""
@@ -176,10 +276,15 @@ class Settler(RetryingSettle):
         failures = 0
         resync = False
         while not self._stopping.is_set():
+            self.relay.check()
             try:
                 if resync:
-                    await self.resume([TopicPartition(self.topic, p) for p in self.positions])
+                    await self.resume(self.positions.assigned())
                     resync = False
+                if self._to_resume:
+                    mine = {tp.partition for tp in self.consumer.assignment()}
+                    await self.resume(sorted(self._to_resume & mine))
+                    self._to_resume.clear()
                 idle_polls = await self._step(until_idle=until_idle, batch_size_max=batch_size_max, idle=idle_polls)
                 failures = 0
             except (*DB_TRANSIENT, KafkaError) as error:
@@ -188,6 +293,7 @@ class Settler(RetryingSettle):
                     if isinstance(error, KafkaError):
                         raise kafka_unreachable(self.settings) from error
                     raise database_unreachable(self.settings.dsn) from error
+                self.metrics.retried("db_unavailable" if not isinstance(error, KafkaError) else "relay")
                 log.warning("settling paused (%s/%s): %s", failures, DB_UNAVAILABLE_ATTEMPTS_MAX, error)
                 await asyncio.sleep(DB_RETRY_WAIT_S)
                 resync = True  # re-read from what the database says was settled
@@ -200,19 +306,24 @@ class Settler(RetryingSettle):
         for tp, messages in fetched.items():
             if tp.partition in self.positions:
                 self._buffer(tp.partition, messages)
-        self._drop_unassigned()
+        await self._note_positions()
         self._throttle()
-        unread = self._unread()
-        items = self.merge.take(batch_size_max, unread=unread)
-        if items:
+        ends = self._log_ends()
+        items = self.merge.take(batch_size_max, unread=self.positions.unread(ends))
+        for item in items:
+            self.positions.claim(item.partition, item.offset + 1)
+        empty = [p for p in self.positions.assigned() if not self.merge.buffered(p)]
+        skips = self.positions.skippable(empty)  # markers and aborted records past the last message
+        await self._refresh_gauges(ends)
+        if items or skips:
             # The next batch is fetched and parsed while this one is in PostgreSQL; two batches
             # never settle at once (the previous one finishes first: positions, locks, order).
-            epoch = self._epoch  # items read before a later seek are stale: _settle drops them
+            epoch = self.positions.epoch  # items read before a later seek are stale: _settle drops them
             await self._settled()
-            self._inflight = asyncio.create_task(self._settle(items, epoch))
+            self._inflight = asyncio.create_task(self._settle(items, skips, epoch))
             return 0
         await self._settled()
-        if until_idle and not fetched and not unread and await self._drained():
+        if until_idle and not fetched and not len(self.merge) and await self._drained():
             return idle + 1
         if not fetched:
             await self.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
@@ -223,33 +334,38 @@ class Settler(RetryingSettle):
         items, self._last_at[partition] = read_requests(partition, messages, last_at)
         for item in items:
             self.merge.add(item)
-        if items:
-            self._fetched[partition] = items[-1].offset + 1
 
-    def _drop_unassigned(self) -> None:
-        """Forgets partitions a rebalance took away, even if the revoke callback came late."""
-        assigned = {tp.partition for tp in self.consumer.assignment()}
-        for partition in [p for p in self.positions if p not in assigned]:
-            self.forget(partition)
+    async def _note_positions(self) -> None:
+        """Records each assigned partition's fetch position (past markers and aborted records)."""
+        for partition in self.positions.assigned():
+            tp = TopicPartition(self.topic, partition)
+            try:
+                position = await asyncio.wait_for(self.consumer.position(tp), BATCH_WAIT_MS / 1000)
+            except (IllegalStateError, TimeoutError):
+                continue  # revoked meanwhile, or no position until its seek completes
+            self.positions.fetched_to(partition, position)
+
+    def _log_ends(self) -> dict[int, int | None]:
+        """Each assigned partition's readable end as of the last fetch: last stable offset, else high water."""
+        ends: dict[int, int | None] = {}
+        for partition in self.positions.assigned():
+            tp = TopicPartition(self.topic, partition)
+            lso = self.consumer.last_stable_offset(tp)
+            ends[partition] = lso if lso is not None else self.consumer.highwater(tp)
+        return ends
 
     def _throttle(self) -> None:
         """Pauses fetching partitions whose buffers are full, so memory stays bounded."""
-        for partition in list(self.positions):
+        assigned = {tp.partition for tp in self.consumer.assignment()}
+        for partition in self.positions.assigned():
+            if partition not in assigned:
+                self._forget(partition)  # a rebalance took it, even if the revoke callback came late
+                continue
             tp = TopicPartition(self.topic, partition)
             if self.merge.full(partition):
                 self.consumer.pause(tp)
             elif tp in self.consumer.paused():
                 self.consumer.resume(tp)
-
-    def _unread(self) -> set[int]:
-        """Assigned partitions whose log end has not been fetched yet."""
-        unread = set()
-        for partition in self.positions:
-            tp = TopicPartition(self.topic, partition)
-            highwater = self.consumer.highwater(tp)
-            if highwater is None or self._fetched.get(partition, 0) < highwater:
-                unread.add(partition)
-        return unread
 
     async def _settled(self) -> None:
         """Waits for the batch in flight, if any (its failure surfaces here)."""
@@ -258,30 +374,63 @@ class Settler(RetryingSettle):
             await inflight
 
     async def _drained(self) -> bool:
-        if not self.positions or len(self.merge):
-            return False
-        tps = [TopicPartition(self.topic, p) for p in self.positions]
+        """True when every assigned partition's committed offset reached its end (none assigned: joined)."""
+        if not len(self.positions):
+            return self._joined and not self._to_resume
+        tps = [TopicPartition(self.topic, p) for p in self.positions.assigned()]
         ends = await self.consumer.end_offsets(tps)
-        return all(self.positions.get(tp.partition, -1) >= ends[tp] for tp in tps)
+        return self.positions.drained({tp.partition: o for tp, o in ends.items()})
 
-    async def _settle(self, items: list[Item[Request | Poison]], epoch: int) -> None:
-        if epoch != self._epoch:
+    async def _refresh_gauges(self, ends: dict[int, int | None]) -> None:
+        now = time.monotonic()
+        if now - self._gauges_at >= GAUGES_REFRESH_S:
+            self._gauges_at = now
+            self.metrics.set_assigned(self.positions.assigned())
+            known = {p: e for p, e in ends.items() if e is not None}
+            for partition, lag in self.positions.behind(known).items():
+                self.metrics.set_partition(partition, lag=lag, clock=self._clocks.get(partition))
+        if now - self._outbox_at >= OUTBOX_REFRESH_S:
+            self._outbox_at = now
+            rows, oldest_age_s = await self.relay.depth()
+            self.metrics.set_outbox(rows=rows, oldest_age_s=oldest_age_s)
+
+    async def _settle(self, items: list[Item[Request | Poison]], skips: dict[int, int], epoch: int) -> None:
+        if epoch != self.positions.epoch:
             return  # read before a seek to the database's offsets: they will be read again
-        batch = await self._prepare(items)
+        batch = self._prepare(items, skips)
         if not batch.progress:
-            return  # every partition of it was revoked meanwhile
+            return  # every partition of it was revoked meanwhile, or settled already
         await self.accounts.catch_up()
-        result = await self._settle_with_retries(batch, items)
-        if result.result == "fenced":
-            self.summary.fenced += 1
-            await self.resume([TopicPartition(self.topic, p) for p in batch.progress if p in self.positions])
-            return
-        if epoch == self._epoch:  # else a seek to the database's offsets happened meanwhile
-            for progress in batch.progress.values():
-                if progress.partition in self.positions:
-                    self.positions[progress.partition] = progress.next_offset
-        self.summary.batches += 1
-        self.summary.requests += len(batch.requests)
+        started = time.perf_counter()
+        for part, result in await self.writer.write(batch, items):
+            if result.result == "fenced":
+                self.summary.fenced += 1
+                self.metrics.batch_fenced()
+                await self.resume([p for p in part.progress if p in self.positions])
+                return
+            self._count(part, result, time.perf_counter() - started)
+            for progress in part.progress.values():
+                self.positions.settled(progress.partition, progress.next_offset, epoch=epoch)
+            await self._relay(part, result)
+
+    def _count(self, batch: Batch, result: BatchResult, seconds: float) -> None:
+        summary = self.summary
+        summary.batches += 1
+        summary.requests += len(batch.requests)
+        summary.transfers += result.transfers
+        summary.dead_lettered += len(batch.letters)
+        summary.expired += result.expired
+        self._clocks.update(result.clocks)
+        self.metrics.batch_settled(
+            results=result.results, requests=len(batch.requests), transfers=result.transfers, seconds=seconds
+        )
+        for letter in batch.letters:
+            self.metrics.dead_lettered(letter.reason)
+        if result.expired:
+            self.metrics.expired(result.expired)
+
+    async def _relay(self, batch: Batch, result: BatchResult) -> None:
+        """Hands the committed row to the relay; Kafka offsets are committed once it is published."""
         if batch.requests:
             _crash_hook("after_db_commit")
         offsets = {TopicPartition(self.topic, p.partition): p.next_offset for p in batch.progress.values()}
@@ -291,10 +440,8 @@ class Settler(RetryingSettle):
                 _crash_hook("after_outcome_publish")
             await self._commit_kafka(offsets)
 
-        if result.outbox_id is not None:
-            await self.relay.submit(
-                outbox_id=result.outbox_id, keys=result.keys, payloads=result.payloads, then=after_publish
-            )
+        if result.committed is not None:
+            await self.relay.submit(result.committed, then=after_publish)
         else:
             await self._commit_kafka(offsets)
 
@@ -305,31 +452,29 @@ class Settler(RetryingSettle):
             # The database holds the truth; a lost Kafka commit only makes the lag look larger.
             log.warning("kafka offset commit failed (the database has the offsets): %s", error)
 
-    async def _prepare(self, items: list[Item[Request | Poison]]) -> Batch:
-        """Dead-letters poison messages and builds the batch with every partition's progress."""
+    def _prepare(self, items: list[Item[Request | Poison]], skips: dict[int, int]) -> Batch:
+        """The batch: requests in order, dead letters of poison, and every partition's progress."""
         requests: list[Request] = []
+        letters = []
         progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
-        letters: list[tuple[bytes, bytes]] = []
+        positions = self.positions
         for item in items:
-            if item.partition not in self.positions or item.offset < self.positions[item.partition]:
+            partition = item.partition
+            if partition not in positions or item.offset < positions.committed(partition):
                 continue  # revoked while this batch waited (its new owner reads it), or settled already
-            entry = progress.setdefault(item.partition, [self.positions[item.partition], 0, 0, 0])
+            entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
             entry[1] = item.offset + 1
             entry[2] += 1
             if isinstance(item.payload, Poison):
                 entry[3] += 1
-                letters.append(self._letter(item.partition, item.offset, item.payload))
+                letters.append(self.writer.letter(item, item.payload.reason, item.payload.detail))
             else:
                 requests.append(item.payload)
-        if letters:
-            await send_all(
-                self.producer,
-                topic=self.dead_letter_topic,
-                keys=[k.decode() for k, _ in letters],
-                payloads=[v for _, v in letters],
-            )
-            self.summary.dead_lettered += len(letters)
-        return Batch(requests, {p: PartitionProgress(p, *e) for p, e in progress.items()})
+        for partition, fetched in skips.items():
+            if partition in positions and fetched > positions.committed(partition):
+                entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
+                entry[1] = max(entry[1], fetched)
+        return Batch(requests, {p: PartitionProgress(p, *e) for p, e in progress.items()}, letters)
 
 
 async def settle_until_signalled(settler: Settler, *, until_idle: bool) -> RunSummary:

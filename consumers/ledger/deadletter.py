@@ -6,7 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -52,6 +52,54 @@ def _classify(raw: bytes, error: ValidationError, allowed: tuple[str, ...]) -> U
     return Unreadable("schema_invalid", str(error)[:DETAIL_CHARS_MAX])
 
 
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class Letter(NamedTuple):
+    """One dead-letter record as it goes onto the dead-letter topic: the original key and headers."""
+
+    key: bytes | None
+    headers: Headers
+    value: bytes  # the DeadLetter record, JSON
+    reason: str = ""  # its DeadLetterReason, for counting
+
+
+def letters_to_json(letters: list[Letter]) -> str | None:
+    """The outbox column's form (None when there are none): keys and header values in base64."""
+    if not letters:
+        return None
+    return json.dumps(
+        [
+            {
+                "key": None if letter.key is None else _b64(letter.key),
+                "headers": [[name, _b64(value)] for name, value in letter.headers],
+                "value": letter.value.decode(),
+                "reason": letter.reason,
+            }
+            for letter in letters
+        ]
+    )
+
+
+def letters_from_json(text: str | None) -> list[Letter]:
+    """The inverse of `letters_to_json`."""
+    if not text:
+        return []
+    return [
+        Letter(
+            None if entry["key"] is None else base64.b64decode(entry["key"]),
+            tuple((name, base64.b64decode(value)) for name, value in entry["headers"]),
+            entry["value"].encode(),
+            entry.get("reason", ""),
+        )
+        for entry in json.loads(text)
+    ]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
 def dead_letter(
     *,
     reason: DeadLetterReason,
@@ -62,9 +110,10 @@ def dead_letter(
     group: str,
     key: bytes | None,
     value: bytes | None,
+    headers: Headers = (),
     now: datetime,
-) -> tuple[bytes, bytes]:
-    """(key, value) of the dead-letter record for one message; `now` is wall-clock UTC."""
+) -> Letter:
+    """The dead-letter record for one message, keyed and headed as the original; `now` is wall-clock UTC."""
     record = DeadLetter(
         reason=reason,
         detail=detail[:DETAIL_CHARS_MAX],
@@ -74,6 +123,7 @@ def dead_letter(
         consumer_group=group,
         original_key_b64=base64.b64encode(key).decode() if key is not None else None,
         original_value_b64=base64.b64encode(value or b"").decode(),
+        original_headers=[(name, _b64(raw)) for name, raw in headers],
         dead_lettered_at=now,
     )
-    return f"{topic}/{partition}/{offset}".encode(), record.model_dump_json().encode()
+    return Letter(key, headers, record.model_dump_json().encode(), reason)

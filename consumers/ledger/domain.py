@@ -6,9 +6,13 @@ exception. What it accumulates (`effects`) is what the repository writes in one 
 new transfers, per-account balance deltas (one row per account, however many transfers touched
 it — the hot-account technique), new and changed pending transfers, and request records.
 
-Time is the simulated clock carried by events, kept per source partition: a pending transfer
-expires when its partition's clock reaches `expires_at`, before the next event of that partition
-is decided. That makes expiry a function of the stream alone, never of batching or wall time.
+Time is the simulated clock carried by events, kept per (source partition, producer): a pending
+transfer expires when the clock of the producer that asked for it, on its partition, reaches
+`expires_at`, before that producer's next event there is decided. A request dated more than
+`CLOCK_SKEW_MAX` ahead of its producer's clock is refused (`invalid_timestamp`) and moves nothing,
+so one producer's timestamps can never expire another producer's authorisations, and a single
+bad date cannot expire its own producer's either. Expiry is a function of the stream alone,
+never of batching or wall time; each expiry is an outcome of its own (`Expired`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ TRANSFER_VOID_PENDING: Final = 4
 TRANSFER_EXPIRE_PENDING: Final = 8
 
 SETTLED_RESULTS: Final = frozenset({"created", "exists"})
+
+# How far ahead of its producer's clock (on one partition) a request may be dated. A simulated
+# day: wide enough for any gap in a producer's own traffic, far too narrow for a wrong century.
+CLOCK_SKEW_MAX: Final = timedelta(days=1)
+
+ClockKey = tuple[int, str]  # (source partition, producer)
 
 # Expiry transfers have no request; their id is derived from the pending id, fixed forever.
 EXPIRY_NAMESPACE: Final = UUID("c1d2a8a4-5e77-4b0e-9d0b-7f3b0c2e9a61")
@@ -80,6 +90,12 @@ class Pending:
     expires_at: datetime | None
     source_partition: int
     state: str = "pending"
+    # Whose clock expires it, and what its expiry outcome repeats of the request (None on rows
+    # written before migration 0004).
+    source_producer: str = ""
+    correlation_id: UUID | None = None
+    requested_at: datetime | None = None
+    rail: str | None = None
 
 
 class Transfer(NamedTuple):
@@ -121,6 +137,13 @@ class Request(NamedTuple):
     fingerprint: bytes
 
 
+class Expired(NamedTuple):
+    """A pending transfer that expired while this batch was decided: its outcome to publish."""
+
+    pending: Pending
+    transfer_id: UUID
+
+
 class Decision(NamedTuple):
     """The outcome of one request: a result code and what the outcome event must say."""
 
@@ -147,6 +170,7 @@ class Effects:
     new_pending: list[Pending] = field(default_factory=list)
     pending_states: dict[UUID, str] = field(default_factory=dict)
     deltas: dict[str, list[int]] = field(default_factory=dict)  # id -> [dp, dpo, cp, cpo]
+    outcomes: list[Decision | Expired] = field(default_factory=list)  # in the order they happened
 
     def add_delta(self, account_id: str, index: int, amount: int) -> None:
         """Accumulates a balance change; `index` 0..3 = debits_pending..credits_posted."""
@@ -165,27 +189,28 @@ class Ledger:
         accounts: dict[str, Account],
         pending: dict[UUID, Pending],
         prior: dict[UUID, RequestRecord],
-        clocks: dict[int, datetime],
+        clocks: dict[ClockKey, datetime],
     ) -> None:
         self.accounts = accounts
         self.pending = pending
         self.prior = prior
         self.clocks = clocks
         self.effects = Effects()
-        self._due: dict[int, list[tuple[datetime, UUID]]] = {}
+        self._due: dict[ClockKey, list[tuple[datetime, UUID]]] = {}
         for item in pending.values():
             self._watch(item)
 
     # -- the clock ---------------------------------------------------------------------------
     def _watch(self, item: Pending) -> None:
         if item.state == "pending" and item.expires_at is not None:
-            heapq.heappush(self._due.setdefault(item.source_partition, []), (item.expires_at, item.id))
+            key = (item.source_partition, item.source_producer)
+            heapq.heappush(self._due.setdefault(key, []), (item.expires_at, item.id))
 
-    def advance(self, partition: int, occurred_at: datetime) -> None:
-        """Moves a partition's clock forward and expires every pending transfer now due."""
-        clock = max(self.clocks.get(partition, occurred_at), occurred_at)
-        self.clocks[partition] = clock
-        due = self._due.get(partition)
+    def advance(self, key: ClockKey, occurred_at: datetime) -> None:
+        """Moves one producer's clock on one partition forward; expires what is now due by it."""
+        clock = max(self.clocks.get(key, occurred_at), occurred_at)
+        self.clocks[key] = clock
+        due = self._due.get(key)
         while due and due[0][0] <= clock:
             _, pending_id = heapq.heappop(due)
             item = self.pending[pending_id]
@@ -196,10 +221,18 @@ class Ledger:
     def decide(self, request: Request) -> Decision:
         """Decides one request and records its effects. Requests must come in stream order."""
         event = request.event
-        self.advance(request.partition, event.occurred_at)
         prior = self.prior.get(event.event_id)
         if prior is not None:
-            return self._replay(request, prior)
+            decision = self._replay(request, prior)
+            self.effects.outcomes.append(decision)
+            return decision
+        key = (request.partition, event.producer)
+        clock = self.clocks.get(key)
+        if clock is not None and event.occurred_at - clock > CLOCK_SKEW_MAX:
+            debit, credit = _parties(event)
+            decision = Decision(request, "invalid_timestamp", None, debit, credit, getattr(event, "amount", None) or 0)
+            return self._record(request, decision)
+        self.advance(key, event.occurred_at)
         # `type(...) is` rather than isinstance: pydantic models' ABCMeta makes isinstance slow.
         if type(event) is PaymentRequested:
             decision = self._transfer(request, event.payer_account_id, event.payee_account_id, event.amount, event.kind)
@@ -214,6 +247,11 @@ class Ledger:
         else:
             assert type(event) is PaymentPostRequested or type(event) is PaymentVoidRequested, event
             decision = self._finish_pending(request, event)
+        return self._record(request, decision)
+
+    def _record(self, request: Request, decision: Decision) -> Decision:
+        """Keeps a new request's decision: its tracking row and its outcome."""
+        event = request.event
         record = RequestRecord(
             id=event.event_id,
             request_type=event.event_type,
@@ -226,6 +264,7 @@ class Ledger:
         )
         self.prior[event.event_id] = record
         self.effects.requests.append(record)
+        self.effects.outcomes.append(decision)
         return decision
 
     def _replay(self, request: Request, prior: RequestRecord) -> Decision:
@@ -278,7 +317,19 @@ class Ledger:
         )
         if pending:
             expires_at = event.occurred_at + timedelta(seconds=timeout_seconds) if timeout_seconds else None
-            item = Pending(event.event_id, debit_id, credit_id, amount, code, expires_at, request.partition)
+            item = Pending(
+                event.event_id,
+                debit_id,
+                credit_id,
+                amount,
+                code,
+                expires_at,
+                request.partition,
+                source_producer=event.producer,
+                correlation_id=event.correlation_id,
+                requested_at=event.occurred_at,
+                rail=rail,
+            )
             self.pending[item.id] = item
             self.effects.new_pending.append(item)
             self._watch(item)
@@ -303,9 +354,12 @@ class Ledger:
         asked = getattr(event, "amount", None) or 0
         if item is None or item.debit_account_id != event.payer_account_id:
             return Decision(request, "pending_transfer_not_found", None, event.payer_account_id, None, asked)
-        clock = self.clocks[request.partition]
-        if item.state == "pending" and item.expires_at is not None and item.expires_at <= clock:
-            # Due by this request's own clock (its partition may differ from the pending's).
+        # Judged by the later of the request's own time and the clock that expires the pending.
+        judged_at = event.occurred_at
+        owner_clock = self.clocks.get((item.source_partition, item.source_producer))
+        if owner_clock is not None and owner_clock > judged_at:
+            judged_at = owner_clock
+        if item.state == "pending" and item.expires_at is not None and item.expires_at <= judged_at:
             self._release(item, "expired", TRANSFER_EXPIRE_PENDING, expiry_transfer_id(item.id))
         if item.state != "pending":
             code = f"pending_transfer_already_{item.state}"
@@ -338,6 +392,8 @@ class Ledger:
         assert occurred_at is not None, item
         item.state = state
         self.effects.pending_states[item.id] = state
+        if state == "expired":
+            self.effects.outcomes.append(Expired(item, transfer_id))
         self._move(item.debit_account_id, DP, item.credit_account_id, CP, -item.amount)
         if posted_amount:
             self._move(item.debit_account_id, DPO, item.credit_account_id, CPO, posted_amount)
@@ -387,6 +443,21 @@ def _parties(event: RequestEvent) -> tuple[str, str | None]:
     if isinstance(event, CashOut):
         return event.customer_account_id, event.agent_account_id
     return event.payer_account_id, None
+
+
+def reachable_clocks(requests: list[Request], stored: dict[ClockKey, datetime]) -> dict[ClockKey, datetime]:
+    """The furthest each (partition, producer) clock can get in a batch, by the rule `decide` applies.
+
+    Bounds which pending transfers a batch must load to expire them.
+    """
+    clocks = dict(stored)
+    for request in requests:
+        event = request.event
+        key = (request.partition, event.producer)
+        clock = clocks.get(key)
+        if clock is None or (event.occurred_at > clock and event.occurred_at - clock <= CLOCK_SKEW_MAX):
+            clocks[key] = event.occurred_at
+    return clocks
 
 
 def accounts_named(event: RequestEvent) -> tuple[str, ...]:

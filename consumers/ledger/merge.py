@@ -26,6 +26,8 @@ class Item(NamedTuple, Generic[T]):
     offset: int
     payload: T
     raw: bytes | None = None  # the original value, for the dead-letter record if it comes to that
+    key: bytes | None = None  # the original key and headers, kept on a dead letter
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class PartitionMerge(Generic[T]):

@@ -1,7 +1,12 @@
-"""The outbox relay: outcomes committed with the postings are published, then their row deleted.
+"""The outbox relay: outcomes and dead letters committed with the postings are published, then
+their row deleted.
 
 At least once: a crash after the send and before the delete publishes the batch again on
-restart. Outcome ids are derived from request ids, so downstream consumers drop the copy.
+restart. Outcome ids are derived from the decision, so downstream consumers drop the copy.
+
+The relay is supervised: a failed publish is retried with a bounded backoff while the settler
+waits (the queue is bounded, so consumption stops — the outbox never grows past
+`PUBLISH_QUEUE_BATCHES_MAX` + 1 rows); when it cannot recover it fails, and the settler fails with it.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -18,6 +23,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from consumers.ledger import sql
+from consumers.ledger.deadletter import Letter, letters_from_json
+from infra.errors import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +38,15 @@ DB_TRANSIENT: Final = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.InternalClientError,  # a connection lost mid-transaction cannot even roll back
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full: may clear
 )
 
 PUBLISH_QUEUE_BATCHES_MAX: Final = 4  # committed batches waiting to be published (backpressure)
 BACKLOG_ROWS_MAX: Final = 50  # outbox rows relayed per backlog transaction
 BACKLOG_ROUNDS_MAX: Final = 1_000  # bounds one backlog drain (50,000 batches)
+RELAY_ATTEMPTS_MAX: Final = 40  # publishing one batch: ~2 minutes of backoff, then the process fails
+RELAY_BACKOFF_S: Final = 0.1
+RELAY_BACKOFF_MAX_S: Final = 5.0
 
 
 _PARTITIONER: Final = DefaultPartitioner()
@@ -52,6 +63,15 @@ def partition_for(key: bytes, partitions: list[int]) -> int:
             _partition_cache.clear()
         partition = _partition_cache[cache_key] = _PARTITIONER(key, partitions, partitions)
     return partition
+
+
+async def send_letters(producer: AIOKafkaProducer, *, topic: str, letters: list[Letter]) -> None:
+    """Sends dead letters with their original keys and headers; waits for every acknowledgement."""
+    futures = [
+        await producer.send(topic, value=letter.value, key=letter.key, headers=list(letter.headers))
+        for letter in letters
+    ]
+    await asyncio.gather(*futures)
 
 
 async def send_all(producer: AIOKafkaProducer, *, topic: str, keys: list[str], payloads: list[bytes]) -> None:
@@ -78,45 +98,111 @@ async def send_all(producer: AIOKafkaProducer, *, topic: str, keys: list[str], p
     await asyncio.gather(*futures)
 
 
-class OutcomeRelay:
-    """Publishes outcome batches to the outcomes topic and clears their outbox rows."""
+class Committed(NamedTuple):
+    """One committed batch's outbox row, as the relay publishes it."""
 
-    def __init__(self, *, producer: AIOKafkaProducer, pool: asyncpg.Pool, topic: str) -> None:
+    outbox_id: int
+    keys: list[str]
+    payloads: list[bytes]
+    letters: list[Letter]
+
+
+Then = Callable[[], Awaitable[None]]
+
+
+class OutcomeRelay:
+    """Publishes committed outbox rows (outcomes, dead letters) and clears them; one worker task."""
+
+    def __init__(
+        self,
+        *,
+        producer: AIOKafkaProducer,
+        pool: asyncpg.Pool,
+        topic: str,
+        dead_letter_topic: str,
+        on_retry: Callable[[], None] = lambda: None,
+    ) -> None:
         self.producer = producer
         self.pool = pool
         self.topic = topic
-        self._queue: asyncio.Queue[tuple[int, list[str], list[bytes], Callable[[], Awaitable[None]]]] = asyncio.Queue(
-            maxsize=PUBLISH_QUEUE_BATCHES_MAX
-        )
+        self.dead_letter_topic = dead_letter_topic
+        self.on_retry = on_retry
+        self._queue: asyncio.Queue[tuple[Committed, Then]] = asyncio.Queue(maxsize=PUBLISH_QUEUE_BATCHES_MAX)
+        self._worker: asyncio.Task[None] | None = None
 
-    async def submit(
-        self, *, outbox_id: int, keys: list[str], payloads: list[bytes], then: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Queues a committed batch for publishing (waits while the queue is full); `then` runs after."""
-        await self._queue.put((outbox_id, keys, payloads, then))
+    def start(self) -> None:
+        """Starts the worker that publishes submitted batches in commit order."""
+        self._worker = asyncio.create_task(self._work(), name="outbox-relay")
 
-    async def work(self) -> None:
-        """Publishes queued batches in commit order, so settling the next batch overlaps the acks."""
+    async def stop(self) -> None:
+        """Cancels the worker (rows it did not publish stay in the outbox for the next run)."""
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    def check(self) -> None:
+        """Raises the worker's failure, if it failed: the settler must not go on without it."""
+        worker = self._worker
+        if worker is not None and worker.done() and not worker.cancelled():
+            error = worker.exception()
+            if error is not None:
+                raise error
+            raise SandboxError("the outcome relay stopped unexpectedly", "run `kpsandbox settle` again")
+
+    async def submit(self, committed: Committed, *, then: Then) -> None:
+        """Queues a committed batch (waits while the queue is full); `then` runs once it is published."""
+        await self._until_worker_or(self._queue.put((committed, then)))
+
+    async def drain(self) -> None:
+        """Waits until every queued batch has been published."""
+        await self._until_worker_or(self._queue.join())
+
+    async def _until_worker_or(self, waiting: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(waiting)
+        assert self._worker is not None, "start() the relay first"
+        await asyncio.wait({task, self._worker}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            self.check()
+            raise SandboxError("the outcome relay stopped unexpectedly", "run `kpsandbox settle` again")
+
+    async def _work(self) -> None:
         while True:
-            outbox_id, keys, payloads, then = await self._queue.get()
+            committed, then = await self._queue.get()
             try:
-                await self.publish(outbox_id=outbox_id, keys=keys, payloads=payloads)
+                await self.publish_with_retries(committed)
                 await then()
-            except (*DB_TRANSIENT, KafkaError) as error:
-                # The outbox row stays; the backlog relay publishes it once things recover.
-                log.warning("outcome relay failed for outbox row %s (kept for retry): %s", outbox_id, error)
             finally:
                 self._queue.task_done()
 
-    async def drain(self) -> None:
-        """Waits until every queued batch has been published (or left in the outbox)."""
-        await self._queue.join()
+    async def publish_with_retries(self, committed: Committed) -> None:
+        """Publishes one row, retrying with a bounded backoff; fails loudly when Kafka or PostgreSQL stay away."""
+        wait_s = RELAY_BACKOFF_S
+        for attempt in range(1, RELAY_ATTEMPTS_MAX + 1):
+            try:
+                await self.publish(committed)
+                return
+            except (*DB_TRANSIENT, KafkaError) as error:
+                log.warning(
+                    "outbox row %s not published (%s/%s): %s", committed.outbox_id, attempt, RELAY_ATTEMPTS_MAX, error
+                )
+                self.on_retry()
+                await asyncio.sleep(wait_s)
+                wait_s = min(wait_s * 2, RELAY_BACKOFF_MAX_S)
+        raise SandboxError(
+            f"outcomes of outbox row {committed.outbox_id} could not be published after {RELAY_ATTEMPTS_MAX} attempts",
+            "check Kafka and PostgreSQL (`kpsandbox status`), then run `kpsandbox settle` again: "
+            "the outbox keeps every unpublished outcome",
+        )
 
-    async def publish(self, *, outbox_id: int, keys: list[str], payloads: list[bytes]) -> None:
-        """Publishes one just-committed batch, then deletes its row."""
-        await send_all(self.producer, topic=self.topic, keys=keys, payloads=payloads)
+    async def publish(self, committed: Committed) -> None:
+        """Publishes one committed row's outcomes and dead letters, then deletes the row."""
+        if committed.keys:
+            await send_all(self.producer, topic=self.topic, keys=committed.keys, payloads=committed.payloads)
+        if committed.letters:
+            await send_letters(self.producer, topic=self.dead_letter_topic, letters=committed.letters)
         async with self.pool.acquire() as connection:
-            await connection.execute(sql.DELETE_OUTBOX, outbox_id)
+            await connection.execute(sql.DELETE_OUTBOX, committed.outbox_id)
 
     async def relay_backlog(self, *, older_than_s: float) -> int:
         """Publishes rows a process left behind (it died after its commit); returns rows relayed."""
@@ -125,10 +211,21 @@ class OutcomeRelay:
             async with self.pool.acquire() as connection, connection.transaction():
                 rows = await connection.fetch(sql.LOCK_OUTBOX_BACKLOG, older_than_s, BACKLOG_ROWS_MAX)
                 for row in rows:
-                    keys, payloads = row["keys"].split("\n"), row["payloads"].split(b"\n")
-                    await send_all(self.producer, topic=self.topic, keys=keys, payloads=payloads)
+                    keys = row["keys"].split("\n") if row["keys"] else []
+                    payloads = row["payloads"].split(b"\n") if row["payloads"] else []
+                    if keys:
+                        await send_all(self.producer, topic=self.topic, keys=keys, payloads=payloads)
+                    letters = letters_from_json(row["dead_letters"])
+                    if letters:
+                        await send_letters(self.producer, topic=self.dead_letter_topic, letters=letters)
                     await connection.execute(sql.DELETE_OUTBOX, row["id"])
             relayed += len(rows)
             if len(rows) < BACKLOG_ROWS_MAX:
                 break
         return relayed
+
+    async def depth(self) -> tuple[int, float]:
+        """(rows waiting in the outbox, age of the oldest in seconds)."""
+        async with self.pool.acquire() as connection:
+            row = await connection.fetchrow(sql.OUTBOX_DEPTH)
+        return int(row["rows"]), float(row["oldest_age_s"])

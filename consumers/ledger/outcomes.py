@@ -1,20 +1,37 @@
-"""Outcome events: what the ledger tells the world about each request it decided.
+"""Outcome events: what the ledger tells the world about each request it decided, and each expiry.
 
 Written with a string template rather than through the pydantic models: this runs once per
 request on the hot path. Every interpolated value is a UUID, an integer, an ISO-8601 time or a
 string the contract already constrained to `[a-z0-9_.]` (account ids, kinds, rails, result
 codes), so no JSON escaping is needed; a unit test proves every outcome parses back into the
 contract's models.
+
+Ids (see schemas/payments.py): a decision's `event_id` is derived from the request id, the result
+and the request's fingerprint, an expiry's from the pending id. A republished outcome (outbox
+redelivery) keeps its id; a different answer to the same request id gets another.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import datetime
+from typing import Final, get_args
+from uuid import UUID
 
-from consumers.ledger.domain import Decision
-from schemas.payments import outcome_event_id
+from consumers.ledger.domain import Decision, Pending
+from schemas.payments import (
+    PaymentExpired,
+    PaymentKind,
+    PaymentRejected,
+    PaymentSettled,
+    expiry_outcome_event_id,
+    outcome_event_id,
+)
 
 OUTCOME_PRODUCER: Final = "ledger"
+PAYMENT_KINDS: Final = frozenset(get_args(PaymentKind))
+DECISION_SCHEMA_VERSION: Final = PaymentSettled.SCHEMA_VERSION
+EXPIRY_SCHEMA_VERSION: Final = PaymentExpired.SCHEMA_VERSION
+assert PaymentRejected.SCHEMA_VERSION == DECISION_SCHEMA_VERSION, "both decisions share one template"
 
 
 def _text(value: str | None) -> str:
@@ -22,10 +39,9 @@ def _text(value: str | None) -> str:
 
 
 def outcome_bytes(decision: Decision) -> tuple[str, bytes]:
-    """(Kafka key, JSON value) of the one outcome of a request; the same ids every time.
+    """(Kafka key, JSON value) of the outcome of one decision; the same bytes every time.
 
-    `event_id` is derived from the request id and `occurred_at` is the request's simulated time,
-    so a republished outcome (outbox redelivery, duplicate request) is recognisably the same one.
+    `occurred_at` is the request's simulated time, so a republished outcome is byte-identical.
     """
     event = decision.request.event
     at = event.occurred_at.isoformat()
@@ -38,11 +54,44 @@ def outcome_bytes(decision: Decision) -> tuple[str, bytes]:
     else:
         event_type = "payment.rejected"
         tail = ""
+    event_id = outcome_event_id(event.event_id, decision.result, decision.request.fingerprint)
     value = (
-        f'{{"schema_version":1,"event_type":"{event_type}","event_id":"{outcome_event_id(event.event_id)}",'
+        f'{{"schema_version":{DECISION_SCHEMA_VERSION},"event_type":"{event_type}","event_id":"{event_id}",'
         f'"occurred_at":"{at}","producer":"{OUTCOME_PRODUCER}","correlation_id":"{event.correlation_id}",'
         f'"request_event_id":"{event.event_id}","request_type":"{event.event_type}","request_occurred_at":"{at}",'
         f'"payer_account_id":"{decision.debit_account_id}","payee_account_id":{_text(decision.credit_account_id)},'
         f'"amount":{decision.amount},"currency":"PKR","kind":{kind},"rail":{rail},"result":"{decision.result}"{tail}}}'
     )
     return decision.debit_account_id, value.encode()
+
+
+def _iso(at: datetime) -> str:
+    """ISO-8601 of an aware time (the ledger stores timestamptz); a naive one would be read as local."""
+    if at.tzinfo is None:
+        raise ValueError(f"naive time {at!r}: the ledger stores only aware times")
+    return at.isoformat()
+
+
+def expiry_outcome_bytes(pending: Pending, transfer_id: UUID) -> tuple[str, bytes]:
+    """(Kafka key, JSON value) of the `payment.expired` outcome of one pending transfer.
+
+    Keyed by the payer (the pending transfer's debit account), like the decisions about it.
+    `occurred_at` is when it expired on the simulated clock; the request's own time, correlation
+    id and rail are repeated when the pending row has them (rows written before migration 0004
+    have not: the expiry time and the pending id stand in).
+    """
+    if pending.expires_at is None:
+        raise ValueError(f"pending transfer {pending.id} has no expiry time and cannot expire")
+    expired_at = _iso(pending.expires_at)
+    requested_at = _iso(pending.requested_at) if pending.requested_at is not None else expired_at
+    kind = _text(pending.code if pending.code in PAYMENT_KINDS else None)
+    value = (
+        f'{{"schema_version":{EXPIRY_SCHEMA_VERSION},"event_type":"payment.expired",'
+        f'"event_id":"{expiry_outcome_event_id(pending.id)}","occurred_at":"{expired_at}",'
+        f'"producer":"{OUTCOME_PRODUCER}","correlation_id":"{pending.correlation_id or pending.id}",'
+        f'"request_event_id":"{pending.id}","request_type":"payment.requested","request_occurred_at":"{requested_at}",'
+        f'"payer_account_id":"{pending.debit_account_id}","payee_account_id":"{pending.credit_account_id}",'
+        f'"amount":{pending.amount},"currency":"PKR","kind":{kind},"rail":{_text(pending.rail)},'
+        f'"result":"expired","status":"expired","transfer_id":"{transfer_id}"}}'
+    )
+    return pending.debit_account_id, value.encode()

@@ -21,12 +21,16 @@ REQUEST_ADAPTER: Final = TypeAdapter(Annotated[RequestEvent, Field(discriminator
 REQUEST_TYPES: Final = PAYMENT_REQUESTS.event_type_names
 
 
-def fingerprint(raw: bytes) -> bytes:
-    """A hash of the message bytes, to tell a redelivery (identical bytes) from a reused event id.
+def fingerprint(event: RequestEvent) -> bytes:
+    """A hash of the request's canonical fields, to tell a retry from a reused event id.
 
-    `amount` is compared on its own first, so a changed amount reports `exists_with_different_amount`.
+    Taken over the parsed values (UTC times, UUIDs, integers, defaults filled in), never the bytes:
+    a client that re-serialises a retry (other key order, `+00:00` for `Z`, defaults spelled out)
+    sends the same request. `amount` is compared on its own first, so a changed amount reports
+    `exists_with_different_amount`; any other changed field `exists_with_different_fields`.
+    `repr` keeps field boundaries unambiguous (strings are quoted).
     """
-    return hashlib.blake2b(raw, digest_size=16).digest()
+    return hashlib.blake2b(repr(tuple(event.__dict__.values())).encode(), digest_size=16).digest()
 
 
 @dataclass(slots=True)
@@ -37,6 +41,7 @@ class Poison:
     detail: str
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def read_requests(
@@ -46,11 +51,12 @@ def read_requests(
     items: list[Item[Request | Poison]] = []
     for message in messages:
         event = read_event(message.value, REQUEST_ADAPTER, REQUEST_TYPES)
+        headers = tuple(message.headers or ())
         if isinstance(event, Unreadable):
-            payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value)
+            payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value, headers)
         else:
-            payload = Request(event, partition, message.offset, fingerprint(message.value))
+            payload = Request(event, partition, message.offset, fingerprint(event))
             last_at = max(last_at, event.occurred_at)
         # A poison message sorts with its predecessor, so it never waits for later events.
-        items.append(Item(last_at, partition, message.offset, payload, message.value))
+        items.append(Item(last_at, partition, message.offset, payload, message.value, message.key, headers))
     return items, last_at

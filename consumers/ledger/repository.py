@@ -13,7 +13,10 @@ from uuid import UUID
 import asyncpg
 
 from consumers.ledger import sql
-from consumers.ledger.domain import Account, Effects, Pending, RequestRecord
+from consumers.ledger.deadletter import Letter, letters_to_json
+from consumers.ledger.domain import Account, ClockKey, Effects, Pending, RequestRecord
+
+EXPIRIES_PER_BATCH_MAX = 10_000  # due pending transfers one batch expires; the rest wait for the next
 
 
 async def open_accounts(connection: asyncpg.Connection, *, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
@@ -36,18 +39,44 @@ async def select_prior_requests(connection: asyncpg.Connection, *, ids: Sequence
 
 
 async def lock_pending(
-    connection: asyncpg.Connection, *, ids: Sequence[UUID], clocks: dict[int, datetime]
+    connection: asyncpg.Connection, *, ids: Sequence[UUID], clocks: dict[ClockKey, datetime]
 ) -> dict[UUID, Pending]:
-    """Loads and locks the pending transfers named by `ids` or due by the given partition clocks."""
+    """Loads and locks the pending transfers named by `ids` or due by the given producer clocks."""
     found: dict[UUID, Pending] = {}
     if ids:
         for row in await connection.fetch(sql.LOCK_PENDING_BY_ID, list(ids)):
             found[row["id"]] = Pending(*row)
     if clocks:
-        parts = list(clocks)
-        for row in await connection.fetch(sql.LOCK_PENDING_DUE, parts, [clocks[p] for p in parts]):
+        keys = list(clocks)
+        rows = await connection.fetch(
+            sql.LOCK_PENDING_DUE,
+            [p for p, _ in keys],
+            [producer for _, producer in keys],
+            [clocks[k] for k in keys],
+            EXPIRIES_PER_BATCH_MAX,
+        )
+        for row in rows:
             found.setdefault(row["id"], Pending(*row))
     return found
+
+
+async def select_clocks(
+    connection: asyncpg.Connection, *, group: str, topic: str, partitions: Iterable[int]
+) -> dict[ClockKey, datetime]:
+    """Every producer's clock on the given partitions."""
+    rows = await connection.fetch(sql.SELECT_CLOCKS, group, topic, sorted(partitions))
+    return {(row["partition"], row["producer"]): row["clock"] for row in rows}
+
+
+async def upsert_clocks(
+    connection: asyncpg.Connection, *, group: str, topic: str, clocks: dict[ClockKey, datetime]
+) -> None:
+    """Stores producers' clocks (never backwards)."""
+    if clocks:
+        keys = sorted(clocks)
+        await connection.execute(
+            sql.UPSERT_CLOCKS, group, topic, [p for p, _ in keys], [r for _, r in keys], [clocks[k] for k in keys]
+        )
 
 
 async def write_effects(connection: asyncpg.Connection, *, effects: Effects) -> None:
@@ -82,6 +111,10 @@ async def _write_pending(connection: asyncpg.Connection, *, effects: Effects) ->
                     p.expires_at,
                     p.source_partition,
                     p.state,
+                    p.source_producer,
+                    p.correlation_id,
+                    p.requested_at,
+                    p.rail,
                 )
                 for p in effects.new_pending
             ],
@@ -132,8 +165,12 @@ async def advance_account_offsets(
     await connection.execute(sql.ADVANCE_ACCOUNT_OFFSETS, group, topic, parts, [next_offsets[p] for p in parts])
 
 
-async def insert_outbox(connection: asyncpg.Connection, *, keys: list[str], payloads: list[bytes]) -> int | None:
-    """Stores a batch's outcomes for the relay; returns the outbox row id (None if nothing)."""
-    if not keys:
+async def insert_outbox(
+    connection: asyncpg.Connection, *, keys: list[str], payloads: list[bytes], letters: list[Letter]
+) -> int | None:
+    """Stores a batch's outcomes and dead letters for the relay; returns the row id (None if nothing)."""
+    if not keys and not letters:
         return None
-    return await connection.fetchval(sql.INSERT_OUTBOX, len(keys), "\n".join(keys), b"\n".join(payloads))
+    return await connection.fetchval(
+        sql.INSERT_OUTBOX, len(keys), "\n".join(keys), b"\n".join(payloads), letters_to_json(letters)
+    )

@@ -34,21 +34,30 @@ SELECT id, request_type, result, transfer_status, amount, fingerprint, source_pa
 FROM ledger_requests WHERE id = ANY($1::uuid[])
 """
 
-LOCK_PENDING_BY_ID: Final = """
-SELECT id, debit_account_id, credit_account_id, amount, code, expires_at, source_partition, state
-FROM ledger_pending WHERE id = ANY($1::uuid[])
-ORDER BY id FOR UPDATE
-"""
+PENDING_SELECT: Final = """
+SELECT p.id, p.debit_account_id, p.credit_account_id, p.amount, p.code, p.expires_at, p.source_partition,
+       p.state, p.source_producer, p.correlation_id, p.requested_at, p.rail
+FROM ledger_pending AS p"""
 
-# Pending transfers that the batch's clocks will reach, per source partition.
-LOCK_PENDING_DUE: Final = """
-SELECT p.id, p.debit_account_id, p.credit_account_id, p.amount, p.code, p.expires_at,
-       p.source_partition, p.state
-FROM ledger_pending AS p
-JOIN unnest($1::int[], $2::timestamptz[]) AS c(part, clock)
-  ON p.source_partition = c.part AND p.state = 'pending' AND p.expires_at <= c.clock
-ORDER BY p.id FOR UPDATE OF p
+LOCK_PENDING_BY_ID: Final = (
+    PENDING_SELECT
+    + """
+WHERE p.id = ANY($1::uuid[])
+ORDER BY p.id FOR UPDATE
 """
+)
+
+# Pending transfers that the batch's clocks will reach, per (source partition, producer); the
+# earliest first, at most $4 per batch (the rest expire in the partition's next batches).
+LOCK_PENDING_DUE: Final = (
+    PENDING_SELECT
+    + """
+JOIN unnest($1::int[], $2::text[], $3::timestamptz[]) AS c(part, producer, clock)
+  ON p.source_partition = c.part AND p.source_producer = c.producer
+ AND p.state = 'pending' AND p.expires_at <= c.clock
+ORDER BY p.expires_at, p.id LIMIT $4 FOR UPDATE OF p
+"""
+)
 
 UPDATE_PENDING_STATES: Final = """
 UPDATE ledger_pending AS p SET state = s.state
@@ -89,6 +98,10 @@ PENDING_COLUMNS: Final = (
     "expires_at",
     "source_partition",
     "state",
+    "source_producer",
+    "correlation_id",
+    "requested_at",
+    "rail",
 )
 
 # -- offsets -----------------------------------------------------------------------------------
@@ -122,6 +135,19 @@ FROM unnest($3::int[], $4::bigint[], $5::timestamptz[], $6::bigint[], $7::bigint
 WHERE o.consumer_group = $1 AND o.topic = $2 AND o.partition = a.part
 """
 
+# Producers' clocks on the batch's partitions (their offset rows are locked: no one else writes).
+SELECT_CLOCKS: Final = """
+SELECT partition, producer, clock FROM ledger_clocks
+WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[])
+"""
+
+UPSERT_CLOCKS: Final = """
+INSERT INTO ledger_clocks (consumer_group, topic, partition, producer, clock)
+SELECT $1, $2, part, producer, clock FROM unnest($3::int[], $4::text[], $5::timestamptz[]) AS c(part, producer, clock)
+ON CONFLICT (consumer_group, topic, partition, producer)
+DO UPDATE SET clock = GREATEST(ledger_clocks.clock, EXCLUDED.clock)
+"""
+
 # Accounts are read by every process (not by group), so offsets only ever move forward.
 ADVANCE_ACCOUNT_OFFSETS: Final = """
 INSERT INTO ledger_offsets (consumer_group, topic, partition, next_offset)
@@ -132,10 +158,17 @@ DO UPDATE SET next_offset = GREATEST(ledger_offsets.next_offset, EXCLUDED.next_o
 
 # -- outbox ------------------------------------------------------------------------------------
 # One row per batch: newline-separated keys and JSON values (see migration 0003).
-INSERT_OUTBOX: Final = "INSERT INTO ledger_outbox (messages, keys, payloads) VALUES ($1, $2, $3) RETURNING id"
+# Dead letters ride along as JSON (rare; see migration 0004).
+INSERT_OUTBOX: Final = """
+INSERT INTO ledger_outbox (messages, keys, payloads, dead_letters) VALUES ($1, $2, $3, $4::jsonb) RETURNING id
+"""
 DELETE_OUTBOX: Final = "DELETE FROM ledger_outbox WHERE id = $1"
+OUTBOX_DEPTH: Final = """
+SELECT count(*) AS rows, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s
+FROM ledger_outbox
+"""
 LOCK_OUTBOX_BACKLOG: Final = """
-SELECT id, keys, payloads FROM ledger_outbox
+SELECT id, keys, payloads, dead_letters::text AS dead_letters FROM ledger_outbox
 WHERE created_at <= now() - make_interval(secs => $1)
 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
 """

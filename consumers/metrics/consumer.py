@@ -119,7 +119,9 @@ class MetricsConsumer:
         """Consumes until `stop` is set, the task is cancelled, or (until_idle) all is drained."""
         stop = stop or asyncio.Event()
         # The port first: a busy port is the most common mistake and needs no other service.
-        server = await serve(self.registry, self.settings.metrics_port) if serve_http else None
+        server = (
+            await serve(self.registry, self.settings.metrics_port, self.settings.metrics_host) if serve_http else None
+        )
         try:
             connection = await self._connect()
         except BaseException:

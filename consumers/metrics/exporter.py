@@ -2,27 +2,22 @@
 
 The collector reads the state only when scraped, so the consumer never pays prometheus-client's
 per-observation cost. The HTTP server runs on the consumer's event loop (not a thread), so a
-scrape never sees the state half-updated. It uses its own CollectorRegistry, never the global one.
+scrape never sees the state half-updated (infra/metrics_http.py). It uses its own
+CollectorRegistry, never the global one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 from collections.abc import Callable, Iterator
-from typing import Final
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from consumers.metrics.aggregate import LATENCY_BUCKETS_S, Aggregator
 from consumers.metrics.figures import figures
-from infra.errors import SandboxError
-
-CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-REQUEST_HEAD_BYTES_MAX: Final = 8_192
-REQUEST_TIMEOUT_S: Final = 5.0
+from infra.metrics_http import serve_metrics
 
 Lag = dict[tuple[str, str, int], int]  # (group, topic, partition) -> messages behind
 
@@ -121,38 +116,14 @@ def new_registry(state: Callable[[], Aggregator | None], lag: Callable[[], Lag])
     return registry
 
 
-def port_in_use(port: int) -> SandboxError:
-    """The error for a metrics port some other process holds."""
-    return SandboxError(
-        f"the metrics port {port} is already in use",
-        "stop whatever listens there (another `kpsandbox metrics serve`?) or set KPSANDBOX_METRICS_PORT",
-    )
-
-
 async def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> asyncio.Server:
-    """Starts serving GET /metrics on host:port; SandboxError when the port is taken."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
-            path = head[:REQUEST_HEAD_BYTES_MAX].split(b" ", 2)[1] if b" " in head else b"/"
-            if path.split(b"?")[0] in (b"/metrics", b"/"):
-                body, status = generate_latest(registry), b"200 OK"
-            else:
-                body, status = b"not found; try /metrics\n", b"404 Not Found"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + CONTENT_TYPE.encode()
-                + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
-            )  # fmt: skip
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    try:
-        return await asyncio.start_server(handle, host, port, reuse_address=True)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            raise port_in_use(port) from error
-        raise
+    """Starts serving GET /metrics on host:port (settings.metrics_host, settings.metrics_port);
+    SandboxError naming the port and KPSANDBOX_METRICS_PORT when the port is taken."""
+    return await serve_metrics(
+        registry,
+        host=host,
+        port=port,
+        what="the metrics port",
+        port_setting="KPSANDBOX_METRICS_PORT",
+        holder="another `kpsandbox metrics serve`?",
+    )

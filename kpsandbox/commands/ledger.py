@@ -33,10 +33,10 @@ async def _connect(config: Settings) -> asyncpg.Connection:
     return connection
 
 
-async def _check(config: Settings) -> list[Finding]:
+async def _check(config: Settings, group: str) -> list[Finding]:
     connection = await _connect(config)
     try:
-        return await check_ledger(connection, requests_topic=config.topic(PAYMENT_REQUESTS))
+        return await check_ledger(connection, requests_topic=config.topic(PAYMENT_REQUESTS), group=group)
     finally:
         await connection.close()
 
@@ -50,9 +50,13 @@ async def _digest(config: Settings) -> Digest:
 
 
 @ledger_app.command("check")
-def check() -> None:
+def check(
+    group: str = typer.Option(
+        GROUP_DEFAULT, help="The ledger's consumer group: only its offsets count in 'one outcome per request'."
+    ),
+) -> None:
     """Verify the ledger's invariants and print a report; exit status 1 on any violation."""
-    findings = asyncio.run(_check(settings()))
+    findings = asyncio.run(_check(settings(), group))
     table = Table(title="ledger reconciliation", title_justify="left")
     for column in ("", "invariant", "measured"):
         table.add_column(column)
@@ -78,12 +82,16 @@ def settle(
     until_idle: bool = typer.Option(False, "--until-idle", help="Stop once every partition is drained."),
     group: str = typer.Option(GROUP_DEFAULT, help="Kafka consumer group (one ledger per group)."),
 ) -> None:
-    """Run the ledger consumer: settle payment requests into PostgreSQL, publish outcomes."""
-    summary = asyncio.run(settle_until_signalled(Settler(settings(), group=group), until_idle=until_idle))
-    console.print(
-        f"settled {summary.requests} requests in {summary.batches} batches: {summary.transfers} transfers, "
-        f"{summary.dead_lettered} dead-lettered"
-    )
+    """Run the ledger consumer: settle payment requests into PostgreSQL, publish outcomes.
+
+    While it runs, the ledger's own Prometheus metrics are at
+    http://KPSANDBOX_METRICS_HOST:KPSANDBOX_LEDGER_METRICS_PORT/metrics (default 127.0.0.1:9465).
+    With --until-idle it returns once every partition assigned to it has been settled up to its
+    end offset (transaction markers and aborted transactions included), never earlier.
+    """
+    settler = Settler(settings(), group=group, serve_metrics=True)
+    summary = asyncio.run(settle_until_signalled(settler, until_idle=until_idle))
+    console.print(summary.line())
 
 
 def register(app: typer.Typer) -> None:

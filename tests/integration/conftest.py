@@ -30,6 +30,7 @@ TEST_PORTS = {
     "postgres_port": 35432,
     "prometheus_port": 39090,
     "metrics_port": 39464,
+    "ledger_metrics_port": 39465,
 }
 _fresh_counter = itertools.count()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -15,9 +14,10 @@ import pytest
 from consumers.ledger.check import check_ledger
 from infra.local.postgres import PostgresService, pg_bin_dir
 from infra.settings import Settings
-from schemas.payments import outcome_event_id
 from schemas.topics import PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 from tests.integration.test_ledger_support import (
+    check_outcome_ids,
+    free_port,
     make_accounts,
     make_requests,
     produce,
@@ -53,8 +53,10 @@ async def _assert_exactly_once(config: Settings, requests: list) -> None:
         await connection.close()
     assert [f.name for f in findings if not f.holds] == []
     outcomes = await read_all(config, PAYMENT_OUTCOMES, expected=len(requests))
-    ids = {json.loads(m.value)["event_id"] for m in outcomes}
-    assert ids == {str(outcome_event_id(r.event_id)) for r in requests}
+    grouped = check_outcome_ids([m.value for m in outcomes], requests)
+    assert set(grouped) == {str(r.event_id) for r in requests}  # every request answered
+    # Re-published copies (the outbox is at-least-once) carry the same id: one distinct id each.
+    assert all(len({o["event_id"] for o in found}) == 1 for found in grouped.values())
 
 
 async def _wait_for(config: Settings, query: str, *, at_least: int) -> None:
@@ -117,6 +119,31 @@ async def test_postgres_restart_mid_run(settings: Settings, fresh_settings: Sett
     await _assert_exactly_once(fresh_settings, requests)
 
 
+async def _assigned_partitions(port: int) -> int:
+    """`kpsandbox_ledger_assigned_partitions` from a ledger process's own /metrics (0 if not up yet)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    for line in body.splitlines():
+        if line.startswith("kpsandbox_ledger_assigned_partitions{"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+async def _until_assigned(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PROGRESS_WAIT_S_MAX
+    while loop.time() < deadline:
+        if await _assigned_partitions(port) > 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the ledger on port {port} was never assigned a partition")
+
+
 async def test_two_consumers_rebalance_mid_stream(fresh_settings: Settings) -> None:
     """Two processes in one group, the second joining mid-stream, settle every request exactly once."""
     requests = await _stream(fresh_settings, seed=45, count=2_000)
@@ -124,14 +151,16 @@ async def test_two_consumers_rebalance_mid_stream(fresh_settings: Settings) -> N
     second = None
     try:
         await _wait_for(fresh_settings, "SELECT count(*) FROM ledger_requests", at_least=1)
-        second = await run_settle(fresh_settings, until_idle=False)
+        port = free_port()
+        second = await run_settle(fresh_settings, until_idle=False, KPSANDBOX_LEDGER_METRICS_PORT=str(port))
+        # No sleeps: the rest is produced once the group has given the second process partitions
+        # (its own /metrics says so), so both processes must settle part of it.
+        await _until_assigned(port)
         rng = random.Random(46)
         accounts, citizens, merchants, agents, employer = make_accounts(rng, citizens=40, merchants=4)
         more = make_requests(rng, count=6_000, citizens=citizens, merchants=merchants, agents=agents, employer=employer)
         await produce(fresh_settings, accounts)
-        for start in range(0, len(more), 500):  # keep producing while the group rebalances
-            await produce(fresh_settings, more[start : start + 500])
-            await asyncio.sleep(0.2)
+        await produce(fresh_settings, more)
         requests += more
         await _wait_for(fresh_settings, "SELECT count(*) FROM ledger_requests", at_least=len(requests))
     finally:

@@ -6,8 +6,10 @@ Holds no tests; named test_ledger_* only to stay inside the ledger's files.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import socket
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -18,12 +20,19 @@ from uuid import UUID
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from consumers.ledger.reading import fingerprint
 from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.cash import CashIn, CashOut
 from schemas.envelope import Envelope
 from schemas.events import dump_event
-from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+from schemas.payments import (
+    PaymentPostRequested,
+    PaymentRequested,
+    PaymentVoidRequested,
+    expiry_outcome_event_id,
+    outcome_event_id,
+)
 from schemas.topics import ACCOUNTS, PAYMENT_REQUESTS, TopicSpec
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -235,6 +244,13 @@ async def read_all(settings: Settings, spec: TopicSpec, *, expected: int, wait_s
         await consumer.stop()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now (each ledger process serves its own /metrics)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def settle_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for a `settle` subprocess pointed at the test's topics and database."""
     env = dict(os.environ)
@@ -242,6 +258,7 @@ def settle_env(settings: Settings, **extra: str) -> dict[str, str]:
         KPSANDBOX_TOPIC_PREFIX=settings.topic_prefix,
         KPSANDBOX_DATABASE_URL=settings.dsn,
         KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        KPSANDBOX_LEDGER_METRICS_PORT=str(free_port()),
         PYTHONPATH=str(REPO),
     )
     env.update(extra)
@@ -275,3 +292,23 @@ async def scalar(settings: Settings, query: str) -> object:
         return await connection.fetchval(query)
     finally:
         await connection.close()
+
+
+def check_outcome_ids(outcome_values: Iterable[bytes | None], requests: Iterable[Envelope]) -> dict[str, list[dict]]:
+    """Asserts every decision outcome carries the id the contract promises for its request and
+    result; returns the decision outcomes (expiries left out) grouped by request id."""
+    by_id: dict[str, list[Envelope]] = {}
+    for request in requests:
+        by_id.setdefault(str(request.event_id), []).append(request)  # a reused id: several versions
+    grouped: dict[str, list[dict]] = {}
+    for value in outcome_values:
+        assert value is not None
+        outcome = json.loads(value)
+        if outcome["event_type"] == "payment.expired":
+            assert outcome["event_id"] == str(expiry_outcome_event_id(UUID(outcome["request_event_id"])))
+            continue
+        versions = by_id[outcome["request_event_id"]]
+        expected = {str(outcome_event_id(r.event_id, outcome["result"], fingerprint(r))) for r in versions}  # type: ignore[arg-type]
+        assert outcome["event_id"] in expected, outcome
+        grouped.setdefault(outcome["request_event_id"], []).append(outcome)
+    return grouped

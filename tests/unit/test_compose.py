@@ -54,3 +54,27 @@ def test_docker_prometheus_config_is_valid() -> None:
     config = REPO_ROOT / "infra" / "prometheus" / "prometheus.docker.yml"
     result = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _docker_scrape_targets() -> dict[str, list[str]]:
+    config = yaml.safe_load((REPO_ROOT / "infra" / "prometheus" / "prometheus.docker.yml").read_text())
+    return {
+        job["job_name"]: [target for static in job["static_configs"] for target in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+
+
+def test_docker_prometheus_scrapes_both_exporters_on_the_default_ports(tmp_path: Path) -> None:
+    """Compose's Prometheus scrapes the metrics exporter and the ledger on the host, at the settings' defaults."""
+    settings = Settings(state_dir=tmp_path)
+    targets = _docker_scrape_targets()
+    assert targets["kpsandbox"] == [f"host.docker.internal:{settings.metrics_port}"]
+    assert targets["kpsandbox-ledger"] == [f"host.docker.internal:{settings.ledger_metrics_port}"]
+
+
+def test_compose_prometheus_reaches_the_host_on_linux() -> None:
+    """host.docker.internal is mapped to the host gateway, and the header says to bind the exporters beyond loopback."""
+    prometheus = _compose()["services"]["prometheus"]
+    assert "host.docker.internal:host-gateway" in prometheus["extra_hosts"]
+    header = [line for line in COMPOSE.read_text().splitlines() if line.startswith("#")]
+    assert any("export KPSANDBOX_METRICS_HOST=0.0.0.0" in line for line in header)

@@ -7,9 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from infra.errors import SandboxError
+from infra.errors import SandboxError, settings_error
 from infra.local import kafka, procs
 from infra.local.prometheus import prometheus_config
 from infra.settings import Settings, with_overrides
@@ -44,6 +45,13 @@ def test_external_mode_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ("KPSANDBOX_KAFKA_HEAP_MB", "4096"),
         ("KPSANDBOX_KAFKA_VERSION", "3.9.0"),
         ("KPSANDBOX_TOPIC_PREFIX", "Bad Prefix"),
+        ("KPSANDBOX_LEDGER_METRICS_PORT", "abc"),
+        ("KPSANDBOX_LEDGER_METRICS_PORT", "80"),
+        ("KPSANDBOX_LEDGER_METRICS_PORT", "9464"),  # the metrics exporter's port
+        ("KPSANDBOX_METRICS_HOST", ""),
+        ("KPSANDBOX_METRICS_HOST", "127.0.0.1:9464"),
+        ("KPSANDBOX_METRICS_HOST", "http://0.0.0.0"),
+        ("KPSANDBOX_METRICS_HOST", "bad host"),
     ],
 )
 def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -51,6 +59,34 @@ def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch, variable:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_metrics_settings_defaults_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's metrics port and the exporters' bind host default to 9465 and loopback; env overrides."""
+    settings = Settings(state_dir=tmp_path)
+    assert (settings.ledger_metrics_port, settings.metrics_host) == (9465, "127.0.0.1")
+    monkeypatch.setenv("KPSANDBOX_LEDGER_METRICS_PORT", "9555")
+    monkeypatch.setenv("KPSANDBOX_METRICS_HOST", "0.0.0.0")
+    settings = Settings(state_dir=tmp_path)
+    assert (settings.ledger_metrics_port, settings.metrics_host) == (9555, "0.0.0.0")
+    for host in ("::", "::1", "metrics.internal", "localhost"):
+        assert Settings(state_dir=tmp_path, metrics_host=host).metrics_host == host
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("KPSANDBOX_METRICS_HOST", "127.0.0.1:9464"), ("KPSANDBOX_LEDGER_METRICS_PORT", "9464")],
+)
+def test_bad_metrics_setting_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A refused metrics setting becomes a SandboxError whose message is one line naming the variable and value."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    error = settings_error(caught.value)
+    assert f"{variable}={value!r}" in error.message and "\n" not in error.message
+    assert "environment variable" in error.hint
 
 
 def test_topic_prefix_and_overrides(tmp_path: Path) -> None:
@@ -133,6 +169,43 @@ def test_prometheus_config_scrapes_metrics_port(tmp_path: Path) -> None:
     assert "127.0.0.1:9555" in text and "job_name: kpsandbox" in text
 
 
+def test_prometheus_config_scrapes_the_ledger_as_its_own_job(tmp_path: Path) -> None:
+    """The generated config scrapes the ledger on KPSANDBOX_LEDGER_METRICS_PORT as job kpsandbox-ledger."""
+    text = prometheus_config(Settings(state_dir=tmp_path, ledger_metrics_port=9556))
+    jobs = {job["job_name"]: job for job in yaml.safe_load(text)["scrape_configs"]}
+    assert jobs["kpsandbox-ledger"]["static_configs"] == [{"targets": ["127.0.0.1:9556"]}]
+    assert jobs["kpsandbox"]["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]
+
+
+@pytest.mark.parametrize(
+    ("host", "target"), [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("10.1.2.3", "10.1.2.3"), ("::1", "[::1]")]
+)
+def test_prometheus_config_targets_the_metrics_host(tmp_path: Path, host: str, target: str) -> None:
+    """Both jobs target KPSANDBOX_METRICS_HOST, or loopback when the exporters bind every interface."""
+    text = prometheus_config(Settings(state_dir=tmp_path, metrics_host=host))
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in yaml.safe_load(text)["scrape_configs"]}
+    assert targets["kpsandbox"] == [f"{target}:9464"] and targets["kpsandbox-ledger"] == [f"{target}:9465"]
+
+
+def test_running_prometheus_is_reloaded_with_the_regenerated_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`up` with Prometheus already running asks it to re-read the config (so new jobs are scraped), best effort."""
+    from infra.local.prometheus import PrometheusService
+
+    service = PrometheusService(Settings(state_dir=tmp_path))
+    monkeypatch.setattr(service, "_owned_pid", lambda: 4242)
+    reloads: list[str] = []
+    monkeypatch.setattr(service, "reload", lambda: reloads.append("reload"))
+    assert service.start() is False and reloads == ["reload"]
+    monkeypatch.setattr(service, "reload", lambda: _raise(ConnectionRefusedError()))
+    assert service.start() is False  # a server that does not answer yet is not an error here
+
+
+def _raise(error: BaseException) -> None:
+    raise error
+
+
 def test_owned_pid_ignores_foreign_processes(tmp_path: Path) -> None:
     """A PID file pointing at a process that is not ours (no state-folder marker) is not trusted."""
     pid_file = tmp_path / "x.pid"
@@ -140,10 +213,11 @@ def test_owned_pid_ignores_foreign_processes(tmp_path: Path) -> None:
     assert procs.owned_pid(pid_file, str(tmp_path)) is None
 
 
-def test_promtool_accepts_generated_config(tmp_path: Path) -> None:
-    """Prometheus's own checker accepts the config `up` generates."""
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_promtool_accepts_generated_config(tmp_path: Path, host: str) -> None:
+    """Prometheus's own checker accepts the config `up` generates (an IPv6 metrics host too)."""
     config = tmp_path / "prometheus.yml"
-    config.write_text(prometheus_config(Settings(state_dir=tmp_path)))
+    config.write_text(prometheus_config(Settings(state_dir=tmp_path, metrics_host=host)))
     result = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 

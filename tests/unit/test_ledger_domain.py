@@ -13,15 +13,21 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from consumers.ledger.domain import (
     ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS,
+    CLOCK_SKEW_MAX,
     TRANSFER_EXPIRE_PENDING,
     Account,
+    ClockKey,
+    Decision,
+    Expired,
     Ledger,
     Pending,
     Request,
     RequestRecord,
     account_flags,
     expiry_transfer_id,
+    reachable_clocks,
 )
+from consumers.ledger.reading import REQUEST_ADAPTER, fingerprint
 from schemas.cash import CashIn
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 
@@ -46,10 +52,6 @@ def envelope(at: datetime, event_id: UUID | None = None) -> dict:
     }
 
 
-def fingerprint(event: object) -> bytes:
-    return type(event).__name__.encode() + repr(getattr(event, "payee_account_id", "")).encode()
-
-
 class LedgerMachine(RuleBasedStateMachine):
     """Drives `Ledger` and a ten-line model with the same requests; they must always agree."""
 
@@ -58,7 +60,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.accounts = {i: Account(i, account_flags("citizen_wallet" if i in CITIZENS else "employer")) for i in KNOWN}
         self.pending: dict[UUID, Pending] = {}
         self.prior: dict[UUID, RequestRecord] = {}
-        self.clocks: dict[int, datetime] = {}
+        self.clocks: dict[ClockKey, datetime] = {}
         self.ledger = self._new_ledger()
         self.sent: list[tuple[Request, str]] = []
         # The model: posted balance per account, reserved amount per account, pending transfers.
@@ -66,6 +68,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.reserved = dict.fromkeys(KNOWN, 0)
         self.model_pending: dict[UUID, dict] = {}
         self.now = {0: START, 1: START}
+        self.decided_at: dict[int, datetime] = {}  # the producer's clock per partition, as the ledger keeps it
         self.transfer_ids: set[UUID] = set()
 
     def _new_ledger(self) -> Ledger:
@@ -81,6 +84,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def _decide(self, event: object, partition: int) -> str:
         request = Request(event, partition, len(self.sent), fingerprint(event))  # type: ignore[arg-type]
         decision = self.ledger.decide(request)
+        at = event.occurred_at  # type: ignore[attr-defined]
+        self.decided_at[partition] = max(self.decided_at.get(partition, at), at)
         self.sent.append((request, decision.result))
         return decision.result
 
@@ -177,8 +182,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 **envelope(at), pending_id=pending_id, payer_account_id=item["debit"], amount=partial
             )
         self._model_expire(partition)
-        if item["state"] == "pending" and item["expires_at"] and item["expires_at"] <= self.now[partition]:
-            item["state"] = "expired"  # due by the request's own simulated time
+        # Due by the later of the request's own time and the clock of the pending's partition.
+        judged_at = max(at, self.decided_at.get(item["partition"], at))
+        if item["state"] == "pending" and item["expires_at"] and item["expires_at"] <= judged_at:
+            item["state"] = "expired"
             self.reserved[item["debit"]] -= item["amount"]
         result = self._decide(event, partition)
         state = item["state"]
@@ -205,14 +212,12 @@ class LedgerMachine(RuleBasedStateMachine):
         request, first = data.draw(st.sampled_from(self.sent))
         before = {i: (a.debits_posted, a.credits_posted, a.debits_pending) for i, a in self.accounts.items()}
         transfers = len(self.ledger.effects.transfers)
-        decision = self.ledger.decide(Request(request.event, request.partition, 0, request.fingerprint))
+        decision = self.ledger.decide(Request(request.event, request.partition, 0, fingerprint(request.event)))
         expected = "exists" if first in ("created", "exists") else first
         assert decision.duplicate and decision.result == expected
-        if decision.result == "exists" or first not in ("created",):
-            after = {i: (a.debits_posted, a.credits_posted, a.debits_pending) for i, a in self.accounts.items()}
-            # Only expiries (driven by the clock, not by the duplicate) may have moved anything.
-            if len(self.ledger.effects.transfers) == transfers:
-                assert after == before
+        # A duplicate neither moves money nor the clock, so nothing at all changes.
+        after = {i: (a.debits_posted, a.credits_posted, a.debits_pending) for i, a in self.accounts.items()}
+        assert after == before and len(self.ledger.effects.transfers) == transfers
 
     @precondition(lambda self: any(r.event.event_type == "payment.requested" for r, _ in self.sent))
     @rule(data=st.data())
@@ -220,8 +225,17 @@ class LedgerMachine(RuleBasedStateMachine):
         """The same id with a different amount is `exists_with_different_amount`, nothing moves."""
         request, _ = data.draw(st.sampled_from([s for s in self.sent if s[0].event.event_type == "payment.requested"]))
         changed = request.event.model_copy(update={"amount": request.event.amount + 1})
-        decision = self.ledger.decide(Request(changed, request.partition, 0, request.fingerprint))
+        decision = self.ledger.decide(Request(changed, request.partition, 0, fingerprint(changed)))
         assert decision.result == "exists_with_different_amount"
+
+    @precondition(lambda self: any(r.event.event_type == "payment.requested" for r, _ in self.sent))
+    @rule(data=st.data())
+    def reuse_id_other_field(self, data: st.DataObject) -> None:
+        """The same id and amount with another field changed is `exists_with_different_fields`."""
+        request, _ = data.draw(st.sampled_from([s for s in self.sent if s[0].event.event_type == "payment.requested"]))
+        changed = request.event.model_copy(update={"reference": f"inv-{len(self.sent)}"})
+        decision = self.ledger.decide(Request(changed, request.partition, 0, fingerprint(changed)))
+        assert decision.result == "exists_with_different_fields" and decision.duplicate
 
     # -- invariants ----------------------------------------------------------------------------
     @invariant()
@@ -248,7 +262,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """Pending transfers the ledger already expired (on their own partition's clock)."""
         for pending_id, item in self.model_pending.items():
             if item["state"] == "pending" and self.pending[pending_id].state == "expired":
-                clock = self.clocks[item["partition"]]
+                clock = self.clocks[(item["partition"], "test")]
                 assert item["expires_at"] is not None and item["expires_at"] <= clock
                 item["state"] = "expired"
                 self.reserved[item["debit"]] -= item["amount"]
@@ -263,7 +277,7 @@ def _request(event: object, partition: int = 0) -> Request:
 
 
 def test_expiry_is_a_transfer_with_a_derived_id() -> None:
-    """A pending transfer expires on its partition's clock as a new transfer with a fixed id."""
+    """A pending transfer expires on its own partition's clock as a new transfer with a fixed id."""
     accounts = {i: Account(i) for i in (EMPLOYER, AGENT)}
     ledger = Ledger(accounts=accounts, pending={}, prior={}, clocks={})
     pay = PaymentRequested(
@@ -281,9 +295,11 @@ def test_expiry_is_a_transfer_with_a_derived_id() -> None:
         **envelope(START + timedelta(seconds=59)), customer_account_id=AGENT, agent_account_id=EMPLOYER, amount=1
     )
     ledger.decide(_request(later, partition=1))  # another partition's clock does not expire it
-    ledger.decide(_request(later.model_copy(update={"event_id": uuid4(), "occurred_at": START + timedelta(60)}), 1))
+    ledger.decide(
+        _request(later.model_copy(update={"event_id": uuid4(), "occurred_at": START + timedelta(hours=2)}), 1)
+    )
     assert accounts[EMPLOYER].debits_pending == 500
-    ledger.advance(0, START + timedelta(seconds=60))
+    ledger.advance((0, "test"), START + timedelta(seconds=60))
     expired = ledger.effects.transfers[-1]
     assert expired.flags == TRANSFER_EXPIRE_PENDING and expired.id == expiry_transfer_id(pay.event_id)
     assert accounts[EMPLOYER].debits_pending == 0 and accounts[EMPLOYER].debits_posted == 1 + 1
@@ -293,3 +309,123 @@ def test_expiry_is_a_transfer_with_a_derived_id() -> None:
 def test_only_citizens_must_not_overdraw(kind: str, flagged: bool) -> None:
     """Citizen accounts carry debits_must_not_exceed_credits; businesses do not."""
     assert bool(account_flags(kind) & ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) is flagged
+
+
+def _authorisation(payer: str, payee: str, at: datetime, timeout_s: int, producer: str = "test") -> PaymentRequested:
+    return PaymentRequested(
+        **(envelope(at) | {"producer": producer}),
+        kind="ecommerce",
+        rail="card",
+        payer_account_id=payer,
+        payee_account_id=payee,
+        amount=500,
+        pending=True,
+        timeout_seconds=timeout_s,
+    )
+
+
+def _cash_in(customer: str, at: datetime, producer: str = "test") -> CashIn:
+    return CashIn(
+        **(envelope(at) | {"producer": producer}), customer_account_id=customer, agent_account_id=AGENT, amount=1
+    )
+
+
+def _ledger() -> tuple[Ledger, dict[str, Account]]:
+    accounts = {i: Account(i) for i in KNOWN}
+    return Ledger(accounts=accounts, pending={}, prior={}, clocks={}), accounts
+
+
+def test_a_wrong_century_is_refused_and_moves_no_clock() -> None:
+    """A request dated 2099 is `invalid_timestamp`; another payer's authorisation still posts a minute later."""
+    ledger, accounts = _ledger()
+    hold = _authorisation(EMPLOYER, AGENT, START, 3_600)
+    assert ledger.decide(_request(hold)).status == "pending"
+    far = _cash_in(CITIZENS[0], datetime(2099, 1, 1, tzinfo=UTC))
+    decision = ledger.decide(_request(far))
+    assert decision.result == "invalid_timestamp" and not decision.settled
+    assert ledger.clocks[(0, "test")] == START and accounts[CITIZENS[0]].credits_posted == 0
+    post = PaymentPostRequested(
+        **envelope(START + timedelta(seconds=60)), pending_id=hold.event_id, payer_account_id=EMPLOYER
+    )
+    assert ledger.decide(_request(post)).status == "posted"
+
+
+def test_within_the_skew_the_clock_moves() -> None:
+    """Exactly `CLOCK_SKEW_MAX` ahead is accepted (the bound is inclusive) and moves the clock."""
+    ledger, _ = _ledger()
+    ledger.decide(_request(_cash_in(CITIZENS[0], START)))
+    assert ledger.decide(_request(_cash_in(CITIZENS[0], START + CLOCK_SKEW_MAX))).result == "created"
+    assert ledger.clocks[(0, "test")] == START + CLOCK_SKEW_MAX
+
+
+def test_another_producers_clock_never_expires_an_authorisation() -> None:
+    """Producer B's later time on the same partition leaves producer A's authorisation pending."""
+    ledger, accounts = _ledger()
+    hold = _authorisation(EMPLOYER, AGENT, START, 60, producer="startup-a")
+    ledger.decide(_request(hold))
+    ledger.decide(_request(_cash_in(CITIZENS[1], START + timedelta(hours=2), producer="startup-b")))
+    assert accounts[EMPLOYER].debits_pending == 500 and ledger.pending[hold.event_id].state == "pending"
+    ledger.decide(_request(_cash_in(CITIZENS[1], START + timedelta(minutes=2), producer="startup-a")))
+    assert ledger.pending[hold.event_id].state == "expired" and accounts[EMPLOYER].debits_pending == 0
+
+
+def test_expiry_is_an_outcome_in_order() -> None:
+    """An expiry joins the batch's outcomes where it happened: before the request whose clock caused it."""
+    ledger, _ = _ledger()
+    hold = _authorisation(EMPLOYER, AGENT, START, 60)
+    ledger.decide(_request(hold))
+    later = _cash_in(CITIZENS[0], START + timedelta(minutes=2))
+    ledger.decide(_request(later))
+    kinds = [type(o).__name__ for o in ledger.effects.outcomes]
+    assert kinds == ["Decision", "Expired", "Decision"]
+    expired = ledger.effects.outcomes[1]
+    assert isinstance(expired, Expired) and expired.pending.id == hold.event_id
+    assert expired.transfer_id == expiry_transfer_id(hold.event_id)
+    assert isinstance(ledger.effects.outcomes[2], Decision) and ledger.effects.outcomes[2].request.event is later
+
+
+def test_a_post_after_its_own_expiry_time_finds_it_expired() -> None:
+    """A post dated after `expires_at` is judged by its own time; the expiry itself is an outcome too."""
+    ledger, _ = _ledger()
+    hold = _authorisation(EMPLOYER, AGENT, START, 60)
+    ledger.decide(_request(hold))
+    post = PaymentPostRequested(
+        **envelope(START + timedelta(minutes=5)), pending_id=hold.event_id, payer_account_id=EMPLOYER
+    )
+    assert ledger.decide(_request(post, partition=1)).result == "pending_transfer_expired"
+    assert any(isinstance(o, Expired) for o in ledger.effects.outcomes)
+
+
+def test_reachable_clocks_follow_the_decide_rule() -> None:
+    """The batch's clock bound skips far-future requests exactly as `decide` does."""
+    requests = [
+        _request(_cash_in(CITIZENS[0], START)),
+        _request(_cash_in(CITIZENS[0], datetime(2099, 1, 1, tzinfo=UTC))),
+    ]
+    requests.append(_request(_cash_in(CITIZENS[0], START + timedelta(hours=3))))
+    assert reachable_clocks(requests, {}) == {(0, "test"): START + timedelta(hours=3)}
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        b'{"amount": 250, "event_type": "payment.requested", "kind": "p2p", "rail": "raast", '
+        b'"payer_account_id": "acc_00000001", "payee_account_id": "acc_00000002", '
+        b'"event_id": "00000000-0000-4000-8000-000000000001", "occurred_at": "2026-01-01T00:00:00+00:00", '
+        b'"producer": "app", "correlation_id": "00000000-0000-4000-8000-000000000002"}',
+        b'{"event_type":"payment.requested","schema_version":1,"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"occurred_at":"2026-01-01T05:00:00+05:00","producer":"app","correlation_id":"00000000-0000-4000-8000-000000000002",'
+        b'"kind":"p2p","rail":"raast","payer_account_id":"acc_00000001","payee_account_id":"acc_00000002",'
+        b'"amount":250,"currency":"PKR","pending":false,"timeout_seconds":0,"order_id":null,"reference":null}',
+    ],
+)
+def test_a_reserialised_retry_has_the_same_fingerprint(variant: bytes) -> None:
+    """Key order, `+00:00`/`+05:00` for `Z` and spelled-out defaults do not change the fingerprint."""
+    original = (
+        b'{"event_type":"payment.requested","event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"occurred_at":"2026-01-01T00:00:00Z","producer":"app","correlation_id":"00000000-0000-4000-8000-000000000002",'
+        b'"kind":"p2p","rail":"raast","payer_account_id":"acc_00000001","payee_account_id":"acc_00000002","amount":250}'
+    )
+    assert fingerprint(REQUEST_ADAPTER.validate_json(variant)) == fingerprint(REQUEST_ADAPTER.validate_json(original))
+    changed = original.replace(b'"producer":"app"', b'"producer":"app2"')
+    assert fingerprint(REQUEST_ADAPTER.validate_json(changed)) != fingerprint(REQUEST_ADAPTER.validate_json(original))

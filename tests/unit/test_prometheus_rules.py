@@ -49,7 +49,7 @@ def test_every_alert_is_unit_tested() -> None:
         for case in test.get("alert_rule_test", [])
     }
     assert alerts == {"KpsandboxExporterDown", "KpsandboxConsumerLagHigh", "KpsandboxRejectionRateHigh",
-                      "KpsandboxDeadLettersGrowing"}  # fmt: skip
+                      "KpsandboxDeadLettersGrowing", "LedgerDown", "LedgerStalled"}  # fmt: skip
     assert alerts <= tested
 
 
@@ -58,3 +58,14 @@ def test_a_broken_rule_is_caught(tmp_path: Path) -> None:
     bad = tmp_path / "bad_rules.yml"
     bad.write_text("groups:\n  - name: x\n    rules:\n      - record: a:b\n        expr: sum(\n")
     assert _promtool("check", "rules", bad).returncode != 0
+
+
+def test_ledger_alerts_are_tested_firing_and_silent() -> None:
+    """LedgerDown and LedgerStalled each have promtool cases that expect an alert and cases that expect none."""
+    outcomes: dict[str, set[bool]] = {"LedgerDown": set(), "LedgerStalled": set()}
+    for path in RULE_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                if case["alertname"] in outcomes:
+                    outcomes[case["alertname"]].add(bool(case["exp_alerts"]))
+    assert outcomes == {"LedgerDown": {True, False}, "LedgerStalled": {True, False}}
