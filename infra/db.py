@@ -81,7 +81,9 @@ async def migrate(dsn: str) -> list[str]:
         raise database_unreachable(dsn) from error
     try:
         await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-        await connection.execute(CREATE_MIGRATIONS_TABLE)
+        # Only write when something is missing: a migrated, read-only database must not fail here.
+        if await connection.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            await connection.execute(CREATE_MIGRATIONS_TABLE)
         done = {row["name"] for row in await connection.fetch("SELECT name FROM schema_migrations")}
         applied: list[str] = []
         for path in migration_files():
@@ -92,6 +94,11 @@ async def migrate(dsn: str) -> list[str]:
                 await connection.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
             applied.append(path.name)
         return applied
+    except asyncpg.PostgresError as error:
+        raise SandboxError(
+            f"the database's migrations could not be applied: {type(error).__name__}: {error}",
+            "connect as a user that may create tables in a writable database (KPSANDBOX_DATABASE_URL)",
+        ) from error
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
         await connection.close()

@@ -154,6 +154,7 @@ class Settler:
             await asyncio.wait([self._inflight])  # its failure, if any, surfaces in the loop
         for partition in partitions:
             self._forget(partition)
+        self.metrics.set_assigned(self.positions.assigned())
 
     async def assigned(self, partitions: list[int]) -> None:
         """Seeks newly assigned partitions to the database's offsets; a failure is retried by the loop."""
@@ -192,6 +193,7 @@ class Settler:
             self.positions.assign(tp.partition, committed)
             if clock is not None:
                 self._clocks[tp.partition] = clock
+        self.metrics.set_assigned(self.positions.assigned())
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, *, until_idle: bool, batch_size_max: int = BATCH_SIZE_MAX) -> RunSummary:
@@ -204,6 +206,13 @@ class Settler:
             )
         try:
             await self._run_connected(until_idle=until_idle, batch_size_max=batch_size_max)
+        except DB_TRANSIENT as error:  # outside the loop's retries (start-up, shutdown)
+            raise database_unreachable(settings.dsn) from error
+        except asyncpg.PostgresError as error:  # waiting cannot heal it (read-only, privileges)
+            raise SandboxError(
+                f"PostgreSQL refused the ledger: {type(error).__name__}: {error}",
+                "make the database writable for the ledger's user, then run `kpsandbox settle` again",
+            ) from error
         finally:
             if server is not None:
                 await stop_metrics_server(server)
@@ -297,6 +306,7 @@ class Settler:
                 log.warning("settling paused (%s/%s): %s", failures, DB_UNAVAILABLE_ATTEMPTS_MAX, error)
                 await asyncio.sleep(DB_RETRY_WAIT_S)
                 resync = True  # re-read from what the database says was settled
+
             if idle_polls >= IDLE_POLLS:
                 return
 

@@ -164,10 +164,14 @@ def key_of(event: Mapping[str, Any]) -> str:
 
 
 def schema_errors(event: Mapping[str, Any]) -> list[str]:
-    """Why the published JSON Schema of this event's type refuses it (empty: it is valid)."""
+    """Why the published JSON Schema of this event's type refuses it (empty: it is valid).
+
+    Fields starting with `_` are the test's own annotations (e.g. `_key`), not part of the event.
+    """
     schema = json.loads((SCHEMAS_DIR / f"{event['event_type']}.json").read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    return [error.message for error in validator.iter_errors(event)]
+    document = {name: value for name, value in event.items() if not name.startswith("_")}
+    return [error.message for error in validator.iter_errors(document)]
 
 
 # -- producing -----------------------------------------------------------------------------------
@@ -416,3 +420,23 @@ def run_shell(script: str) -> str:
     )
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-3000:]}"
     return run.stdout
+
+
+def start_settle(config: Settings) -> subprocess.Popen[str]:
+    """`python -m consumers.ledger` (no --until-idle) in the background; the caller must end it."""
+    return subprocess.Popen(
+        [PYTHON, "-m", "consumers.ledger"],
+        env=settle_env(config),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_rows(config: Settings, count_query: str, at_least: int, *, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Waits (bounded) until `count_query` (one row, column `n`) reaches `at_least`."""
+    deadline = time.monotonic() + timeout_s
+    while fetch(config, count_query)[0]["n"] < at_least:
+        assert time.monotonic() < deadline, f"{count_query} stayed below {at_least} for {timeout_s} s"
+        time.sleep(POLL_S)

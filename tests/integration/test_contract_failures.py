@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import re
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,8 @@ from tests.integration.contract_support import (
     produce,
     settle,
     settled_ok,
+    start_settle,
+    wait_for_rows,
 )
 
 POISON_PARTITION = 0
@@ -44,6 +47,9 @@ TOPIC_GONE_WAIT_S = 30.0
 ADMIN_TIMEOUT_S = 30.0
 READ_ONLY_SETTLE_TIMEOUT_S = 120.0
 OFFSETS_BEYOND_END_EXIT = 2  # a SandboxError: the operator has something to fix
+TERMINATE_SESSIONS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+)
 
 
 def test_bad_input_ends_in_exactly_one_place_and_never_stalls_a_partition(fresh_settings: Settings) -> None:
@@ -176,6 +182,44 @@ def test_a_read_only_database_fails_the_ledger_loudly(fresh_settings: Settings) 
     finally:
         asyncio.run(_set_read_only(fresh_settings, False))
 
+    assert run.returncode != 0, run.stdout
+    error, hint = assert_two_line_error(run)
+    assert re.search(r"read.?only", f"{error} {hint}", re.IGNORECASE), (error, hint)
+
+
+async def _fail_over_to_read_only(config: Settings) -> None:
+    """The database turns read-only under a running ledger, as after a fail-over to a replica."""
+    await _set_read_only(config, True)
+    database = config.dsn.rpartition("/")[2]
+    connection = await asyncpg.connect(admin_dsn(config))
+    try:  # ALTER DATABASE … SET reaches new sessions only: end the ledger's, it reconnects read-only
+        await connection.execute(TERMINATE_SESSIONS, database)
+    finally:
+        await connection.close()
+
+
+def test_a_database_turning_read_only_under_a_running_ledger_stops_it_loudly(fresh_settings: Settings) -> None:
+    """A running `settle` whose database turns read-only exits non-zero with a two-line error, never hangs."""
+    rng = random.Random(11)
+    payer, merchant = new_account_id(rng), new_account_id(rng)
+    open_accounts(
+        fresh_settings,
+        [account_opened(payer, "employer"), account_opened(merchant, "merchant", merchant_category="other")],
+    )
+    produce(fresh_settings, PAYMENT_REQUESTS, [payment(payer, merchant, 100 + i, T0) for i in range(3)])
+    ledger = start_settle(fresh_settings)  # no --until-idle: only a failure may end it
+    try:
+        wait_for_rows(fresh_settings, "SELECT count(*) AS n FROM ledger_requests", 3)
+        asyncio.run(_fail_over_to_read_only(fresh_settings))
+        produce(fresh_settings, PAYMENT_REQUESTS, [payment(payer, merchant, 200 + i, T0) for i in range(3)])
+        stdout, stderr = ledger.communicate(timeout=READ_ONLY_SETTLE_TIMEOUT_S)
+    finally:
+        if ledger.poll() is None:
+            ledger.kill()
+            ledger.communicate()
+        asyncio.run(_set_read_only(fresh_settings, False))
+
+    run = subprocess.CompletedProcess(ledger.args, ledger.returncode, stdout, stderr)
     assert run.returncode != 0, run.stdout
     error, hint = assert_two_line_error(run)
     assert re.search(r"read.?only", f"{error} {hint}", re.IGNORECASE), (error, hint)

@@ -30,6 +30,7 @@ from tests.integration.contract_support import (
     payment,
     post,
     produce,
+    schema_errors,
     send,
     settled_ok,
 )
@@ -174,6 +175,7 @@ def test_an_authorisation_past_its_timeout_is_announced_as_expired_and_cannot_be
     assert expired[0]["event_id"] == str(expiry_outcome_event_id(UUID(authorised["event_id"])))
     assert (expired[0]["request_event_id"], expired[0]["status"]) == (authorised["event_id"], "expired")
     assert expired[0]["_key"] == payer_a
+    assert schema_errors(expired[0]) == [], schema_errors(expired[0])
     assert _result(one_answer(found, capture)) == ("payment.rejected", "pending_transfer_expired", None)
     # One payer's outcomes share a partition, so a client sees them in this order.
     payer_story = [
