@@ -20,7 +20,6 @@ ADMIN_TIMEOUT_MS: Final = 10_000
 PROBE_LOGGERS: Final = ("aiokafka", "aiokafka.client", "aiokafka.conn", "aiokafka.admin.client")
 
 
-
 class _BootstrapNoise(logging.Filter):
     """Drops aiokafka's records while a probe asks whether a cluster answers at all.
 

@@ -24,13 +24,16 @@ REQUEST_TYPES: Final = PAYMENT_REQUESTS.event_type_names
 def fingerprint(event: RequestEvent) -> bytes:
     """A hash of the request's canonical fields, to tell a retry from a reused event id.
 
-    Taken over the parsed values (UTC times, UUIDs, integers, defaults filled in), never the bytes:
-    a client that re-serialises a retry (other key order, `+00:00` for `Z`, defaults spelled out)
-    sends the same request. `amount` is compared on its own first, so a changed amount reports
-    `exists_with_different_amount`; any other changed field `exists_with_different_fields`.
-    `repr` keeps field boundaries unambiguous (strings are quoted).
+    Taken over the parsed values re-serialised by the contract's own serializer (field order of
+    the model, UTC times as `Z`, UUIDs, integers, defaults filled in), never over the bytes a
+    client sent: a retry re-serialised by another library (key order, `+00:00` for `Z`, defaults
+    spelled out) is the same request. `amount` is compared on its own first, so a changed amount
+    reports `exists_with_different_amount`; any other changed field `exists_with_different_fields`.
     """
-    return hashlib.blake2b(repr(tuple(event.__dict__.values())).encode(), digest_size=16).digest()
+    # The pydantic-core serializer directly: the same bytes as model_dump_json(), without the
+    # Python-level wrapper (this runs once per request on the hot path).
+    canonical = type(event).__pydantic_serializer__.to_json(event)
+    return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
 @dataclass(slots=True)

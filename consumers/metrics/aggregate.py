@@ -10,6 +10,12 @@ Definitions (see docs/metrics.md for the full catalogue):
 - its *district* is the payer's (from account.opened; cash: the event's own district);
 - *adults* are the citizen holders seen: account holders plus cash-only payer/buyer tokens;
 - *active digital users* initiated at least one settled retail digital payment in the window.
+
+Outcomes are deduplicated on `event_id` (the outbox may deliver one twice). Every distinct answer
+has its own id, so an answer to a duplicate request (`exists`, `exists_with_different_amount`,
+`exists_with_different_fields`) is recognised by its result and counted as a duplicate, never as
+another payment; a `payment.expired` is read without changing any payment figure (its payment was
+counted when it was requested).
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from consumers.metrics.window import WINDOW_DAYS, DayWindow, day_of
 from schemas.accounts import AccountOpened
 from schemas.cash import CashPurchase
 from schemas.commerce import OrderPaidOnDelivery, OrderPlaced
-from schemas.payments import PaymentRejected, PaymentSettled
+from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
 
 DEDUPE_IDS_MAX: Final = 1_000_000  # outcome ids remembered to drop redeliveries (FIFO beyond this)
 LATENCY_PENDING_MAX: Final = 200_000  # request timestamps waiting for their outcome (FIFO beyond this)
 LATENCY_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY_MAX_S: Final = 3_600.0  # a gap longer than this is a replay, not a settlement latency
+# Results that answer a request id seen before: the first decision about it was counted already.
+DUPLICATE_RESULTS: Final = frozenset({"exists", "exists_with_different_amount", "exists_with_different_fields"})
 
 Account = tuple[str, int, str | None, str, str | None, bool]  # kind, district, gender, holder, category, digital
 
@@ -173,8 +181,8 @@ class Aggregator:
         else:
             _remember(self.pending_requests, key, record_ts_ms)
 
-    def on_outcome(self, e: PaymentSettled | PaymentRejected, record_ts_ms: int) -> bool:
-        """A ledger outcome; False (and no effect) when this outcome was already counted."""
+    def on_outcome(self, e: PaymentSettled | PaymentRejected | PaymentExpired, record_ts_ms: int) -> bool:
+        """A ledger outcome; False (and no effect) when it was read before or answers a duplicate request."""
         key = id64(e.event_id.int)
         if key in self.seen:
             return False
@@ -182,6 +190,10 @@ class Aggregator:
         self.seen_order.append(key)
         if len(self.seen_order) > DEDUPE_IDS_MAX:
             self.seen.discard(self.seen_order.popleft())
+        if isinstance(e, PaymentExpired):
+            return True  # the authorisation was counted at request; its release moves no payment figure
+        if e.result in DUPLICATE_RESULTS:
+            return False
         request_key = id64(e.request_event_id.int)
         sent_ms = self.pending_requests.pop(request_key, None)
         if sent_ms is not None:

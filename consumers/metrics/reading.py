@@ -7,20 +7,21 @@ owns dead-lettering of requests), never a reason to stop.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Annotated, Final
 from uuid import UUID
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from consumers.metrics.aggregate import Aggregator
 from schemas.accounts import AccountOpened
 from schemas.cash import CashPurchase
 from schemas.commerce import OrderPaid, OrderPaidOnDelivery, OrderPlaced
 from schemas.deadletter import DeadLetter
-from schemas.payments import PaymentRejected, PaymentSettled
+from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
 from schemas.topics import ACCOUNTS, CASH, DEAD_LETTER, ORDERS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS, TopicSpec
 
-OUTCOME: Final[TypeAdapter[PaymentSettled | PaymentRejected]] = TypeAdapter(PaymentSettled | PaymentRejected)
+Outcome = Annotated[PaymentSettled | PaymentRejected | PaymentExpired, Field(discriminator="event_type")]
+OUTCOME: Final[TypeAdapter[Outcome]] = TypeAdapter(Outcome)
 ORDER: Final[TypeAdapter[OrderPlaced | OrderPaid | OrderPaidOnDelivery]] = TypeAdapter(
     OrderPlaced | OrderPaid | OrderPaidOnDelivery
 )
@@ -33,7 +34,10 @@ READ_ORDER: Final[tuple[TopicSpec, ...]] = (ACCOUNTS, PAYMENT_REQUESTS, PAYMENT_
 
 
 def apply_record(agg: Aggregator, spec: TopicSpec, value: bytes | None, timestamp_ms: int) -> str:
-    """Applies one record of a catalog topic; returns `counted`, `duplicate` or `unreadable`."""
+    """Applies one record of a catalog topic; returns `counted`, `duplicate` or `unreadable`.
+
+    An outcome is `duplicate` when its event id was read before or it answers a duplicate request
+    (`exists`, `exists_with_…`): see Aggregator.on_outcome."""
     if value is None:
         return "unreadable"
     try:

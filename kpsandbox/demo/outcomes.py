@@ -30,6 +30,7 @@ class OutcomeTally:
 
     settled: int = 0
     rejected: int = 0
+    expired: int = 0  # authorisations that timed out (payment.expired): no request decision, no latency
     duplicates: int = 0
     rejected_by_result: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
@@ -80,6 +81,9 @@ async def tally_outcomes(settings: Settings) -> OutcomeTally:
             tally.duplicates += 1
             return
         seen.add(outcome["event_id"])
+        if outcome["event_type"] == "payment.expired":
+            tally.expired += 1
+            return
         if outcome["event_type"] == "payment.settled":
             tally.settled += 1
         else:

@@ -19,7 +19,6 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 from uuid import uuid4
 
@@ -208,8 +207,9 @@ def send(producer: Producer, topic: str, records: Iterable[Record | Mapping[str,
         if error is not None:
             errors.append(str(error))
         else:
-            key = message.key()
-            reports.append(Delivered(key.decode() if key else None, message.partition(), message.offset()))
+            key, partition, offset = message.key(), message.partition(), message.offset()
+            assert partition is not None and offset is not None, "a delivered message has a place"
+            reports.append(Delivered(key.decode() if key else None, partition, offset))
 
     count = 0
     for item in records:
@@ -263,13 +263,13 @@ def read_to_end(config: Settings, spec: TopicSpec, *, timeout_s: float = READ_TI
             message = consumer.poll(POLL_S)
             if message is None:
                 continue
-            error = message.error()
-            if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                at_end.add(message.partition())
+            error, partition = message.error(), message.partition()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                at_end.add(partition)
             elif error is not None:
                 raise AssertionError(f"reading {topic}: {error}")
             else:
-                at_end.discard(message.partition())
+                at_end.discard(partition)  # type: ignore[arg-type]  # a record always has a partition
                 messages.append(message)
         return messages
     finally:
@@ -280,10 +280,20 @@ def outcomes(config: Settings) -> list[dict[str, Any]]:
     """Every outcome on the outcomes topic, parsed, with its Kafka key as `_key`."""
     found = []
     for message in read_to_end(config, PAYMENT_OUTCOMES):
-        value = json.loads(message.value())
-        value["_key"] = message.key().decode() if message.key() else None
+        value = json_value(message)
+        key = message.key()
+        value["_key"] = key.decode() if key is not None else None
         found.append(value)
     return found
+
+
+def json_value(message: Message) -> dict[str, Any]:
+    """A message's value parsed as a JSON object (fails the test on a tombstone)."""
+    value = message.value()
+    assert value is not None, f"a tombstone at {message.topic()}/{message.partition()}/{message.offset()}"
+    document = json.loads(value)
+    assert isinstance(document, dict), document
+    return document
 
 
 def answers(found: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -368,11 +378,6 @@ async def _fetch(config: Settings, query: str, *args: object) -> list[asyncpg.Re
 def fetch(config: Settings, query: str, *args: object) -> list[asyncpg.Record]:
     """Rows from the test's database (synchronous, for synchronous tests)."""
     return asyncio.run(_fetch(config, query, *args))
-
-
-def repo_path(*parts: str) -> Path:
-    """A path inside the repository."""
-    return REPO.joinpath(*parts)
 
 
 def end_offsets(config: Settings, spec: TopicSpec) -> dict[int, int]:

@@ -28,6 +28,7 @@ from tests.integration.contract_support import (
     crc32_partition,
     dead_letters,
     documented_snippets,
+    json_value,
     ledger_check,
     murmur2_partition,
     new_account_id,
@@ -101,7 +102,7 @@ def test_schema_valid_events_are_accepted_and_schema_invalid_ones_refused_on_bot
         assert outcome["schema_version"] == OUTCOME_SCHEMA_VERSION
     for outcome in found:  # a client validating what it reads against docs/schemas/ accepts every outcome
         assert schema_errors(outcome) == [], (outcome, schema_errors(outcome))
-    letters = [json.loads(m.value()) for m in dead_letters(fresh_settings)]
+    letters = [json_value(m) for m in dead_letters(fresh_settings)]
     assert [(d["reason"], d["source_topic"]) for d in letters] == [
         ("schema_invalid", fresh_settings.topic(ACCOUNTS))
     ], letters
@@ -195,7 +196,7 @@ def test_any_partitioner_settles_one_outcome_per_request(
     produce(fresh_settings, ACCOUNTS, accounts, partitioner=partitioner)
     delivered = produce(fresh_settings, PAYMENT_REQUESTS, requests, partitioner=partitioner)
     assert [d.partition for d in delivered] == [
-        expected_partition(d.key, PAYMENT_REQUESTS.partitions) for d in delivered
+        expected_partition(str(d.key), PAYMENT_REQUESTS.partitions) for d in delivered
     ], "the client did not use the partitioner under test"
     assert len({d.partition for d in delivered}) > 1
     settled_ok(fresh_settings)

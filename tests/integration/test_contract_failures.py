@@ -30,6 +30,7 @@ from tests.integration.contract_support import (
     assert_two_line_error,
     dead_letters,
     envelope,
+    json_value,
     new_account_id,
     one_answer,
     open_accounts,
@@ -113,11 +114,11 @@ def test_bad_input_ends_in_exactly_one_place_and_never_stalls_a_partition(fresh_
         r.headers[0][1].decode(): d.offset for r, d in zip([*first, *second], delivered, strict=True) if r.headers
     }
     letters = dead_letters(fresh_settings)
-    by_offset = {json.loads(m.value())["source_offset"]: m for m in letters}
+    by_offset = {json_value(m)["source_offset"]: m for m in letters}
     assert len(letters) == len(poison) == len(by_offset), [m.value() for m in letters]
     for trace, (_, reason) in poison.items():
         letter = by_offset[offsets[trace]]
-        assert json.loads(letter.value())["reason"] == reason, trace
+        assert json_value(letter)["reason"] == reason, trace
         assert letter.key() == payer.encode(), (trace, letter.key())
         assert ("x-client-trace", trace.encode()) in (letter.headers() or []), (trace, letter.headers())
 

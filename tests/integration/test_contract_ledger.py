@@ -6,7 +6,9 @@ Events are JSON objects produced with confluent-kafka; the ledger runs as its ow
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from confluent_kafka import Producer
@@ -41,7 +43,7 @@ OTHER_PRODUCER = "other-psp"
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 
 
-def _result(outcome: dict) -> tuple[str, str, str | None]:
+def _result(outcome: Mapping[str, Any]) -> tuple[str, str, str | None]:
     return outcome["event_type"], outcome["result"], outcome.get("status")
 
 

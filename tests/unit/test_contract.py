@@ -13,8 +13,15 @@ from schemas.cash import CashIn, CashPurchase
 from schemas.commerce import OrderPlaced
 from schemas.events import EVENT_MODELS, dump_event, parse_event
 from schemas.money import format_paisa
-from schemas.payments import PaymentRequested, PaymentSettled, outcome_event_id
-from schemas.topics import CATALOG, PAYMENT_REQUESTS, topic_for
+from schemas.payments import (
+    PaymentExpired,
+    PaymentRejected,
+    PaymentRequested,
+    PaymentSettled,
+    expiry_outcome_event_id,
+    outcome_event_id,
+)
+from schemas.topics import CATALOG, PAYMENT_OUTCOMES, PAYMENT_REQUESTS, topic_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -126,13 +133,24 @@ def test_every_event_type_has_exactly_one_topic_and_key() -> None:
     assert topic_for(cash_in) is PAYMENT_REQUESTS and cash_in.partition_key == "acc_00000000000000a1"
 
 
-def test_outcome_ids_are_derived_from_the_request() -> None:
-    """Two publications of one request's outcome share an event id; different requests differ."""
+def test_outcome_ids_are_one_per_distinct_answer_and_stable() -> None:
+    """Same request, result and fingerprint: same id; another result or fingerprint: another id."""
     request = uuid.uuid4()
-    assert outcome_event_id(request) == outcome_event_id(request)
-    assert outcome_event_id(request) != outcome_event_id(uuid.uuid4())
+    first = outcome_event_id(request, "created", b"\x01" * 16)
+    assert first == outcome_event_id(request, "created", b"\x01" * 16)
+    assert first == uuid.uuid5(uuid.UUID("6b8f8a52-3f0e-4c61-9a55-2d0f6f3b7a10"), f"{request}/created/{'01' * 16}")
+    others = {
+        outcome_event_id(request, "exists", b"\x01" * 16),
+        outcome_event_id(request, "exists_with_different_amount", b"\x02" * 16),
+        outcome_event_id(request, "exists_with_different_fields", b"\x03" * 16),
+        outcome_event_id(request, "exists_with_different_fields", b"\x04" * 16),
+        outcome_event_id(uuid.uuid4(), "created", b"\x01" * 16),
+        expiry_outcome_event_id(request),
+    }
+    assert len(others) == 6 and first not in others
+    assert expiry_outcome_event_id(request) == expiry_outcome_event_id(request)
     settled = PaymentSettled(
-        **(_envelope() | {"event_id": outcome_event_id(request)}),
+        **(_envelope() | {"event_id": first}),
         request_event_id=request,
         request_type="payment.requested",
         request_occurred_at=T0,
@@ -143,6 +161,45 @@ def test_outcome_ids_are_derived_from_the_request() -> None:
         transfer_id=request,
     )
     assert parse_event(dump_event(settled)) == settled
+
+
+def test_outcome_versions_follow_the_id_change() -> None:
+    """Decisions are schema_version 2 (new ids, invalid_timestamp); a version-1 outcome no longer parses."""
+    assert PaymentSettled.SCHEMA_VERSION == PaymentRejected.SCHEMA_VERSION == 2
+    assert PaymentExpired.SCHEMA_VERSION == 1
+    for model in EVENT_MODELS.values():
+        assert model.model_fields["schema_version"].default == model.SCHEMA_VERSION, model
+    rejected = PaymentRejected(
+        **_envelope(),
+        request_event_id=uuid.uuid4(),
+        request_type="payment.requested",
+        request_occurred_at=T0,
+        payer_account_id="acc_00000000000000a1",
+        amount=100,
+        result="invalid_timestamp",
+    )
+    assert parse_event(dump_event(rejected)) == rejected
+    with pytest.raises(ValidationError):
+        parse_event(dump_event(rejected).replace(b'"schema_version":2', b'"schema_version":1'))
+
+
+def test_expiry_is_an_outcome_on_the_outcomes_topic() -> None:
+    """payment.expired travels with the other outcomes, keyed by the payer, and round-trips."""
+    pending = uuid.uuid4()
+    expired = PaymentExpired(
+        **(_envelope() | {"event_id": expiry_outcome_event_id(pending)}),
+        request_event_id=pending,
+        request_type="payment.requested",
+        request_occurred_at=T0,
+        payer_account_id="acc_00000000000000a1",
+        payee_account_id="acc_00000000000000b2",
+        amount=5_000,
+        result="expired",
+        status="expired",
+        transfer_id=uuid.uuid4(),
+    )
+    assert topic_for(expired) is PAYMENT_OUTCOMES and expired.partition_key == "acc_00000000000000a1"
+    assert parse_event(dump_event(expired)) == expired
 
 
 def test_cash_and_commerce_events_parse() -> None:
@@ -167,3 +224,14 @@ def test_format_paisa() -> None:
     """Paisa print as rupees with two decimals and thousands separators."""
     assert format_paisa(123_456) == "Rs 1,234.56"
     assert format_paisa(-5) == "-Rs 0.05"
+
+
+def test_outcome_ids_are_name_based_uuid5() -> None:
+    """The fast derivation of outcome ids equals RFC 4122 uuid5 in the outcome namespace."""
+    from uuid import uuid5
+
+    from schemas.payments import OUTCOME_NAMESPACE, expiry_outcome_event_id
+
+    request = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    assert outcome_event_id(request, "created", b"\x01\x02") == uuid5(OUTCOME_NAMESPACE, f"{request}/created/0102")
+    assert expiry_outcome_event_id(request) == uuid5(OUTCOME_NAMESPACE, f"{request}/expired")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -22,11 +23,12 @@ from producers.sim.calibration import load_calibration
 from schemas.accounts import AccountOpened
 from schemas.cash import CashPurchase
 from schemas.events import dump_event
-from schemas.payments import PaymentRejected, PaymentSettled, outcome_event_id
+from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled, expiry_outcome_event_id, outcome_event_id
 from schemas.topics import CASH, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 ENVELOPE = {"producer": "test", "correlation_id": UUID(int=1)}
+FINGERPRINT = bytes(32)  # the ledger's fingerprint of a request; any fixed bytes will do here
 
 
 def _at(days: float) -> datetime:
@@ -47,20 +49,30 @@ def merchant(n: int, category: str = "kiryana", digital: bool = True) -> Account
 
 
 def settled(payer: int, payee: str, amount: int, days: float = 0, kind: str = "p2m_static_qr",
-            request: UUID | None = None, request_type: str = "payment.requested") -> PaymentSettled:  # fmt: skip
+            request: UUID | None = None, request_type: str = "payment.requested",
+            result: str = "created") -> PaymentSettled:  # fmt: skip
     request = request or uuid4()
-    return PaymentSettled(event_id=outcome_event_id(request), occurred_at=_at(days), **ENVELOPE,
+    return PaymentSettled(event_id=outcome_event_id(request, result, FINGERPRINT), occurred_at=_at(days), **ENVELOPE,
                           request_event_id=request, request_type=request_type, request_occurred_at=_at(days),
                           payer_account_id=f"wal_{payer:08x}", payee_account_id=payee, amount=amount, kind=kind,
-                          rail="raast", result="created", status="posted", transfer_id=request)  # fmt: skip
+                          rail="raast", result=result, status="posted", transfer_id=request)  # fmt: skip
 
 
-def rejected(payer: int, amount: int, days: float = 0) -> PaymentRejected:
-    request = uuid4()
-    return PaymentRejected(event_id=outcome_event_id(request), occurred_at=_at(days), **ENVELOPE,
+def rejected(payer: int, amount: int, days: float = 0, request: UUID | None = None,
+             result: str = "exceeds_credits") -> PaymentRejected:  # fmt: skip
+    request = request or uuid4()
+    return PaymentRejected(event_id=outcome_event_id(request, result, FINGERPRINT), occurred_at=_at(days), **ENVELOPE,
                            request_event_id=request, request_type="payment.requested", request_occurred_at=_at(days),
                            payer_account_id=f"wal_{payer:08x}", amount=amount, kind="p2p", rail="wallet",
-                           result="exceeds_credits")  # fmt: skip
+                           result=result)  # fmt: skip
+
+
+def expired(payer: int, payee: str, amount: int, pending: UUID, days: float = 0) -> PaymentExpired:
+    return PaymentExpired(event_id=expiry_outcome_event_id(pending), occurred_at=_at(days), **ENVELOPE,
+                          request_event_id=pending, request_type="payment.requested", request_occurred_at=_at(days),
+                          payer_account_id=f"wal_{payer:08x}", payee_account_id=payee, amount=amount,
+                          kind="ecommerce", rail="card", result="expired", status="expired",
+                          transfer_id=uuid4())  # fmt: skip
 
 
 def cash(token: int, amount: int, days: float = 0, district: str = "Swat", merchant_id: str | None = None,
@@ -103,6 +115,45 @@ def test_duplicate_outcome_counts_once() -> None:
     assert agg.on_outcome(outcome, 0) is True
     assert agg.on_outcome(outcome, 0) is False
     assert figures(agg).payments[("digital", "raast", "Swat", "settled")] == (1, 700)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda request: settled(1, "mch_00000009", 700, request=request, result="exists"),
+        lambda request: rejected(1, 900, request=request, result="exists_with_different_amount"),
+        lambda request: rejected(1, 700, request=request, result="exists_with_different_fields"),
+    ],
+    ids=["exists", "exists_with_different_amount", "exists_with_different_fields"],
+)
+def test_answers_to_a_duplicate_request_are_duplicates_not_payments(answer) -> None:  # type: ignore[no-untyped-def]
+    """An exists/exists_with_* outcome has its own id, yet reads as `duplicate` and moves no figure."""
+    agg = feed(Aggregator(), [citizen(1), merchant(9)])
+    request = uuid4()
+    first = dump_event(settled(1, "mch_00000009", 700, request=request))
+    again = dump_event(answer(request))
+    assert json.loads(again)["event_id"] != json.loads(first)["event_id"]
+    assert apply_record(agg, PAYMENT_OUTCOMES, first, 0) == "counted"
+    before = figures(agg)
+    assert apply_record(agg, PAYMENT_OUTCOMES, again, 0) == "duplicate"
+    assert apply_record(agg, PAYMENT_OUTCOMES, again, 0) == "duplicate"
+    assert figures(agg) == before
+    assert before.payments[("digital", "raast", "Swat", "settled")] == (1, 700)
+    assert sum(n for (_, _, _, outcome), (n, _) in before.payments.items() if outcome == "rejected") == 0
+
+
+def test_an_expiry_is_read_but_moves_no_payment_figure() -> None:
+    """A payment.expired outcome counts as read (`counted`, then `duplicate`) and leaves the figures alone."""
+    agg = feed(Aggregator(), [citizen(1), merchant(9)])
+    pending = uuid4()
+    assert apply_record(agg, PAYMENT_OUTCOMES, dump_event(settled(1, "mch_00000009", 500, request=pending)), 0) == (
+        "counted"
+    )
+    before = figures(agg)
+    outcome = dump_event(expired(1, "mch_00000009", 500, pending, days=2))
+    assert apply_record(agg, PAYMENT_OUTCOMES, outcome, 0) == "counted"
+    assert apply_record(agg, PAYMENT_OUTCOMES, outcome, 0) == "duplicate"
+    assert figures(agg) == before
 
 
 def test_digital_share_over_the_last_30_simulated_days() -> None:
@@ -240,13 +291,13 @@ async def test_exporter_answers_metrics_and_404() -> None:
     server = await serve(new_registry_for_test(), 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        for path, expected in (("/metrics", b"200 OK"), ("/nope", b"404")):
+        for path, expected, body in (("/metrics", b"200 OK", True), ("/nope", b"404", False)):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             response = await reader.read()
             writer.close()
             assert expected in response.split(b"\r\n")[0]
-        assert b"kpsandbox_payments_total" in response or path == "/nope"
+            assert (b"kpsandbox_payments_total" in response) is body, path
     finally:
         server.close()
         await server.wait_closed()
