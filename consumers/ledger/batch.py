@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -89,15 +89,16 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
             if partition not in stored or stored[partition][0] != progress.start_offset:
                 return BatchResult("fenced")
         clocks = await repository.select_clocks(connection, group=group, topic=topic, partitions=batch.progress)
+        now = datetime.now(UTC)  # only widens what the skew bound accepts (domain.timely)
         prior = await repository.select_prior_requests(connection, ids=[r.event.event_id for r in batch.requests])
         pending = await repository.lock_pending(
-            connection, ids=_pending_ids(batch), clocks=reachable_clocks(batch.requests, clocks)
+            connection, ids=_pending_ids(batch), clocks=reachable_clocks(batch.requests, clocks, now)
         )
         names = {name for r in batch.requests for name in accounts_named(r.event)}
         for item in pending.values():
             names.update((item.debit_account_id, item.credit_account_id))
         accounts = await repository.lock_accounts(connection, ids=names)
-        ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=dict(clocks))
+        ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=dict(clocks), now=now)
         for request in batch.requests:
             ledger.decide(request)
         await repository.write_effects(connection, effects=ledger.effects)

@@ -8,11 +8,14 @@ it — the hot-account technique), new and changed pending transfers, and reques
 
 Time is the simulated clock carried by events, kept per (source partition, producer): a pending
 transfer expires when the clock of the producer that asked for it, on its partition, reaches
-`expires_at`, before that producer's next event there is decided. A request dated more than
-`CLOCK_SKEW_MAX` ahead of its producer's clock is refused (`invalid_timestamp`) and moves nothing,
-so one producer's timestamps can never expire another producer's authorisations, and a single
-bad date cannot expire its own producer's either. Expiry is a function of the stream alone,
-never of batching or wall time; each expiry is an outcome of its own (`Expired`).
+`expires_at`, before that producer's next event there is decided, so one producer's timestamps
+can never expire another producer's authorisations. A request dated more than `CLOCK_SKEW_MAX`
+ahead of both its producer's clock and the wall clock (`now`, passed in) is refused
+(`invalid_timestamp`) and moves nothing, so a wrong century cannot expire its own producer's
+either. The wall clock only widens what is accepted — a simulation far in the future moves on its
+own clock — so for any stream dated before today the decisions never depend on it. Expiry is a
+function of the stream alone, never of batching or wall time; each expiry is an outcome of its
+own (`Expired`).
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ TRANSFER_EXPIRE_PENDING: Final = 8
 
 SETTLED_RESULTS: Final = frozenset({"created", "exists"})
 
-# How far ahead of its producer's clock (on one partition) a request may be dated. A simulated
-# day: wide enough for any gap in a producer's own traffic, far too narrow for a wrong century.
-CLOCK_SKEW_MAX: Final = timedelta(days=1)
+# How far ahead of its producer's clock (on one partition) and of the wall clock a request may be
+# dated: wider than any quiet spell of a small simulation's partition, far too narrow for a wrong
+# century. A producer on wall-clock time that pauses for months is always within the wall clock.
+CLOCK_SKEW_MAX: Final = timedelta(days=30)
 
 ClockKey = tuple[int, str]  # (source partition, producer)
 
@@ -190,11 +194,13 @@ class Ledger:
         pending: dict[UUID, Pending],
         prior: dict[UUID, RequestRecord],
         clocks: dict[ClockKey, datetime],
+        now: datetime,
     ) -> None:
         self.accounts = accounts
         self.pending = pending
         self.prior = prior
         self.clocks = clocks
+        self.now = now
         self.effects = Effects()
         self._due: dict[ClockKey, list[tuple[datetime, UUID]]] = {}
         for item in pending.values():
@@ -228,7 +234,7 @@ class Ledger:
             return decision
         key = (request.partition, event.producer)
         clock = self.clocks.get(key)
-        if clock is not None and event.occurred_at - clock > CLOCK_SKEW_MAX:
+        if not timely(event.occurred_at, clock, self.now):
             debit, credit = _parties(event)
             decision = Decision(request, "invalid_timestamp", None, debit, credit, getattr(event, "amount", None) or 0)
             return self._record(request, decision)
@@ -445,7 +451,14 @@ def _parties(event: RequestEvent) -> tuple[str, str | None]:
     return event.payer_account_id, None
 
 
-def reachable_clocks(requests: list[Request], stored: dict[ClockKey, datetime]) -> dict[ClockKey, datetime]:
+def timely(at: datetime, clock: datetime | None, now: datetime) -> bool:
+    """False for a request dated more than `CLOCK_SKEW_MAX` ahead of its producer's clock and of `now`."""
+    return clock is None or at - clock <= CLOCK_SKEW_MAX or at - now <= CLOCK_SKEW_MAX
+
+
+def reachable_clocks(
+    requests: list[Request], stored: dict[ClockKey, datetime], now: datetime
+) -> dict[ClockKey, datetime]:
     """The furthest each (partition, producer) clock can get in a batch, by the rule `decide` applies.
 
     Bounds which pending transfers a batch must load to expire them.
@@ -455,7 +468,7 @@ def reachable_clocks(requests: list[Request], stored: dict[ClockKey, datetime]) 
         event = request.event
         key = (request.partition, event.producer)
         clock = clocks.get(key)
-        if clock is None or (event.occurred_at > clock and event.occurred_at - clock <= CLOCK_SKEW_MAX):
+        if (clock is None or event.occurred_at > clock) and timely(event.occurred_at, clock, now):
             clocks[key] = event.occurred_at
     return clocks
 

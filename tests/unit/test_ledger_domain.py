@@ -72,7 +72,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.transfer_ids: set[UUID] = set()
 
     def _new_ledger(self) -> Ledger:
-        return Ledger(accounts=self.accounts, pending=self.pending, prior=self.prior, clocks=self.clocks)
+        return Ledger(accounts=self.accounts, pending=self.pending, prior=self.prior, clocks=self.clocks, now=START)
 
     def _model_expire(self, partition: int) -> None:
         for item in self.model_pending.values():
@@ -279,7 +279,7 @@ def _request(event: object, partition: int = 0) -> Request:
 def test_expiry_is_a_transfer_with_a_derived_id() -> None:
     """A pending transfer expires on its own partition's clock as a new transfer with a fixed id."""
     accounts = {i: Account(i) for i in (EMPLOYER, AGENT)}
-    ledger = Ledger(accounts=accounts, pending={}, prior={}, clocks={})
+    ledger = Ledger(accounts=accounts, pending={}, prior={}, clocks={}, now=START)
     pay = PaymentRequested(
         **envelope(START),
         kind="ecommerce",
@@ -332,7 +332,7 @@ def _cash_in(customer: str, at: datetime, producer: str = "test") -> CashIn:
 
 def _ledger() -> tuple[Ledger, dict[str, Account]]:
     accounts = {i: Account(i) for i in KNOWN}
-    return Ledger(accounts=accounts, pending={}, prior={}, clocks={}), accounts
+    return Ledger(accounts=accounts, pending={}, prior={}, clocks={}, now=START), accounts
 
 
 def test_a_wrong_century_is_refused_and_moves_no_clock() -> None:
@@ -403,7 +403,7 @@ def test_reachable_clocks_follow_the_decide_rule() -> None:
         _request(_cash_in(CITIZENS[0], datetime(2099, 1, 1, tzinfo=UTC))),
     ]
     requests.append(_request(_cash_in(CITIZENS[0], START + timedelta(hours=3))))
-    assert reachable_clocks(requests, {}) == {(0, "test"): START + timedelta(hours=3)}
+    assert reachable_clocks(requests, {}, START) == {(0, "test"): START + timedelta(hours=3)}
 
 
 @pytest.mark.parametrize(
@@ -429,3 +429,14 @@ def test_a_reserialised_retry_has_the_same_fingerprint(variant: bytes) -> None:
     assert fingerprint(REQUEST_ADAPTER.validate_json(variant)) == fingerprint(REQUEST_ADAPTER.validate_json(original))
     changed = original.replace(b'"producer":"app"', b'"producer":"app2"')
     assert fingerprint(REQUEST_ADAPTER.validate_json(changed)) != fingerprint(REQUEST_ADAPTER.validate_json(original))
+
+
+def test_a_producer_back_after_months_on_wall_clock_time_is_accepted() -> None:
+    """Months ahead of its own clock but not of the wall clock: a returning producer is not refused."""
+    accounts = {i: Account(i) for i in KNOWN}
+    today = START + timedelta(days=200)
+    ledger = Ledger(accounts=accounts, pending={}, prior={}, clocks={}, now=today)
+    ledger.decide(_request(_cash_in(CITIZENS[0], START)))
+    assert ledger.decide(_request(_cash_in(CITIZENS[0], today - timedelta(hours=1)))).result == "created"
+    far = _cash_in(CITIZENS[0], today + CLOCK_SKEW_MAX + timedelta(seconds=1))
+    assert ledger.decide(_request(far)).result == "invalid_timestamp"
