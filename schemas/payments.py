@@ -76,7 +76,7 @@ def _uuid5(name: str) -> UUID:
     return UUID(bytes=hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16], version=5)
 
 
-def outcome_event_id(request_event_id: UUID, result: str, fingerprint: bytes) -> UUID:
+def outcome_event_id(request_event_id: UUID | str, result: str, fingerprint: bytes) -> UUID:
     """The event id of one decision about a request, the same however often it is published.
 
     `fingerprint` is the ledger's fingerprint of the request's canonical fields as received, so

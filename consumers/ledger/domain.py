@@ -234,7 +234,7 @@ class Ledger:
             return decision
         key = (request.partition, event.producer)
         clock = self.clocks.get(key)
-        if not timely(event.occurred_at, clock, self.now):
+        if clock is not None and not timely(event.occurred_at, clock, self.now):
             debit, credit = _parties(event)
             decision = Decision(request, "invalid_timestamp", None, debit, credit, getattr(event, "amount", None) or 0)
             return self._record(request, decision)

@@ -54,7 +54,7 @@ def read_requests(
     items: list[Item[Request | Poison]] = []
     for message in messages:
         event = read_event(message.value, REQUEST_ADAPTER, REQUEST_TYPES)
-        headers = tuple(message.headers or ())
+        headers = message.headers  # aiokafka's sequence of (name, value), kept as it is
         if isinstance(event, Unreadable):
             payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value, headers)
         else:

@@ -85,6 +85,7 @@ def _print_summary(run: DemoRun) -> None:
     head.add_row("settled", f"{tally.settled:,}")
     head.add_row("rejected", f"{tally.rejected:,}")
     head.add_row("  by result", ", ".join(f"{k} {v:,}" for k, v in tally.rejected_by_result.most_common()) or "-")
+    head.add_row("authorisations expired", f"{tally.expired:,}")
     dead = next((f.detail for f in run.findings if "exactly one outcome" in f.name), "-")
     head.add_row("consumed / outcomes / dead-lettered", dead)
     for label, by_value in (("digital share by count", False), ("digital share by value", True)):

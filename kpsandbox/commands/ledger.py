@@ -84,10 +84,9 @@ def settle(
 ) -> None:
     """Run the ledger consumer: settle payment requests into PostgreSQL, publish outcomes.
 
-    While it runs, the ledger's own Prometheus metrics are at
-    http://KPSANDBOX_METRICS_HOST:KPSANDBOX_LEDGER_METRICS_PORT/metrics (default 127.0.0.1:9465).
-    With --until-idle it returns once every partition assigned to it has been settled up to its
-    end offset (transaction markers and aborted transactions included), never earlier.
+    While it runs, its own Prometheus metrics are at KPSANDBOX_METRICS_HOST:KPSANDBOX_LEDGER_METRICS_PORT/metrics.
+
+    With --until-idle it returns once every partition assigned to it is settled up to its end offset.
     """
     settler = Settler(settings(), group=group, serve_metrics=True)
     summary = asyncio.run(settle_until_signalled(settler, until_idle=until_idle))

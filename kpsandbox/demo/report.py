@@ -105,6 +105,7 @@ def summary_markdown(run: DemoRun, fit_within: bool) -> str:
         f"| events produced | {run.produced:,} in {run.produce_seconds:.1f} s |",
         f"| requests settled / rejected | {tally.settled:,} / {tally.rejected:,} |",
         f"| rejections by result | {_results(tally)} |",
+        f"| authorisations expired (`payment.expired`) | {tally.expired:,} |",
         f"| duplicate outcomes seen (deduplicated) | {tally.duplicates:,} |",
         f"| ledger check | {'all invariants hold' if holds else 'VIOLATIONS — see below'} |",
         f"| ledger digest | `{run.digest[:16]}…` (see Reproducibility) |",
