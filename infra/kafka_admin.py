@@ -163,3 +163,20 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[t
         await admin.close()
     done = {(tp.topic, tp.partition): max(0, meta.offset) for tp, meta in committed.items()}
     return {key: end - done.get(key, 0) for key, end in ends.items()}
+
+
+async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str, list[int]]:
+    """The partitions of each topic that exists among `names` (missing topics are left out)."""
+    admin = _admin(settings.bootstrap_servers)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
+    except (TimeoutError, KafkaConnectionError, OSError) as error:
+        await admin.close()
+        raise kafka_unreachable(settings) from error
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [name for name in names if name in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+    finally:
+        await admin.close()
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if not t.get("error_code")}

@@ -12,7 +12,21 @@ import typer
 from pydantic import ValidationError
 
 from infra.errors import SandboxError
-from kpsandbox.commands import deadletters, demo, ledger, metrics, schemas, services, simulate, smoke, topics
+from kpsandbox.commands import (
+    archive,
+    deadletters,
+    demo,
+    export,
+    ledger,
+    metrics,
+    replay,
+    schemas,
+    services,
+    simulate,
+    smoke,
+    study,
+    topics,
+)
 from kpsandbox.console import err_console
 
 app = typer.Typer(
@@ -27,7 +41,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (services, topics, schemas, simulate, ledger, deadletters, metrics, smoke, demo):
+for module in (
+    services,
+    topics,
+    schemas,
+    simulate,
+    study,
+    export,
+    ledger,
+    deadletters,
+    metrics,
+    archive,
+    replay,
+    smoke,
+    demo,
+):
     module.register(app)
 
 

@@ -13,6 +13,7 @@ from infra.errors import SandboxError
 from kpsandbox.console import console, settings
 from producers.sim.engine import Simulation, SimulationConfig, check_parameters
 from producers.sim.fit import fit_report
+from producers.sim.panel import panel_table, write_panel
 from producers.sim.scenario import load_scenario
 from producers.sinks import KafkaSink, open_output, produce_kafka, write_file
 from schemas.money import format_paisa
@@ -28,10 +29,17 @@ def simulate(
     to_kafka: bool = typer.Option(False, "--to-kafka", help="Produce events to Kafka (KPSANDBOX_* settings)."),
     rate: float | None = typer.Option(None, "--rate", help="Events per second (default: as fast as possible)."),
     fit: Path | None = typer.Option(None, "--fit-report", help="Write the fit report to PATH.json and PATH.txt."),
+    panel: Path | None = typer.Option(
+        None, "--panel", help="Write the per-day panel (day × district × gender) to PATH.parquet; alone: no events."
+    ),
 ) -> None:
     """Simulate KP's citizens and merchants and emit their payment events."""
-    if (out is None) == (not to_kafka):
-        raise SandboxError("choose exactly one destination", "pass either --out FILE.jsonl or --to-kafka")
+    if (out is not None and to_kafka) or (out is None and not to_kafka and panel is None):
+        raise SandboxError(
+            "choose one destination for the events", "pass either --out FILE.jsonl or --to-kafka (or only --panel)"
+        )
+    if panel is not None and panel.suffix != ".parquet":
+        raise SandboxError(f"--panel must name a .parquet file, got {panel}", "e.g. --panel panel.parquet")
     if rate is not None and rate <= 0:
         raise SandboxError(f"--rate must be positive, got {rate}", "omit --rate to run as fast as possible")
     check_parameters(days, citizens, merchants)
@@ -39,7 +47,7 @@ def simulate(
         seed=seed, days=days, citizens=citizens, merchants=merchants, scenario=load_scenario(scenario)
     )
     handle = open_output(out) if out is not None else None
-    sim = Simulation(config)
+    sim = Simulation(config, emit_events=handle is not None or to_kafka)
     columns = (
         TextColumn("simulating"),
         BarColumn(),
@@ -58,10 +66,15 @@ def simulate(
             if handle is not None:
                 with handle:
                     write_file(sim, handle, rate, report)
-            else:
+            elif to_kafka:
                 asyncio.run(_to_kafka(sim, rate, report))
+            else:
+                sim.run_aggregates(report)
         except KeyboardInterrupt:
             interrupted = True
+    if panel is not None and not interrupted:
+        write_panel(panel_table(sim.stats.panel, config.scenario.name, seed), panel)
+        console.print(f"panel: {panel} ({len(sim.stats.panel):,} rows)")
     if fit is not None:
         _write_fit(sim, fit)
     _summary(sim, interrupted)
@@ -79,7 +92,7 @@ async def _to_kafka(sim: Simulation, rate: float | None, report) -> None:
 
 
 def _write_fit(sim: Simulation, path: Path) -> None:
-    report = fit_report(sim.config.calibration, sim.stats)
+    report = fit_report(sim.config.calibration, sim.stats, sim.config.scenario.name)
     try:
         path.with_suffix(".json").write_text(report.to_json())
         path.with_suffix(".txt").write_text(report.to_text() + "\n")

@@ -1,16 +1,20 @@
-"""The adoption model: who opens an account, who becomes an active digital payer, which merchants
-start taking QR, one calendar month at a time.
+"""The adoption model: who can open an account, who opens one, who becomes an active digital
+payer, which merchants start taking QR, one calendar month at a time.
 
-Account opening follows a Bass diffusion hazard per cash-only adult,
+Only an *eligible* adult can open an account: one with a CNIC and a phone of their own. Phone
+ownership rises logistically by gender towards a ceiling (women's below men's), so account
+ownership can never exceed `cnic_share * phone_share(t)` of either gender. Each eligible
+cash-only adult opens an account at the Bass diffusion hazard
 
     h = 1 - exp(-(p_i + q * A_dg) / 12)
 
 with `p_i` the spontaneous (innovation) rate, scaled by connectivity (which also scales `q`),
 the adult's area and income and, for women, by the female multiplier and the women-onboarding
-lever; `q` the imitation rate
-and `A_dg` the share of account holders among adults of the same district and gender (women
-learn from women). Holders become active payers at a rate scaled by incentives and by how many
-merchants in their district take QR. See docs/simulation.md for the parameters.
+lever; `q` the imitation rate and `A_dg` the share of account holders among adults of the same
+district and gender (women learn from women). Connectivity (reach and awareness) saturates
+logistically at the scenario's `connectivity_max` rather than compounding. Holders become active
+payers at a rate scaled by incentives and by how many merchants in their district take QR. See
+docs/simulation.md for the parameters and their sources.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ import math
 import random
 from dataclasses import dataclass
 
-from producers.sim.calibration import Calibration
+from producers.sim.calibration import GENDERS, Calibration
 from producers.sim.population import (
     ACTIVE,
     CASH_ONLY,
+    ELIGIBLE,
     FEMALE,
     HOLDER,
     Citizens,
     Merchants,
+    mark_eligible,
     merchant_instruments,
     open_account,
     propensity,
@@ -43,10 +49,39 @@ class MonthResult:
     opened_merchants: list[int]
 
 
+def logistic(start: float, ceiling: float, rate_per_year: float, years: float) -> float:
+    """A logistic curve from `start` (at year 0) rising towards `ceiling` at `rate_per_year`:
+    growth slows as the level nears the ceiling and never passes it."""
+    if start >= ceiling:
+        return ceiling
+    return ceiling / (1 + (ceiling / start - 1) * math.exp(-rate_per_year * years))
+
+
 def connectivity(scenario: Scenario, months_elapsed: float) -> float:
-    """The connectivity multiplier after this many months (grows yearly by the lever's rate)."""
+    """The connectivity multiplier after this many months: it rises logistically from the
+    lever's starting level towards `connectivity_max` (saturates, never compounds)."""
     levers = scenario.levers
-    return levers.connectivity * (1 + levers.connectivity_growth_per_year) ** (months_elapsed / 12)
+    years = months_elapsed / 12
+    return logistic(levers.connectivity, levers.connectivity_max, levers.connectivity_growth_per_year, years)
+
+
+def phone_share(cal: Calibration, scenario: Scenario, months_elapsed: float) -> dict[str, float]:
+    """Share of men and women owning a phone after this many months (logistic towards the
+    calibrated maximum; women's growth rate scaled by the women_phone_access lever)."""
+    years = months_elapsed / 12
+    shares = {}
+    for gender in GENDERS:
+        rate = cal.phone_growth_per_year[gender]
+        if gender == "female":
+            rate *= scenario.levers.women_phone_access
+        shares[gender] = logistic(cal.phone_share[gender], cal.phone_share_max[gender], rate, years)
+    return shares
+
+
+def account_ceiling(cal: Calibration, scenario: Scenario, months_elapsed: float) -> dict[str, float]:
+    """The expected share of men and women who can hold an account at all (CNIC and phone)."""
+    phones = phone_share(cal, scenario, months_elapsed)
+    return {gender: cal.cnic_share[gender] * phones[gender] for gender in GENDERS}
 
 
 def qr_coverage(merchants: Merchants, districts: int) -> list[float]:
@@ -83,6 +118,8 @@ def monthly_step(
     """Applies one month of adoption and merchant QR rollout; returns who changed."""
     adoption, levers = scenario.adoption, scenario.levers
     districts = len(cal.districts)
+    phones = phone_share(cal, scenario, months_elapsed)
+    mark_eligible(citizens, [phones[gender] for gender in GENDERS])
     coverage = qr_coverage(merchants, districts)
     peers = holder_share(citizens, districts)
     # Connectivity scales both terms: a phone with data lets an adult open a wallet unprompted
@@ -94,12 +131,15 @@ def monthly_step(
     activation = adoption.activation_per_year * levers.incentives
     opened: list[int] = []
     activated = 0
+    flags = citizens.flags
     for i in range(len(citizens)):
         stage = citizens.stage[i]
         if stage == ACTIVE:
             continue
         d = citizens.district[i]
         if stage == CASH_ONLY:
+            if not flags[i] & ELIGIBLE:
+                continue  # no CNIC or no phone of their own: cannot open an account
             g = citizens.gender[i]
             rate = spontaneous * propensity(cal, citizens, i) * (female_factor if g == FEMALE else 1.0)
             rate += imitation * peers[d][g]

@@ -71,6 +71,10 @@ class Calibration:
     income_multiplier: dict[str, float]
     bank_share_by_income: dict[str, float]
     active_share_of_holders: float
+    cnic_share: dict[str, float]
+    phone_share: dict[str, float]
+    phone_share_max: dict[str, float]
+    phone_growth_per_year: dict[str, float]
     merchant_category_weights: dict[str, float]
     merchant_initial_account_share: dict[str, float]
     card_acceptance_share: float
@@ -87,6 +91,17 @@ class Calibration:
         f = self.female_share
         male = self.initial_account_share / (1 - f + self.female_to_male_ratio * f)
         return {"male": male, "female": male * self.female_to_male_ratio}
+
+    def check_access(self) -> None:
+        """Raises ValueError unless the access figures are shares and phone ownership only rises."""
+        for gender in GENDERS:
+            shares = (self.cnic_share[gender], self.phone_share[gender], self.phone_share_max[gender])
+            if not all(0 < s <= 1 for s in shares):
+                raise ValueError(f"access shares for {gender} must lie in (0, 1]")
+            if self.phone_share_max[gender] < self.phone_share[gender]:
+                raise ValueError(f"access.phone_share_max.{gender} is below access.phone_share.{gender}")
+            if self.phone_growth_per_year[gender] < 0:
+                raise ValueError(f"access.phone_growth_per_year.{gender} must not be negative")
 
 
 DEFAULT_PATH: Final = "kp.json"
@@ -132,7 +147,7 @@ def parse_calibration(raw: dict[str, Any]) -> Calibration:
         for d in raw["population"]["districts"]
     )
     tickets = {name: Ticket(**_value(raw, "tickets", name)) for name in TICKET_FLOWS}
-    return Calibration(
+    cal = Calibration(
         districts=districts,
         female_share=_value(raw, "population", "female_share"),
         age_bands=_value(raw, "population", "age_bands"),
@@ -145,6 +160,10 @@ def parse_calibration(raw: dict[str, Any]) -> Calibration:
         income_multiplier=_value(raw, "inclusion", "income_multiplier"),
         bank_share_by_income=_value(raw, "inclusion", "bank_share_by_income"),
         active_share_of_holders=_value(raw, "inclusion", "active_share_of_holders"),
+        cnic_share=_value(raw, "access", "cnic_share"),
+        phone_share=_value(raw, "access", "phone_share"),
+        phone_share_max=_value(raw, "access", "phone_share_max"),
+        phone_growth_per_year=_value(raw, "access", "phone_growth_per_year"),
         merchant_category_weights=_value(raw, "merchants", "category_weights"),
         merchant_initial_account_share=_value(raw, "merchants", "initial_account_share"),
         card_acceptance_share=_value(raw, "merchants", "card_acceptance_share"),
@@ -156,6 +175,8 @@ def parse_calibration(raw: dict[str, Any]) -> Calibration:
         targets={k: v for k, v in raw["targets"].items() if isinstance(v, dict)},
         sources=raw["sources"],
     )
+    cal.check_access()
+    return cal
 
 
 def load_calibration(path: Path | None = None) -> Calibration:

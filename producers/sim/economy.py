@@ -29,6 +29,27 @@ STAGE_KEY: Final = ("holder", "holder", "active")
 TICKET_RUPEES_MIN: Final = 10
 TICKET_RUPEES_MAX: Final = 5_000_000
 
+# Ground-truth labels: what the simulation means a payment request to do in the ledger. A request
+# without a label in `IntentLabels` is `normal` (expected to settle, or to pend and then be posted).
+NORMAL: Final = "normal"
+INTENDED_INSUFFICIENT_FUNDS: Final = "intended_insufficient_funds"  # paid anyway: exceeds_credits
+INTENDED_UNKNOWN_PAYEE: Final = "intended_unknown_payee"  # an account nobody opened: account_not_found
+INTENDED_VOID: Final = "intended_void"  # an authorisation the simulation will void (order cancelled)
+PENDING_AT_END: Final = "pending_at_end"  # its capture or void would fall after the run's last day
+
+
+class IntentLabels(dict[str, str]):
+    """event_id → label of each request the simulation does not mean to settle normally.
+
+    Kept only when a caller asks (`economy.labels = IntentLabels(days)`), so a default run pays
+    nothing for it. `days` is the run's length: an authorisation whose decision is planned for a
+    day the run never reaches stays pending in the ledger, and is labelled so.
+    """
+
+    def __init__(self, days: int) -> None:
+        super().__init__()
+        self.days = days
+
 
 class EconomyBase:
     """One population's state during a run, and the helpers that turn a decision into records."""
@@ -72,6 +93,12 @@ class EconomyBase:
         self._order_max = max(self._orders.values())
         self._order_counter = 0
         self._unknown_counter = 0
+        self.labels: IntentLabels | None = None  # ground truth per request, only when asked
+
+    def mark(self, event_id: str, label: str) -> None:
+        """Notes a request's ground-truth label, if someone asked for labels (rare paths only)."""
+        if self.labels is not None:
+            self.labels[event_id] = label
 
     def schedule(self, day_index: int, intent: tuple) -> None:
         """Plans a follow-up (capture, delivery, cash-out) on a later day."""
@@ -138,7 +165,7 @@ class EconomyBase:
                 eid, ts, eid, reg.citizen_holder(i), merchant_account, category, reg.district_names[d], amount
             )
         )
-        self.stats.cash("cash.purchase", d, amount)
+        self.stats.cash("cash.purchase", i, amount)
 
     def _shop(self, district: int, category: int) -> int | None:
         """A merchant of the category in the district (anywhere if none there), None if none at all."""

@@ -18,7 +18,17 @@ from operator import itemgetter
 
 from producers.sim.calendar import SimDay, poisson_count
 from producers.sim.calibration import MERCHANT_CATEGORIES
-from producers.sim.economy import BILL, G2P, ORDER, P2P, PURCHASE, RTP, WAGE
+from producers.sim.economy import (
+    BILL,
+    G2P,
+    INTENDED_INSUFFICIENT_FUNDS,
+    INTENDED_UNKNOWN_PAYEE,
+    ORDER,
+    P2P,
+    PURCHASE,
+    RTP,
+    WAGE,
+)
 from producers.sim.income import G2P_FIRST_DAY, G2P_MONTHS, G2P_SPREAD_DAYS, IncomeFlows
 from producers.sim.orders import OrderFlows
 from producers.sim.population import ACTIVE, BILLERS, CASH_ONLY, DYNAMIC_QR
@@ -102,11 +112,13 @@ class Economy(OrderFlows, IncomeFlows):
             verdict = self._afford(i, amount, ts)
             if verdict:
                 qr = "p2m_dynamic_qr" if m.instruments[shop] & DYNAMIC_QR and self._random() < 0.5 else "p2m_static_qr"
-                self._pay(qr, self._rail(i, "raast"), i, self.reg.merchant_account(shop), amount, ts)
+                eid = self._pay(qr, self._rail(i, "raast"), i, self.reg.merchant_account(shop), amount, ts)
                 if verdict > 0:
                     c.balance[i] -= amount
-                    self.stats.digital("p2m", d, amount)
+                    self.stats.digital("p2m", i, amount)
                     self.stats.ticket(f"p2m_{name}", amount)
+                else:
+                    self.mark(eid, INTENDED_INSUFFICIENT_FUNDS)
                 return
         self._cash_purchase(i, self.reg.merchant_account(shop) if has_qr else None, name, amount, ts)
 
@@ -120,11 +132,13 @@ class Economy(OrderFlows, IncomeFlows):
             verdict = self._afford(i, amount, ts)
             if verdict:
                 ref = f"{BILLERS[biller][0]}-{self.rng.getrandbits(32):010d}"
-                self._pay("bill_payment", self._rail(i, "bank"), i, account, amount, ts, ref)
+                eid = self._pay("bill_payment", self._rail(i, "bank"), i, account, amount, ts, ref)
                 if verdict > 0:
                     c.balance[i] -= amount
-                    self.stats.digital("bill", c.district[i], amount)
+                    self.stats.digital("bill", i, amount)
                     self.stats.ticket("bill", amount)
+                else:
+                    self.mark(eid, INTENDED_INSUFFICIENT_FUNDS)
                 return
         self._cash_purchase(i, account, "utility", amount, ts)
 
@@ -134,8 +148,9 @@ class Economy(OrderFlows, IncomeFlows):
         amount = self.amount("p2p")
         if self._random() < self.cal.behaviour["unknown_payee_probability"]:
             self._unknown_counter += 1
-            self._pay("p2p", "raast", i, self.reg.unknown_account(self._unknown_counter), amount, ts)
+            eid = self._pay("p2p", "raast", i, self.reg.unknown_account(self._unknown_counter), amount, ts)
             self.stats.expected_account_not_found += 1
+            self.mark(eid, INTENDED_UNKNOWN_PAYEE)
             return
         payee = self.rng.choice(c.holders)
         if payee == i:
@@ -143,12 +158,14 @@ class Economy(OrderFlows, IncomeFlows):
         verdict = self._afford(i, amount, ts)
         if not verdict:
             return
-        self._pay("p2p", "raast", i, self.reg.citizen_account(payee), amount, ts)
+        eid = self._pay("p2p", "raast", i, self.reg.citizen_account(payee), amount, ts)
         if verdict > 0:
             c.balance[i] -= amount
             c.balance[payee] += amount
-            self.stats.digital("p2p", c.district[i], amount)
+            self.stats.digital("p2p", i, amount)
             self.stats.ticket("p2p", amount)
+        else:
+            self.mark(eid, INTENDED_INSUFFICIENT_FUNDS)
 
     def _rtp(self, intent: tuple, day: SimDay) -> None:
         ts, _, i, _ = intent
@@ -162,7 +179,9 @@ class Economy(OrderFlows, IncomeFlows):
         verdict = self._afford(i, amount, ts)
         if not verdict:
             return
-        self._pay("request_to_pay", "raast", i, self.reg.merchant_account(shop), amount, ts)
+        eid = self._pay("request_to_pay", "raast", i, self.reg.merchant_account(shop), amount, ts)
         if verdict > 0:
             c.balance[i] -= amount
-            self.stats.digital("request_to_pay", c.district[i], amount)
+            self.stats.digital("request_to_pay", i, amount)
+        else:
+            self.mark(eid, INTENDED_INSUFFICIENT_FUNDS)

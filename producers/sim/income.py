@@ -7,13 +7,14 @@ from typing import Final
 
 from producers.sim.calendar import SimDay
 from producers.sim.economy import CASH_OUT, EconomyBase
-from producers.sim.population import CASH_ONLY, G2P_RECIPIENT, open_account
+from producers.sim.population import CASH_ONLY, ELIGIBLE, G2P_RECIPIENT, open_account
 from producers.sim.records import PaymentRequestedRec
 
 G2P_MONTHS: Final = (1, 4, 7, 10)  # quarterly instalments (assumption)
 G2P_FIRST_DAY: Final = 10
 G2P_SPREAD_DAYS: Final = 5
 CASH_OUT_MIN_PAISA: Final = 50_000
+_G2P_WALLET: Final = G2P_RECIPIENT | ELIGIBLE  # a recipient who can hold a wallet
 
 
 class IncomeFlows(EconomyBase):
@@ -48,7 +49,8 @@ class IncomeFlows(EconomyBase):
         ts, _, i, _ = intent
         c = self.citizens
         if c.stage[i] == CASH_ONLY:
-            if not c.flags[i] & G2P_RECIPIENT or self._random() >= self.levers.g2p_into_wallets:
+            # A wallet needs a CNIC and a phone of the recipient's own (ELIGIBLE), as any account.
+            if c.flags[i] & _G2P_WALLET != _G2P_WALLET or self._random() >= self.levers.g2p_into_wallets:
                 return  # paid in cash at a disbursement point: no event
             open_account(self.cal, c, i, self.rng, stage=1)
             self.out.append(self.reg.citizen_opened(i, ts, self._next_uuid()))

@@ -7,7 +7,7 @@ from typing import Final
 
 from producers.sim.calendar import DAY_S, SimDay
 from producers.sim.calibration import MERCHANT_CATEGORIES
-from producers.sim.economy import DELIVERY, DISPATCH, EconomyBase
+from producers.sim.economy import DELIVERY, DISPATCH, INTENDED_VOID, PENDING_AT_END, EconomyBase
 from producers.sim.population import URBAN
 from producers.sim.records import OrderRec, PaymentRequestedRec, PendingDecisionRec
 
@@ -97,10 +97,12 @@ class OrderFlows(EconomyBase):
             self.stats.count_event("order.paid")
             c.balance[i] -= amount
             self.stats.orders_prepaid += 1
-            self.stats.digital("ecommerce", c.district[i], amount)
+            self.stats.digital("ecommerce", i, amount)
             self.stats.ticket("ecommerce", amount)
             later = day.index + 1 + rng.randrange(3)
             self.schedule(later, (self._day_start(later), DISPATCH, i, (pid, corr, cancel, amount)))
+            if self.labels is not None and (cancel or later >= self.labels.days):
+                self.mark(pid, PENDING_AT_END if later >= self.labels.days else INTENDED_VOID)
         else:
             self.stats.orders_cod += 1
             self.stats.ticket("ecommerce", amount)
@@ -138,4 +140,4 @@ class OrderFlows(EconomyBase):
                 None,
             )
         )
-        self.stats.cash("order.paid_on_delivery", self.citizens.district[i], amount)
+        self.stats.cash("order.paid_on_delivery", i, amount)

@@ -33,6 +33,11 @@ ACTIVE: Final = 2  # also pays merchants by QR and shops online prepaid
 # Citizen flags.
 EMPLOYED: Final = 1
 G2P_RECIPIENT: Final = 2
+ELIGIBLE: Final = 4  # holds a CNIC and a phone of their own: can open an account (set, never cleared)
+# Access ranks (see `Citizens.access`): a citizen owns a phone once the phone-ownership share of
+# their gender exceeds rank / ACCESS_SCALE; citizens without a CNIC get NO_CNIC, never below it.
+ACCESS_SCALE: Final = 65_535
+NO_CNIC: Final = ACCESS_SCALE
 # Merchant instruments (bit set); cash is always accepted.
 STATIC_QR: Final = 1
 DYNAMIC_QR: Final = 2
@@ -86,6 +91,7 @@ class Citizens:
     balance: array  # paisa, the simulation's own view (the ledger decides for real)
     employer: array
     holders: array  # indices of citizens holding an account, in opening order
+    access: array  # rank in [0, ACCESS_SCALE): owns a phone once the share passes it (NO_CNIC: never)
     g2p_recipients: array
     employed: array
 
@@ -134,6 +140,7 @@ def build_citizens(cal: Calibration, count: int, employers: int, rng: random.Ran
         balance=array("q"),
         employer=array("I"),
         holders=array("I"),
+        access=array("H"),
         g2p_recipients=array("I"),
         employed=array("I"),
     )
@@ -155,9 +162,13 @@ def build_citizens(cal: Calibration, count: int, employers: int, rng: random.Ran
         c.income.append(income)
         c.flags.append(flags)
         c.employer.append(rng.randrange(employers))
+        # Drawn independently of area and income (an assumption): the ceilings bind by gender.
+        has_cnic = rng.random() < cal.cnic_share[GENDERS[g]]
+        c.access.append(int(rng.random() * ACCESS_SCALE) if has_cnic else NO_CNIC)
     c.account.extend(bytes(count))
     c.stage.extend(bytes(count))
     c.balance.frombytes(bytes(8 * count))
+    mark_eligible(c, [cal.phone_share[gender] for gender in GENDERS])
     _assign_initial_accounts(cal, c, rng)
     return c
 
@@ -176,17 +187,33 @@ def open_account(cal: Calibration, c: Citizens, i: int, rng: random.Random, stag
     c.holders.append(i)
 
 
+def mark_eligible(c: Citizens, phone_share: list[float]) -> int:
+    """Flags ELIGIBLE every citizen with a CNIC whose access rank lies below their gender's
+    phone-ownership share (index [gender]); returns how many were newly flagged. Shares only
+    rise, so flags are only ever set."""
+    thresholds = [share * ACCESS_SCALE for share in phone_share]
+    flags, access, gender = c.flags, c.access, c.gender
+    newly = 0
+    for i in range(len(c)):
+        if not flags[i] & ELIGIBLE and access[i] < thresholds[gender[i]]:
+            flags[i] |= ELIGIBLE
+            newly += 1
+    return newly
+
+
 def _assign_initial_accounts(cal: Calibration, c: Citizens, rng: random.Random) -> None:
-    """Opens accounts so that men's and women's ownership match the calibrated starting levels."""
+    """Opens accounts among eligible adults so that men's and women's ownership (as a share of
+    all adults) match the calibrated starting levels."""
     targets = cal.initial_inclusion()
     weight_sum = [0.0, 0.0]
     counts = [0, 0]
     for i in range(len(c)):
-        weight_sum[c.gender[i]] += propensity(cal, c, i)
         counts[c.gender[i]] += 1
+        if c.flags[i] & ELIGIBLE:
+            weight_sum[c.gender[i]] += propensity(cal, c, i)
     scale = [targets[GENDERS[g]] * counts[g] / weight_sum[g] if weight_sum[g] else 0.0 for g in range(len(GENDERS))]
     for i in range(len(c)):
-        if rng.random() < scale[c.gender[i]] * propensity(cal, c, i):
+        if c.flags[i] & ELIGIBLE and rng.random() < scale[c.gender[i]] * propensity(cal, c, i):
             active = rng.random() < cal.active_share_of_holders
             open_account(cal, c, i, rng, ACTIVE if active else HOLDER)
 

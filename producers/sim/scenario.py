@@ -10,7 +10,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infra.errors import SandboxError
 
@@ -33,10 +33,19 @@ class Levers(BaseModel):
 
     merchant_qr_rollout_per_year: float = Field(ge=0, le=1)
     connectivity: float = Field(gt=0, le=10)
+    connectivity_max: float = Field(gt=0, le=10)
     connectivity_growth_per_year: float = Field(ge=0, le=2)
     g2p_into_wallets: float = Field(ge=0, le=1)
     women_onboarding: float = Field(gt=0, le=10)
+    women_phone_access: float = Field(gt=0, le=10)
     incentives: float = Field(gt=0, le=5)
+
+    @model_validator(mode="after")
+    def check_connectivity_saturates_above_start(self) -> Levers:
+        """Connectivity saturates at `connectivity_max`, which cannot lie below where it starts."""
+        if self.connectivity_max < self.connectivity:
+            raise ValueError("connectivity_max must be at least connectivity")
+        return self
 
 
 class Scenario(BaseModel):

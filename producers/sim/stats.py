@@ -4,12 +4,18 @@ ticket sizes and the other series the fit report compares with the calibration t
 from __future__ import annotations
 
 import math
+from array import array
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date as _date
+from typing import Final
 
 from producers.sim.calibration import GENDERS
-from producers.sim.population import CASH_ONLY, Citizens
+from producers.sim.panel import ACTIVE_WINDOW_DAYS, PanelRows
+from producers.sim.population import ACTIVE, HOLDER, Citizens, Merchants
 
 DIGITAL_FLOWS = ("p2p", "p2m", "bill", "ecommerce", "request_to_pay")
+NEVER: Final = -(2**31)  # "last digital payment day" of a citizen who never paid digitally
 
 
 @dataclass
@@ -63,16 +69,15 @@ class DayStats:
 
 @dataclass
 class RunStats:
-    """Running totals of one simulation; `days` holds one DayStats per simulated day."""
+    """Running totals of one simulation; `days` holds one DayStats per simulated day and `panel`
+    one row per day × district × gender (see panel.py).
+
+    Payments are counted per *cell* (district × gender, cell k = district * len(GENDERS) + gender)
+    of the paying citizen; `bind` must be called with the population before the first payment.
+    """
 
     districts: tuple[str, ...]
     events_by_type: dict[str, int] = field(default_factory=dict)
-    digital_count: int = 0
-    digital_value_paisa: int = 0
-    cash_count: int = 0
-    cash_value_paisa: int = 0
-    digital_by_district: list[int] = field(default_factory=list)
-    cash_by_district: list[int] = field(default_factory=list)
     digital_flows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIGITAL_FLOWS, 0))
     tickets: dict[str, Moments] = field(default_factory=dict)
     orders_prepaid: int = 0
@@ -82,31 +87,92 @@ class RunStats:
     citizens_by_district: list[int] = field(default_factory=list)
     initial_inclusion: dict[str, float] = field(default_factory=dict)
     days: list[DayStats] = field(default_factory=list)
-    _day_marks: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
-    _district_marks: tuple[list[int], list[int]] = ([], [])
+    panel: PanelRows = field(init=False)
+    _cell: array = field(init=False)  # cell of each citizen
+    _adults: list[int] = field(init=False)  # adults per cell
+    # Today's digital and cash payments per cell (count, value); closed days are in `_closed`.
+    _digital_counts: list[int] = field(init=False)
+    _digital_values: list[int] = field(init=False)
+    _cash_counts: list[int] = field(init=False)
+    _cash_values: list[int] = field(init=False)
+    _closed: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # totals of closed days, same order
+    _active: list[int] = field(init=False)  # active digital payers (last ACTIVE_WINDOW_DAYS) per cell
+    _last_digital: array = field(init=False)  # day index of each citizen's last digital payment
+    _first_payers: list[int] = field(default_factory=list)  # citizens paying digitally for the first time today
+    _payers_by_day: dict[int, list[int]] = field(default_factory=dict)
+    _today: int = 0
+    _events_mark: int = 0
 
     def __post_init__(self) -> None:
-        n = len(self.districts)
-        self.digital_by_district = [0] * n
-        self.cash_by_district = [0] * n
-        self._district_marks = ([0] * n, [0] * n)
+        self.panel = PanelRows(self.districts, GENDERS)
+        self.bind_cells(array("H"))
+
+    def bind(self, citizens: Citizens) -> None:
+        """Takes the population's districts and genders (fixed for the run) before the first day."""
+        genders = len(GENDERS)
+        self.bind_cells(array("H", (d * genders + g for d, g in zip(citizens.district, citizens.gender, strict=True))))
+        self.citizens_by_district = [0] * len(self.districts)
+        for d in citizens.district:
+            self.citizens_by_district[d] += 1
+
+    def bind_cells(self, cells: array) -> None:
+        """Resets the per-cell state for a population whose citizen i lives in cell cells[i]."""
+        n = len(self.districts) * len(GENDERS)
+        self._cell = cells
+        self._adults = [0] * n
+        for k in cells:
+            self._adults[k] += 1
+        self._zero_today(n)
+        self._active = [0] * n
+        self._last_digital = array("i", [NEVER]) * len(cells)
 
     def count_event(self, event_type: str) -> None:
         self.events_by_type[event_type] = self.events_by_type.get(event_type, 0) + 1
 
-    def digital(self, flow: str, district: int, amount: int) -> None:
-        """A citizen paid digitally (a retail payment expected to succeed)."""
-        self.digital_count += 1
-        self.digital_value_paisa += amount
-        self.digital_by_district[district] += 1
-        self.digital_flows[flow] += 1
+    def _zero_today(self, cells: int) -> None:
+        self._digital_counts, self._digital_values = [0] * cells, [0] * cells
+        self._cash_counts, self._cash_values = [0] * cells, [0] * cells
 
-    def cash(self, event_type: str, district: int, amount: int) -> None:
-        """A citizen paid in cash; the payment is one event of `event_type` (counted here too)."""
-        self.events_by_type[event_type] = self.events_by_type.get(event_type, 0) + 1
-        self.cash_count += 1
-        self.cash_value_paisa += amount
-        self.cash_by_district[district] += 1
+    @property
+    def digital_count(self) -> int:
+        """Digital retail payments so far (expected to succeed)."""
+        return self._closed[0] + sum(self._digital_counts)
+
+    @property
+    def digital_value_paisa(self) -> int:
+        return self._closed[1] + sum(self._digital_values)
+
+    @property
+    def cash_count(self) -> int:
+        """Cash retail payments so far."""
+        return self._closed[2] + sum(self._cash_counts)
+
+    @property
+    def cash_value_paisa(self) -> int:
+        return self._closed[3] + sum(self._cash_values)
+
+    # digital() and cash() run once per retail payment: per-cell lists only, totals summed on demand.
+
+    def digital(self, flow: str, citizen: int, amount: int) -> None:
+        """Citizen paid digitally (a retail payment expected to succeed)."""
+        self.digital_flows[flow] += 1
+        k = self._cell[citizen]
+        self._digital_counts[k] += 1
+        self._digital_values[k] += amount
+        last, today = self._last_digital, self._today
+        if last[citizen] != today:
+            if last[citizen] <= today - ACTIVE_WINDOW_DAYS:
+                self._active[k] += 1
+            last[citizen] = today
+            self._first_payers.append(citizen)
+
+    def cash(self, event_type: str, citizen: int, amount: int) -> None:
+        """Citizen paid in cash; the payment is one event of `event_type` (counted here too)."""
+        types = self.events_by_type
+        types[event_type] = types.get(event_type, 0) + 1
+        k = self._cell[citizen]
+        self._cash_counts[k] += 1
+        self._cash_values[k] += amount
 
     def ticket(self, series: str, amount: int) -> None:
         moments = self.tickets.get(series)
@@ -118,54 +184,65 @@ class RunStats:
     def total_events(self) -> int:
         return sum(self.events_by_type.values())
 
-    def close_day(self, date: str, citizens: Citizens) -> DayStats:
-        """Records the day just simulated (inclusion measured at the end of the day)."""
-        inclusion, active = inclusion_by_gender(citizens)
+    def close_day(self, date: str, citizens: Citizens, merchants: Merchants) -> DayStats:
+        """Records the day just simulated (accounts measured at the end of the day)."""
+        genders = len(GENDERS)
+        n = len(self._adults)
+        by_stage = Counter(zip(self._cell, citizens.stage, strict=True))
+        holders = [by_stage[k, HOLDER] + by_stage[k, ACTIVE] for k in range(n)]
+        adults_g = [sum(self._adults[g::genders]) for g in range(genders)]
+        holders_g = [sum(holders[g::genders]) for g in range(genders)]
+        inclusion = {GENDERS[g]: holders_g[g] / adults_g[g] if adults_g[g] else 0.0 for g in range(genders)}
+        inclusion["all"] = sum(holders_g) / max(1, sum(adults_g))
+        active_stage = sum(count for (_, stage), count in by_stage.items() if stage == ACTIVE)
         if not self.initial_inclusion:
             self.initial_inclusion = inclusion
-        events, dc, dv, cc, cv = self._day_marks
-        dd, cd = self._district_marks
+        dc, dv, cc, cv = self._digital_counts, self._digital_values, self._cash_counts, self._cash_values
         by_district = {}
-        for k, name in enumerate(self.districts):
-            digital = self.digital_by_district[k] - dd[k]
-            cash = self.cash_by_district[k] - cd[k]
+        for d, name in enumerate(self.districts):
+            digital, cash = sum(dc[d * genders : (d + 1) * genders]), sum(cc[d * genders : (d + 1) * genders])
             by_district[name] = digital / (digital + cash) if digital + cash else 0.0
+        on_stage = Counter(zip(merchants.district, merchants.has_account, strict=True))
+        merchants_all = [on_stage[d, 0] + on_stage[d, 1] for d in range(len(self.districts))]
+        merchants_digital = [on_stage[d, 1] for d in range(len(self.districts))]
+        cells = {
+            "adults": self._adults,
+            "account_holders": holders,
+            "active_digital_payers_30d": self._active,
+            "digital_count": dc,
+            "digital_value_paisa": dv,
+            "cash_count": cc,
+            "cash_value_paisa": cv,
+        }
+        self.panel.add_day(_date.fromisoformat(date), self._today, cells, merchants_all, merchants_digital)
+        total = self.total_events
         day = DayStats(
             date=date,
-            events=self.total_events - events,
-            digital_count=self.digital_count - dc,
-            digital_value_paisa=self.digital_value_paisa - dv,
-            cash_count=self.cash_count - cc,
-            cash_value_paisa=self.cash_value_paisa - cv,
+            events=total - self._events_mark,
+            digital_count=sum(dc),
+            digital_value_paisa=sum(dv),
+            cash_count=sum(cc),
+            cash_value_paisa=sum(cv),
             inclusion_by_gender=inclusion,
-            active_share=active,
+            active_share=active_stage / max(1, len(citizens)),
             digital_share_by_district=by_district,
         )
         self.days.append(day)
-        self._day_marks = (
-            self.total_events,
-            self.digital_count,
-            self.digital_value_paisa,
-            self.cash_count,
-            self.cash_value_paisa,
-        )
-        self._district_marks = (list(self.digital_by_district), list(self.cash_by_district))
+        self._events_mark = total
+        self._next_day(n)
         return day
 
-
-def inclusion_by_gender(citizens: Citizens) -> tuple[dict[str, float], float]:
-    """Share of men and women holding an account, and the share of all adults paying actively."""
-    people = [0, 0]
-    holders = [0, 0]
-    active = 0
-    gender, stage = citizens.gender, citizens.stage
-    for i in range(len(citizens)):
-        g = gender[i]
-        people[g] += 1
-        s = stage[i]
-        if s != CASH_ONLY:
-            holders[g] += 1
-            active += s == 2
-    shares = {GENDERS[g]: holders[g] / people[g] if people[g] else 0.0 for g in range(len(GENDERS))}
-    shares["all"] = sum(holders) / max(1, sum(people))
-    return shares, active / max(1, sum(people))
+    def _next_day(self, cells: int) -> None:
+        """Starts a new day: zero today's counters; payers whose last digital day leaves the window
+        stop counting as active."""
+        for k, today in enumerate((self._digital_counts, self._digital_values, self._cash_counts, self._cash_values)):
+            self._closed[k] += sum(today)
+        self._zero_today(cells)
+        self._payers_by_day[self._today] = self._first_payers
+        self._first_payers = []
+        leaving = self._today - ACTIVE_WINDOW_DAYS + 1
+        last, cell, active = self._last_digital, self._cell, self._active
+        for i in self._payers_by_day.pop(leaving, ()):
+            if last[i] == leaving:
+                active[cell[i]] -= 1
+        self._today += 1

@@ -1,0 +1,156 @@
+"""Archive and replay speed against raw aiokafka on the same topics, in the same run.
+
+Simulates a run onto fresh topics (its own prefix), then measures in turn:
+  raw consume   — a plain aiokafka consumer reading every catalog topic to its end offsets;
+  archive       — `kpsandbox archive` of the same topics (read, parse, Parquet, manifest);
+  raw produce   — a plain aiokafka producer (acks=all, idempotent) sending the same records;
+  replay        — `kpsandbox replay --from-archive --speed 0` of the archive into a new prefix.
+Targets (issue 11): archive ≥ 0.5 × raw consume, replay ≥ 0.5 × raw produce.
+
+    .venv/bin/python bench/archive.py [--days 30] [--citizens 3000] [--merchants 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumers.archive.archiver import Archiver
+from infra.kafka_admin import delete_topics, end_offsets, ensure_topics
+from infra.settings import Settings, load_settings, with_overrides
+from producers.replay.filters import ReplayFilter
+from producers.replay.replayer import replay
+from producers.replay.sources import ArchiveSource
+from producers.sim.engine import Simulation, SimulationConfig
+from producers.sim.scenario import load_scenario
+from producers.sinks import KafkaSink, produce_kafka
+from schemas.topics import CATALOG
+
+FETCH_TIMEOUT_MS: Final = 500
+IDLE_FETCHES_MAX: Final = 20
+SEND_CHUNK: Final = 20_000  # raw produce: futures awaited in chunks of this many
+
+
+async def simulate(config: Settings, days: int, citizens: int, merchants: int) -> int:
+    """Produces one simulated run onto the prefix's topics; returns the number of events."""
+    await ensure_topics(config)
+    sim = Simulation(
+        SimulationConfig(
+            seed=7, days=days, citizens=citizens, merchants=merchants, scenario=load_scenario("digital-kp")
+        )
+    )
+    sink = KafkaSink(config)
+    await sink.start()
+    try:
+        return await produce_kafka(sim, sink)
+    finally:
+        await sink.close()
+
+
+async def raw_consume(config: Settings) -> tuple[int, float, list]:
+    """Reads every catalog topic to its end offsets with plain aiokafka; (records, seconds, records)."""
+    ends = await end_offsets(config, [config.topic(spec) for spec in CATALOG])
+    wanted = {TopicPartition(t, p): end for (t, p), end in ends.items() if end > 0}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    kept: list = []
+    try:
+        consumer.assign(list(wanted))
+        await consumer.seek_to_beginning(*wanted)
+        began, idle = time.perf_counter(), 0
+        while len(kept) < sum(wanted.values()) and idle < IDLE_FETCHES_MAX:
+            batches = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                kept.extend(records)
+        seconds = time.perf_counter() - began
+    finally:
+        await consumer.stop()
+    return len(kept), seconds, kept
+
+
+async def raw_produce(config: Settings, records: list[tuple[str, int, bytes, bytes]]) -> float:
+    """Sends the records to the same partitions of a new prefix with plain aiokafka; seconds."""
+    await ensure_topics(config)
+    names = {spec.name: config.topic(spec) for spec in CATALOG}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    try:
+        began = time.perf_counter()
+        for start in range(0, len(records), SEND_CHUNK):
+            futures = []
+            for name, partition, key, value in records[start : start + SEND_CHUNK]:
+                futures.append(await producer.send(names[name], value, key=key, partition=partition))
+            await asyncio.gather(*futures)
+        return time.perf_counter() - began
+    finally:
+        await producer.stop()
+
+
+async def main_async(days: int, citizens: int, merchants: int) -> dict:
+    base = load_settings()
+    run = uuid.uuid4().hex[:6]
+    source = with_overrides(base, topic_prefix=f"bench{run}.")
+    events = await simulate(source, days, citizens, merchants)
+    consumed, consume_s, records = await raw_consume(source)
+    catalog = {source.topic(spec): spec.name for spec in CATALOG}
+    stripped = [(catalog[r.topic], r.partition, r.key, r.value) for r in records]
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        summary = await Archiver(source, Path(folder) / "a").run()
+        archive_s = time.perf_counter() - began
+        produce_s = await raw_produce(with_overrides(base, topic_prefix=f"bench{run}raw."), stripped)
+        target = with_overrides(base, topic_prefix=f"bench{run}rep.")
+        replayed = await replay(ArchiveSource(Path(folder) / "a"), target, ReplayFilter())
+    prefixes = (source, with_overrides(base, topic_prefix=f"bench{run}raw."), target)
+    for config in prefixes:
+        await delete_topics(config, [config.topic(spec) for spec in CATALOG])
+    result = {
+        "events": events,
+        "records": consumed,
+        "raw_consume_per_s": round(consumed / consume_s),
+        "archive_per_s": round(summary.rows_new / archive_s),
+        "raw_produce_per_s": round(consumed / produce_s),
+        "replay_per_s": round(replayed.sent / replayed.seconds),
+    }
+    result["archive_ratio"] = round(result["archive_per_s"] / result["raw_consume_per_s"], 2)
+    result["replay_ratio"] = round(result["replay_per_s"] / result["raw_produce_per_s"], 2)
+    return result
+
+
+def main() -> None:
+    """Runs the benchmark and prints its figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--citizens", type=int, default=3_000)
+    parser.add_argument("--merchants", type=int, default=300)
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            {"benchmark": "archive", **asyncio.run(main_async(args.days, args.citizens, args.merchants))}, indent=2
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The archive format, its part files and the replay filters, without Kafka."""
+
+from __future__ import annotations
+
+import errno
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from consumers.archive import archiver as archiver_module
+from consumers.archive.archiver import Archiver
+from consumers.archive.columns import event_date
+from consumers.archive.writer import PartWriter
+from infra import archive as archive_format
+from infra.archive import Manifest, RunInfo, load_manifest, part_path, save_manifest, schema_versions
+from infra.errors import SandboxError
+from infra.settings import Settings
+from producers.replay.filters import ReplayFilter, parse_time, parse_types
+from producers.replay.sources import archive_filter
+
+EVENT = {
+    "event_type": "payment.requested",
+    "event_id": "8d0f7c1e-0000-4000-8000-000000000001",
+    "occurred_at": "2026-01-03T23:59:59.500000Z",
+    "correlation_id": "8d0f7c1e-0000-4000-8000-000000000002",
+    "kind": "p2p",
+    "rail": "raast",
+    "payer_account_id": "acc_0000000000000001",
+    "payee_account_id": "acc_0000000000000002",
+    "amount": 12_345,
+}
+
+
+def test_part_paths_follow_topic_and_date() -> None:
+    """Part files live under topic=<name>/date=<YYYY-MM-DD>/ with a zero-padded number."""
+    assert part_path("kp.cash.v1", "2026-01-02", 7) == "topic=kp.cash.v1/date=2026-01-02/part-000007.parquet"
+
+
+def test_event_date_is_the_utc_date_of_occurred_at_or_the_record_time() -> None:
+    """The date comes from occurred_at (converted to UTC), else from the record timestamp."""
+    assert event_date({"occurred_at": "2026-01-03T23:59:59Z"}, 0) == "2026-01-03"
+    assert event_date({"occurred_at": "2026-01-04T01:00:00+05:00"}, 0) == "2026-01-03"
+    assert event_date(None, 86_400_000 * 2) == "1970-01-03"
+
+
+def test_manifest_round_trip_and_refusals(tmp_path: Path) -> None:
+    """A saved manifest loads back; a newer format or schema version is refused with a hint."""
+    manifest = Manifest(run=RunInfo(run_id="r1", prefix="r1."))
+    save_manifest(tmp_path, manifest)
+    assert load_manifest(tmp_path) == manifest
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    newer = dict(schema_versions(), **{"payment.settled": 99})
+    (tmp_path / "manifest.json").write_text(json.dumps(raw | {"schema_versions": newer}))
+    with pytest.raises(SandboxError, match="newer schema") as refused:
+        load_manifest(tmp_path)
+    assert "upgrade" in refused.value.hint
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(SandboxError, match="not a kpsandbox archive manifest"):
+        load_manifest(tmp_path)
+
+
+def test_writer_sorts_by_partition_and_offset_and_types_columns(tmp_path: Path) -> None:
+    """A part file is sorted by (partition, offset), checksummed, with typed columns from the JSON value."""
+    writer = PartWriter(tmp_path, next_part=3)
+    value = json.dumps(EVENT).encode()
+    writer.add("kp.payments.requests.v1", 1, 5, 1_000, b"k", [("h", b"v")], value)
+    writer.add("kp.payments.requests.v1", 0, 9, 1_000, b"k", [], value)
+    writer.add("kp.payments.requests.v1", 1, 4, 1_000, None, [], b"\x00 not json")
+    poison, written = writer.flush()  # the poison row has no occurred_at: dated by its record timestamp
+    assert poison.path == part_path("kp.payments.requests.v1", "1970-01-01", 3) and poison.rows == 1
+    assert written.path == part_path("kp.payments.requests.v1", "2026-01-03", 4) and written.rows == 2
+    table = pq.read_table(tmp_path / written.path)
+    assert table["offset"].to_pylist() == [9, 5] and table["amount"].to_pylist() == [12_345, 12_345]
+    assert table["occurred_at"].type == pa.timestamp("us", tz="UTC")
+    assert written.offsets == {"0": (9, 9), "1": (5, 5)}
+    assert writer.next_part == 5 and writer.buffered == 0 and writer.flush() == []
+
+
+def test_full_disk_is_a_two_line_error_and_leaves_no_part_file(tmp_path: Path, monkeypatch) -> None:
+    """ENOSPC while writing a part file: SandboxError with a hint, no part file, no temporary file."""
+    archiver = Archiver(Settings(topic_prefix="full."), tmp_path / "a")
+    archiver.writer.add("kp.cash.v1", 0, 0, 0, None, [], json.dumps(EVENT).encode())
+
+    def no_space(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(archive_format.os, "replace", no_space)
+    with pytest.raises(SandboxError, match="disk is full") as refused:
+        archiver._checkpoint(complete=True)
+    assert "re-run" in refused.value.hint
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.is_file()]
+
+
+def test_leftover_part_files_are_removed_on_resume(tmp_path: Path) -> None:
+    """A part file not listed in the manifest (an interrupted run) is removed before archiving again."""
+    save_manifest(tmp_path, Manifest(run=RunInfo(prefix="r.")))
+    orphan = tmp_path / part_path("kp.cash.v1", "2026-01-01", 0)
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"half")
+    archiver_module._prepare_folder(tmp_path, "r.")
+    assert not orphan.exists()
+    with pytest.raises(SandboxError, match=r"prefix 'r\.'"):
+        archiver_module._prepare_folder(tmp_path, "other.")
+
+
+def test_filters_window_types_and_accounts() -> None:
+    """--from/--to is half-open on occurred_at; accounts before --from stay; non-events go with any filter."""
+    start, end = parse_time("2026-01-02", "--from"), parse_time("2026-01-03T00:00:00Z", "--to")
+    assert start == datetime(2026, 1, 2, tzinfo=UTC)
+    window = ReplayFilter(start=start, end=end)
+    assert window.keeps("payment.requested", datetime(2026, 1, 2, 12, tzinfo=UTC))
+    assert not window.keeps("payment.requested", end)
+    assert not window.keeps("payment.requested", datetime(2026, 1, 1, tzinfo=UTC))
+    assert window.keeps("account.opened", datetime(2026, 1, 1, tzinfo=UTC))
+    assert not window.keeps(None, None) and ReplayFilter().keeps(None, None)
+    assert parse_types("cash.in, cash.out") == {"cash.in", "cash.out"}
+
+
+def test_bad_filters_are_refused() -> None:
+    """--from after --to, an unknown event type and a non-date are two-line errors."""
+    with pytest.raises(SandboxError, match="is not before"):
+        ReplayFilter(start=parse_time("2026-02-01", "--from"), end=parse_time("2026-01-01", "--to"))
+    with pytest.raises(SandboxError, match=r"payment\.teleported"):
+        parse_types("payment.teleported")
+    with pytest.raises(SandboxError, match="not a date"):
+        parse_time("yesterday", "--from")
+
+
+def test_archive_filter_matches_the_python_filter() -> None:
+    """The Parquet scan filter keeps the same rows as ReplayFilter.keeps."""
+    times = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    table = pa.table(
+        {
+            "event_type": ["account.opened", "cash.in", "cash.in", None],
+            "occurred_at": pa.array([*times[:1], *times[1:], None], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    filt = ReplayFilter(start=times[1], end=times[2], only=frozenset({"cash.in", "account.opened"}))
+    expression = archive_filter(filt)
+    assert expression is not None
+    kept = table.filter(expression).to_pylist()
+    expected = [row for row in table.to_pylist() if filt.keeps(row["event_type"], row["occurred_at"])]
+    assert kept == expected and len(kept) == 2
