@@ -134,14 +134,18 @@ def check_schema_versions(manifest: Manifest, folder: Path) -> None:
         )
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Writes to a temporary name, syncs, then renames: readers see the old or the new file, never half."""
+def write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Writes to a temporary name, syncs, then renames: readers see the old or the new file, never half.
+
+    `sync=False` leaves syncing to the caller (many part files, then one `os.sync()` before the
+    manifest that lists them: one journal commit instead of one per file)."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         with temporary.open("wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

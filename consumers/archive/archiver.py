@@ -170,13 +170,14 @@ class Archiver:
                 end, name = remaining.get(tp), self._names[tp.topic]
                 if end is None:
                     continue
-                for r in records:
-                    if r.offset >= end:
-                        break
-                    self.writer.add(name, tp.partition, r.offset, r.timestamp, r.key, r.headers, r.value)
-                    self._last[tp] = r.offset
-                    self._rows[tp] = self._rows.get(tp, 0) + 1
-                    self.summary.rows_new += 1
+                if records and records[-1].offset >= end:  # read past the end taken at the start
+                    records = [r for r in records if r.offset < end]
+                if not records:
+                    continue
+                self.writer.add_records(name, tp.partition, records)
+                self._last[tp] = records[-1].offset
+                self._rows[tp] = self._rows.get(tp, 0) + len(records)
+                self.summary.rows_new += len(records)
             for tp in list(remaining):
                 # The position also moves past transaction markers, which never arrive as records.
                 if await consumer.position(tp) >= remaining[tp]:
