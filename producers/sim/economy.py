@@ -94,6 +94,7 @@ class EconomyBase:
         self._order_counter = 0
         self._unknown_counter = 0
         self.labels: IntentLabels | None = None  # ground truth per request, only when asked
+        self.emit_events = True  # False (set by the engine's aggregate-only mode): skip cash purchase records
 
     def mark(self, event_id: str, label: str) -> None:
         """Notes a request's ground-truth label, if someone asked for labels (rare paths only)."""
@@ -157,14 +158,15 @@ class EconomyBase:
         return eid
 
     def _cash_purchase(self, i: int, merchant_account: str | None, category: str, amount: int, ts: int) -> None:
-        eid = self._next_uuid()
-        d = self.citizens.district[i]
-        reg = self.reg
-        self.out.append(
-            CashPurchaseRec(
-                eid, ts, eid, reg.citizen_holder(i), merchant_account, category, reg.district_names[d], amount
+        if self.emit_events:  # the commonest event by far: an aggregate-only run skips its record
+            eid = self._next_uuid()
+            d = self.citizens.district[i]
+            reg = self.reg
+            self.out.append(
+                CashPurchaseRec(
+                    eid, ts, eid, reg.citizen_holder(i), merchant_account, category, reg.district_names[d], amount
+                )
             )
-        )
         self.stats.cash("cash.purchase", i, amount)
 
     def _shop(self, district: int, category: int) -> int | None:

@@ -88,7 +88,8 @@ class Simulation:
     """One seeded run of the KP economy."""
 
     def __init__(self, config: SimulationConfig, *, emit_events: bool = True) -> None:
-        """`emit_events=False` builds no event ids or opening records: for `run_aggregates`."""
+        """`emit_events=False` builds no event ids, opening or cash purchase records: for
+        `run_aggregates`."""
         self.config = config
         cal = config.calibration
         rng = random.Random(f"{config.seed}:population")
@@ -120,6 +121,7 @@ class Simulation:
             self._rng,
             self.stats,
         )
+        self.economy.emit_events = emit_events
         self._started = False
 
     @property

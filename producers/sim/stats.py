@@ -202,9 +202,9 @@ class RunStats:
         for d, name in enumerate(self.districts):
             digital, cash = sum(dc[d * genders : (d + 1) * genders]), sum(cc[d * genders : (d + 1) * genders])
             by_district[name] = digital / (digital + cash) if digital + cash else 0.0
-        on_stage = Counter(zip(merchants.district, merchants.has_account, strict=True))
-        merchants_all = [on_stage[d, 0] + on_stage[d, 1] for d in range(len(self.districts))]
-        merchants_digital = [on_stage[d, 1] for d in range(len(self.districts))]
+        by_account = Counter(zip(merchants.district, merchants.has_account, strict=True))
+        merchants_all = [by_account[d, 0] + by_account[d, 1] for d in range(len(self.districts))]
+        merchants_digital = [by_account[d, 1] for d in range(len(self.districts))]
         cells = {
             "adults": self._adults,
             "account_holders": holders,

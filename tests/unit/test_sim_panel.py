@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from array import array
+from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pyarrow.parquet as pq
@@ -16,6 +18,7 @@ from kpsandbox.commands.simulate import register
 from producers.sim.engine import Simulation, SimulationConfig
 from producers.sim.panel import PANEL_COLUMNS, PANEL_SCHEMA, panel_table, write_panel
 from producers.sim.scenario import load_scenario
+from producers.sim.stats import RunStats
 
 DAYS = 40
 
@@ -127,3 +130,33 @@ def test_simulate_panel_must_be_parquet(tmp_path: Path) -> None:
     assert isinstance(result.exception, SandboxError)
     assert "--panel" in result.exception.message
     assert list(tmp_path.iterdir()) == []
+
+
+class _People:
+    """Just what RunStats.close_day reads of a population: stages and a length."""
+
+    def __init__(self, stages: list[int]) -> None:
+        self.stage = array("B", stages)
+
+    def __len__(self) -> int:
+        return len(self.stage)
+
+
+def test_active_payers_count_the_last_30_days_exactly() -> None:
+    """A payer counts as active on the day paid and the 29 after, once however often they pay."""
+    stats = RunStats(("A",))
+    stats.bind_cells(array("H", [0, 0, 1]))  # citizens 0 and 1 are district A's men, 2 its woman
+    people, shops = _People([1, 1, 1]), SimpleNamespace(district=array("B", [0]), has_account=array("B", [1]))
+    paid_on = {0: [0, 0, 2], 10: [1], 29: [0], 45: [2]}
+    for day in range(80):
+        for citizen in paid_on.get(day, []):
+            stats.digital("p2p", citizen, 100)
+        stats.close_day((date(2026, 1, 1) + timedelta(days=day)).isoformat(), people, shops)  # type: ignore[arg-type]
+    rows = stats.panel.columns
+    active = {(d, g): a for d, g, a in zip(rows["day"], rows["gender"], rows["active_digital_payers_30d"], strict=True)}
+    men = [active[day, "male"] for day in range(80)]
+    women = [active[day, "female"] for day in range(80)]
+    assert men[0] == 1 and men[9] == 1 and men[10] == 2 and men[39] == 2  # day 10's payer: days 10..39
+    assert men[40] == 1 and men[58] == 1 and men[59] == 0  # citizen 0 paid again on day 29: until day 58
+    assert women[:30] == [1] * 30 and women[30:45] == [0] * 15 and women[45:75] == [1] * 30 and women[75] == 0
+    assert stats.digital_count == 6 and rows["digital_count"][0] == 2  # two payments by men on day 0
