@@ -10,6 +10,7 @@ batch never sends one: each poison message is dead-lettered once, after the comm
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -18,10 +19,14 @@ from uuid import UUID
 import asyncpg
 
 from consumers.ledger import repository
+from consumers.ledger.clock import ClockKey, reachable_clocks
 from consumers.ledger.deadletter import Letter
-from consumers.ledger.domain import ClockKey, Decision, Expired, Ledger, Request, accounts_named, reachable_clocks
+from consumers.ledger.domain import Decision, Expired, Ledger, Request, accounts_named
+from consumers.ledger.merge import Item
 from consumers.ledger.outbox import Committed
 from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
+from consumers.ledger.positions import Positions
+from consumers.ledger.reading import Poison
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 
 
@@ -59,6 +64,38 @@ class BatchResult:
     results: Counter[str] = field(default_factory=Counter)  # result code -> requests
     expired: int = 0
     clocks: dict[int, datetime] = field(default_factory=dict)  # partition -> latest producer clock
+
+
+def prepare_batch(
+    items: list[Item[Request | Poison]],
+    skips: dict[int, int],
+    *,
+    positions: Positions,
+    letter: Callable[[Item[Request | Poison], str, str], Letter],
+) -> Batch:
+    """The batch of merged items: requests in order, dead letters of poison, and every partition's
+    progress from where the database says it stands (`skips`: partitions whose fetch position is
+    past their last message — transaction markers, aborted records — move there too)."""
+    requests: list[Request] = []
+    letters: list[Letter] = []
+    progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
+    for item in items:
+        partition = item.partition
+        if partition not in positions or item.offset < positions.committed(partition):
+            continue  # revoked while this batch waited (its new owner reads it), or settled already
+        entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
+        entry[1] = item.offset + 1
+        entry[2] += 1
+        if isinstance(item.payload, Poison):
+            entry[3] += 1
+            letters.append(letter(item, item.payload.reason, item.payload.detail))
+        else:
+            requests.append(item.payload)
+    for partition, fetched in skips.items():
+        if partition in positions and fetched > positions.committed(partition):
+            entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
+            entry[1] = max(entry[1], fetched)
+    return Batch(requests, {p: PartitionProgress(p, *e) for p, e in progress.items()}, letters)
 
 
 def _pending_ids(batch: Batch) -> list[UUID]:

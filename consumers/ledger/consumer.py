@@ -34,14 +34,15 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.ledger import repository
 from consumers.ledger.accounts import AccountsReader
-from consumers.ledger.batch import Batch, BatchResult, PartitionProgress
+from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.domain import Request
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import LedgerMetrics, start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay
-from consumers.ledger.positions import Positions
+from consumers.ledger.positions import Positions, check_within_log
 from consumers.ledger.reading import Poison, read_requests
 from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, BatchWriter
+from consumers.ledger.summary import RunSummary
 from infra.db import database_unreachable, migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
@@ -67,24 +68,6 @@ def _crash_hook(point: str) -> None:
         os._exit(137)
 
 
-def check_within_log(topic: str, partition: int, committed: int, start: int, end: int) -> None:
-    """Refuses a stored offset the log cannot serve: Kafka was wiped, or records were deleted unread."""
-    if committed > end:
-        raise SandboxError(
-            f"the database says {topic} partition {partition} is settled up to offset {committed}, "
-            f"but that partition ends at offset {end}: Kafka was wiped or this is another cluster",
-            "settle into a fresh database (KPSANDBOX_DATABASE_URL) or use a new topic prefix; "
-            "the old ledger stays readable for `kpsandbox ledger check`",
-        )
-    if committed < start:
-        raise SandboxError(
-            f"{topic} partition {partition} starts at offset {start}, but the ledger has only settled "
-            f"up to {committed}: {start - committed} requests were deleted by retention before they were read",
-            "replay the stream from an archive into a fresh database, or accept the gap by settling "
-            "into a fresh database with a new consumer group",
-        )
-
-
 class _Rebalance(ConsumerRebalanceListener):
     """Forwards aiokafka's callbacks to the settler's two methods; holds no state."""
 
@@ -96,27 +79,6 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.settler.assigned([tp.partition for tp in assigned])
-
-
-class RunSummary:
-    """What one `settle` run did."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-        self.requests = 0
-        self.transfers = 0
-        self.dead_lettered = 0
-        self.fenced = 0
-        self.expired = 0
-        self.partitions: list[int] = []
-
-    def line(self) -> str:
-        """One readable line for the end of a run."""
-        return (
-            f"settled {self.requests} requests in {self.batches} batches: {self.transfers} transfers, "
-            f"{self.expired} expired, {self.dead_lettered} dead-lettered, {self.fenced} fenced; "
-            f"partitions {self.partitions or 'none'} assigned at the end"
-        )
 
 
 class Settler:
@@ -407,7 +369,7 @@ class Settler:
     async def _settle(self, items: list[Item[Request | Poison]], skips: dict[int, int], epoch: int) -> None:
         if epoch != self.positions.epoch:
             return  # read before a seek to the database's offsets: they will be read again
-        batch = self._prepare(items, skips)
+        batch = prepare_batch(items, skips, positions=self.positions, letter=self.writer.letter)
         if not batch.progress:
             return  # every partition of it was revoked meanwhile, or settled already
         await self.accounts.catch_up()
@@ -461,30 +423,6 @@ class Settler:
         except (CommitFailedError, IllegalStateError, KafkaError) as error:
             # The database holds the truth; a lost Kafka commit only makes the lag look larger.
             log.warning("kafka offset commit failed (the database has the offsets): %s", error)
-
-    def _prepare(self, items: list[Item[Request | Poison]], skips: dict[int, int]) -> Batch:
-        """The batch: requests in order, dead letters of poison, and every partition's progress."""
-        requests: list[Request] = []
-        letters = []
-        progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
-        positions = self.positions
-        for item in items:
-            partition = item.partition
-            if partition not in positions or item.offset < positions.committed(partition):
-                continue  # revoked while this batch waited (its new owner reads it), or settled already
-            entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
-            entry[1] = item.offset + 1
-            entry[2] += 1
-            if isinstance(item.payload, Poison):
-                entry[3] += 1
-                letters.append(self.writer.letter(item, item.payload.reason, item.payload.detail))
-            else:
-                requests.append(item.payload)
-        for partition, fetched in skips.items():
-            if partition in positions and fetched > positions.committed(partition):
-                entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
-                entry[1] = max(entry[1], fetched)
-        return Batch(requests, {p: PartitionProgress(p, *e) for p, e in progress.items()}, letters)
 
 
 async def settle_until_signalled(settler: Settler, *, until_idle: bool) -> RunSummary:

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Final, NamedTuple
 from uuid import UUID, uuid5
 
+from consumers.ledger.clock import ClockKey, timely
 from schemas.accounts import CITIZEN_KINDS
 from schemas.cash import CashIn, CashOut
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
@@ -43,12 +44,6 @@ TRANSFER_EXPIRE_PENDING: Final = 8
 
 SETTLED_RESULTS: Final = frozenset({"created", "exists"})
 
-# How far ahead of its producer's clock (on one partition) and of the wall clock a request may be
-# dated: wider than any quiet spell of a small simulation's partition, far too narrow for a wrong
-# century. A producer on wall-clock time that pauses for months is always within the wall clock.
-CLOCK_SKEW_MAX: Final = timedelta(days=30)
-
-ClockKey = tuple[int, str]  # (source partition, producer)
 
 # Expiry transfers have no request; their id is derived from the pending id, fixed forever.
 EXPIRY_NAMESPACE: Final = UUID("c1d2a8a4-5e77-4b0e-9d0b-7f3b0c2e9a61")
@@ -449,28 +444,6 @@ def _parties(event: RequestEvent) -> tuple[str, str | None]:
     if isinstance(event, CashOut):
         return event.customer_account_id, event.agent_account_id
     return event.payer_account_id, None
-
-
-def timely(at: datetime, clock: datetime | None, now: datetime) -> bool:
-    """False for a request dated more than `CLOCK_SKEW_MAX` ahead of its producer's clock and of `now`."""
-    return clock is None or at - clock <= CLOCK_SKEW_MAX or at - now <= CLOCK_SKEW_MAX
-
-
-def reachable_clocks(
-    requests: list[Request], stored: dict[ClockKey, datetime], now: datetime
-) -> dict[ClockKey, datetime]:
-    """The furthest each (partition, producer) clock can get in a batch, by the rule `decide` applies.
-
-    Bounds which pending transfers a batch must load to expire them.
-    """
-    clocks = dict(stored)
-    for request in requests:
-        event = request.event
-        key = (request.partition, event.producer)
-        clock = clocks.get(key)
-        if (clock is None or event.occurred_at > clock) and timely(event.occurred_at, clock, now):
-            clocks[key] = event.occurred_at
-    return clocks
 
 
 def accounts_named(event: RequestEvent) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from infra.errors import SandboxError
+
 
 @dataclass(slots=True)
 class PartitionPosition:
@@ -110,3 +112,21 @@ class Positions:
             if state is not None and state.fetched > max(state.claimed, state.committed):
                 skips[partition] = state.claimed = state.fetched
         return skips
+
+
+def check_within_log(topic: str, partition: int, committed: int, start: int, end: int) -> None:
+    """Refuses a stored offset the log cannot serve: Kafka was wiped, or records were deleted unread."""
+    if committed > end:
+        raise SandboxError(
+            f"the database says {topic} partition {partition} is settled up to offset {committed}, "
+            f"but that partition ends at offset {end}: Kafka was wiped or this is another cluster",
+            "settle into a fresh database (KPSANDBOX_DATABASE_URL) or use a new topic prefix; "
+            "the old ledger stays readable for `kpsandbox ledger check`",
+        )
+    if committed < start:
+        raise SandboxError(
+            f"{topic} partition {partition} starts at offset {start}, but the ledger has only settled "
+            f"up to {committed}: {start - committed} requests were deleted by retention before they were read",
+            "replay the stream from an archive into a fresh database, or accept the gap by settling "
+            "into a fresh database with a new consumer group",
+        )

@@ -11,12 +11,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from consumers.ledger.clock import CLOCK_SKEW_MAX, ClockKey, reachable_clocks
 from consumers.ledger.domain import (
     ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS,
-    CLOCK_SKEW_MAX,
     TRANSFER_EXPIRE_PENDING,
     Account,
-    ClockKey,
     Decision,
     Expired,
     Ledger,
@@ -25,7 +24,6 @@ from consumers.ledger.domain import (
     RequestRecord,
     account_flags,
     expiry_transfer_id,
-    reachable_clocks,
 )
 from consumers.ledger.reading import REQUEST_ADAPTER, fingerprint
 from schemas.cash import CashIn

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.ledger.consumer import check_within_log
-from consumers.ledger.positions import Positions
+from consumers.ledger.positions import Positions, check_within_log
 from infra.errors import SandboxError
 
 
