@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,6 +21,7 @@ from aiokafka.partitioner import murmur2
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
+from producers.batches import AccountsFirstBatches
 from producers.sim.engine import Simulation
 from producers.sim.records import Record
 from schemas.topics import ACCOUNTS, CASH, ORDERS, PAYMENT_REQUESTS
@@ -106,8 +106,7 @@ class KafkaSink:
         self._partitions: dict[str, int] = {}
         self._topic_names = {spec.name: settings.topic(spec) for spec in SIM_TOPICS}
         self._accounts_topic = settings.topic(ACCOUNTS)
-        self._batches: dict[tuple[str, int], Any] = {}  # aiokafka's BatchBuilder
-        self._in_flight: deque[asyncio.Future] = deque()
+        self._batches: AccountsFirstBatches | None = None
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self.sent = 0
 
@@ -128,6 +127,9 @@ class KafkaSink:
             await producer.stop()
             raise kafka_unreachable(self.settings) from exc
         self._producer = producer
+        self._batches = AccountsFirstBatches(
+            producer, accounts_topic=self._accounts_topic, in_flight_max=KAFKA_IN_FLIGHT_BATCHES_MAX
+        )
         for name in self._topic_names.values():
             try:
                 partitions = await asyncio.wait_for(producer.partitions_for(name), KAFKA_CONNECT_TIMEOUT_S)
@@ -141,8 +143,8 @@ class KafkaSink:
 
     async def send(self, rec: Record, value: bytes) -> None:
         """Appends one event to its partition's batch; sends the batch when full."""
-        producer = self._producer
-        assert producer is not None, "start() first"
+        batches = self._batches
+        assert batches is not None, "start() first"
         topic = self._topic_names[rec.topic.name]
         key = rec.key.encode()
         cache_key = (topic, key)
@@ -153,42 +155,13 @@ class KafkaSink:
             if len(self._partition_of) >= KAFKA_PARTITION_CACHE_MAX:
                 self._partition_of.clear()
             self._partition_of[cache_key] = partition
-        tp = (topic, partition)
-        batch = self._batches.get(tp)
-        if batch is None:
-            batch = self._batches[tp] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            await self._send_batch(tp)
-            batch = self._batches[tp] = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)
+        await batches.append(topic, partition, key, value)
         self.sent += 1
 
-    async def _send_batch(self, tp: tuple[str, int]) -> None:
-        """Sends one batch. Account batches go first and are acknowledged before anything else is
-        sent: the ledger must be able to read an account.opened before any request naming it, and
-        Kafka orders nothing across topics. Accounts are few, so this costs little."""
-        producer = self._producer
-        assert producer is not None
-        if tp[0] == self._accounts_topic:
-            await (await producer.send_batch(self._batches.pop(tp), tp[0], partition=tp[1]))
-            return
-        await self._send_pending_accounts()
-        batch = self._batches.pop(tp)
-        self._in_flight.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
-        while len(self._in_flight) > KAFKA_IN_FLIGHT_BATCHES_MAX:
-            await self._in_flight.popleft()
-
-    async def _send_pending_accounts(self) -> None:
-        for tp in sorted(k for k in self._batches if k[0] == self._accounts_topic):
-            await self._send_batch(tp)
-
     async def flush(self) -> None:
-        """Sends every partial batch (in partition order) and waits until all are acknowledged."""
-        await self._send_pending_accounts()
-        for tp in sorted(self._batches):
-            await self._send_batch(tp)
-        while self._in_flight:
-            await self._in_flight.popleft()
+        """Sends every partial batch (accounts first, then in partition order); waits for every ack."""
+        if self._batches is not None:
+            await self._batches.flush()
 
     async def close(self) -> None:
         """Flushes and disconnects; safe to call twice."""

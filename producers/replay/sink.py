@@ -1,15 +1,15 @@
 """Produces replayed records to the partition they came from, in order, accounts first.
 
-Like the simulation's Kafka sink (producers/sinks.py): acks=all and an idempotent producer, one
-batch per partition, and every accounts batch acknowledged before any other batch is sent, so a
-ledger settling live never reads a request before the account.opened it names.
+Like the simulation's Kafka sink (producers/sinks.py), and with the same batching
+(producers/batches.py): acks=all and an idempotent producer, one batch per partition, and every
+accounts batch acknowledged before any other batch is sent, so a ledger settling live never
+reads a request before the account.opened it names.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from typing import Any, Final
+from typing import Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
+from producers.batches import AccountsFirstBatches
 
 CONNECT_TIMEOUT_S: Final = 10.0
 BATCH_BYTES_MAX: Final = 512 * 1024
@@ -24,7 +25,7 @@ IN_FLIGHT_BATCHES_MAX: Final = 64
 
 
 class ReplaySink:
-    """Owns the producer, the open batch of every partition and the batches in flight."""
+    """Owns the producer and its per-partition batches (producers/batches.py)."""
 
     def __init__(self, settings: Settings, accounts_topic: str) -> None:
         self.settings = settings
@@ -32,8 +33,7 @@ class ReplaySink:
         self.sent = 0
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, int] = {}
-        self._batches: dict[tuple[str, int], Any] = {}  # aiokafka's BatchBuilder
-        self._in_flight: deque[asyncio.Future] = deque()
+        self._batches: AccountsFirstBatches | None = None
 
     async def start(self, topics: list[str]) -> None:
         """Connects and learns the partition counts of the target topics."""
@@ -54,45 +54,25 @@ class ReplaySink:
             await producer.stop()
             raise kafka_unreachable(self.settings) from error
         self._producer = producer
+        self._batches = AccountsFirstBatches(
+            producer, accounts_topic=self.accounts_topic, in_flight_max=IN_FLIGHT_BATCHES_MAX
+        )
 
     async def send(self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: list) -> None:
         """Appends one record to its partition's batch; sends the batch when full."""
-        producer = self._producer
-        assert producer is not None, "start() first"
+        assert self._batches is not None, "start() first"
         if partition >= self._partitions[topic]:
             raise SandboxError(
                 f"{topic} has {self._partitions[topic]} partitions; the source has partition {partition}",
                 "replay into a new prefix (the replay creates its topics with the catalog's partition counts)",
             )
-        tp = (topic, partition)
-        batch = self._batches.get(tp)
-        if batch is None:
-            batch = self._batches[tp] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            await self._send_batch(tp)
-            batch = self._batches[tp] = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None, headers=headers)
+        await self._batches.append(topic, partition, key, value, headers)
         self.sent += 1
-
-    async def _send_batch(self, tp: tuple[str, int]) -> None:
-        producer = self._producer
-        assert producer is not None
-        if tp[0] == self.accounts_topic:
-            await (await producer.send_batch(self._batches.pop(tp), tp[0], partition=tp[1]))
-            return
-        for pending in sorted(k for k in self._batches if k[0] == self.accounts_topic):
-            await self._send_batch(pending)
-        self._in_flight.append(await producer.send_batch(self._batches.pop(tp), tp[0], partition=tp[1]))
-        while len(self._in_flight) > IN_FLIGHT_BATCHES_MAX:
-            await self._in_flight.popleft()
 
     async def flush(self) -> None:
         """Sends every open batch (accounts first) and waits until all are acknowledged."""
-        for tp in sorted(self._batches, key=lambda k: (k[0] != self.accounts_topic, k)):
-            if tp in self._batches:
-                await self._send_batch(tp)
-        while self._in_flight:
-            await self._in_flight.popleft()
+        if self._batches is not None:
+            await self._batches.flush()
 
     async def close(self) -> None:
         """Flushes and disconnects; safe to call twice."""
