@@ -264,7 +264,7 @@ class Settler:
                     if isinstance(error, KafkaError):
                         raise kafka_unreachable(self.settings) from error
                     raise database_unreachable(self.settings.dsn) from error
-                self.metrics.retried("db_unavailable" if not isinstance(error, KafkaError) else "relay")
+                self.metrics.retried("kafka_unavailable" if isinstance(error, KafkaError) else "db_unavailable")
                 log.warning("settling paused (%s/%s): %s", failures, DB_UNAVAILABLE_ATTEMPTS_MAX, error)
                 await asyncio.sleep(DB_RETRY_WAIT_S)
                 resync = True  # re-read from what the database says was settled

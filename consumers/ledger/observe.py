@@ -41,7 +41,14 @@ from schemas.payments import RejectedResult, SettledResult
 OTHER: Final = "other"
 RESULTS: Final[tuple[str, ...]] = (*get_args(SettledResult), *get_args(RejectedResult), OTHER)
 DEAD_LETTER_REASONS: Final[tuple[str, ...]] = (*get_args(DeadLetterReason), OTHER)
-RETRY_KINDS: Final[tuple[str, ...]] = ("db_unavailable", "batch_refused", "relay", "assignment", OTHER)
+RETRY_KINDS: Final[tuple[str, ...]] = (
+    "db_unavailable",
+    "kafka_unavailable",
+    "batch_refused",
+    "relay",
+    "assignment",
+    OTHER,
+)
 # A batch takes ~20 ms to ~1 s; the tail buckets catch database stalls and retries.
 BATCH_SECONDS_BUCKETS: Final[tuple[float, ...]] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -116,7 +116,7 @@ def test_label_sets_are_bounded_and_complete_from_the_start() -> None:
     m = _metrics()
     assert set(RESULTS) == {*get_args(SettledResult), *get_args(RejectedResult), OTHER}
     assert set(DEAD_LETTER_REASONS) == {*get_args(DeadLetterReason), OTHER}
-    assert set(RETRY_KINDS) == {"db_unavailable", "batch_refused", "relay", "assignment", OTHER}
+    assert set(RETRY_KINDS) == {"db_unavailable", "kafka_unavailable", "batch_refused", "relay", "assignment", OTHER}
     before = {
         "kpsandbox_ledger_requests_total": _label_values(m, "kpsandbox_ledger_requests_total", "result"),
         "kpsandbox_ledger_dead_letters_total": _label_values(m, "kpsandbox_ledger_dead_letters_total", "reason"),
