@@ -37,6 +37,17 @@ def _admin(bootstrap: str) -> AIOKafkaAdminClient:
     )
 
 
+async def _started_admin(settings: Settings) -> AIOKafkaAdminClient:
+    """A connected admin client (the caller closes it); SandboxError naming the setting if Kafka is away."""
+    admin = _admin(settings.bootstrap_servers)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
+    except (TimeoutError, KafkaConnectionError, OSError) as error:
+        await admin.close()
+        raise kafka_unreachable(settings) from error
+    return admin
+
+
 async def _cluster_answers(bootstrap: str) -> bool:
     admin = _admin(bootstrap)
     noise = _BootstrapNoise()
@@ -81,12 +92,7 @@ async def ensure_topic(settings: Settings, name: str, partitions: int) -> list[s
 
 
 async def _create_missing(settings: Settings, wanted: list[NewTopic]) -> list[str]:
-    admin = _admin(settings.bootstrap_servers)
-    try:
-        await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
-    except (TimeoutError, KafkaConnectionError, OSError) as error:
-        await admin.close()
-        raise kafka_unreachable(settings) from error
+    admin = await _started_admin(settings)
     try:
         existing = set(await admin.list_topics())
         created: list[str] = []
@@ -115,8 +121,7 @@ async def _wait_topics_visible(admin: AIOKafkaAdminClient, names: list[str]) -> 
 
 async def delete_topics(settings: Settings, names: list[str]) -> None:
     """Deletes topics (used by tests to clean up their prefixed topics)."""
-    admin = _admin(settings.bootstrap_servers)
-    await admin.start()
+    admin = await _started_admin(settings)
     try:
         await admin.delete_topics(names)
     finally:
@@ -134,8 +139,7 @@ def kafka_unreachable(settings: Settings) -> SandboxError:
 
 async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """The log-end offset of every partition of the given topics."""
-    admin = _admin(settings.bootstrap_servers)
-    await admin.start()
+    admin = await _started_admin(settings)
     try:
         described = await admin.describe_topics(topics)
     finally:
@@ -155,8 +159,7 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, 
 async def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """Messages not yet committed by `group`, per partition (end offset − committed offset)."""
     ends = await end_offsets(settings, topics)
-    admin = _admin(settings.bootstrap_servers)
-    await admin.start()
+    admin = await _started_admin(settings)
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
@@ -167,12 +170,7 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[t
 
 async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str, list[int]]:
     """The partitions of each topic that exists among `names` (missing topics are left out)."""
-    admin = _admin(settings.bootstrap_servers)
-    try:
-        await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
-    except (TimeoutError, KafkaConnectionError, OSError) as error:
-        await admin.close()
-        raise kafka_unreachable(settings) from error
+    admin = await _started_admin(settings)
     try:
         existing = set(await admin.list_topics())
         wanted = [name for name in names if name in existing]
