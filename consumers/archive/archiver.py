@@ -9,30 +9,37 @@ manifest, so an interrupted archive resumes from its last checkpoint and never l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
+from consumers.archive.reader import RangeReader
 from consumers.archive.writer import PartWriter
 from infra.archive import MANIFEST_NAME, PART_GLOB, Manifest, PartitionRange, RunInfo, load_manifest, save_manifest
 from infra.errors import SandboxError
-from infra.kafka_admin import kafka_unreachable, topic_partitions
 from infra.settings import Settings
 from schemas.topics import CATALOG
 
 BUFFER_ROWS_MAX: Final = 200_000  # records held in memory before a checkpoint
-FETCH_TIMEOUT_MS: Final = 500
-FETCH_BYTES_PER_PARTITION_MAX: Final = 4 * 1024 * 1024
-STALL_FETCHES_MAX: Final = 60  # empty fetches in a row (about 30 s) before giving up on a partition
-CONNECT_TIMEOUT_S: Final = 10.0
 
 Progress = Callable[[int, int], None]  # (records archived so far, records to archive)
+
+
+class Place(NamedTuple):
+    """A partition of a (prefixed) topic."""
+
+    topic: str
+    partition: int
+
+
+class Stopped(Exception):
+    """The archive was asked to stop (Ctrl-C); the manifest keeps its last checkpoint."""
 
 
 @dataclass
@@ -92,109 +99,96 @@ class Archiver:
         self.writer = PartWriter(folder, self.manifest.next_part)
         self.summary = ArchiveSummary()
         self._names = {settings.topic(spec): spec.name for spec in CATALOG}
-        self._last: dict[TopicPartition, int] = {}  # last offset archived this run (not yet checkpointed)
-        self._rows: dict[TopicPartition, int] = {}
+        self._last: dict[Place, int] = {}  # last offset archived this run (not yet checkpointed)
+        self._rows: dict[Place, int] = {}
         self._totals = 0  # records between the start and end offsets of this run
+        self._stopping = threading.Event()
 
     async def run(self, progress: Progress | None = None) -> ArchiveSummary:
-        """Archives everything new; returns what it did."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION_MAX,
-            client_id="kpsandbox-archive",
-        )
+        """Archives everything new; returns what it did. Works on a thread (librdkafka's calls
+        block); on cancellation (Ctrl-C) the thread stops at its next batch, nothing half-written."""
         try:
-            await asyncio.wait_for(consumer.start(), CONNECT_TIMEOUT_S)
-        except (TimeoutError, KafkaError, OSError) as error:
-            await consumer.stop()
-            raise kafka_unreachable(self.settings) from error
-        try:
-            todo = await self._plan(consumer)
-            await self._copy(consumer, todo, progress)
+            archiving = asyncio.ensure_future(asyncio.to_thread(self._archive, progress))
+            try:
+                await asyncio.shield(archiving)
+            except asyncio.CancelledError:
+                self._stopping.set()
+                with contextlib.suppress(Stopped):
+                    await archiving
+                raise
         finally:
-            await consumer.stop()
+            self.writer.close()
         self.summary.rows_total = self.manifest.rows
         return self.summary
 
-    async def _plan(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
-        """Assigns and seeks every partition with something new; returns its end offset."""
-        found = await topic_partitions(self.settings, self._names)
-        tps = [TopicPartition(name, p) for name, partitions in found.items() for p in partitions]
-        if not tps:
+    def _archive(self, progress: Progress | None) -> None:
+        reader = RangeReader(self.settings)
+        try:
+            todo = self._plan(reader)
+            for topic, ranges in sorted(todo.items()):
+                self._copy_topic(reader, topic, ranges, progress)
+        finally:
+            reader.close()
+        self._checkpoint(complete=True)
+
+    def _plan(self, reader: RangeReader) -> dict[str, dict[int, tuple[int, int]]]:
+        """Per topic, every partition with something new: (first offset to read, end offset)."""
+        found = reader.offsets(self._names)
+        if not found:
             raise SandboxError(
                 f"no catalog topic with prefix {self.settings.topic_prefix!r} on {self.settings.bootstrap_servers}",
                 "pass the run's --prefix (the demo prints it; `kpsandbox topics list` shows the names)",
             )
-        firsts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        todo: dict[TopicPartition, int] = {}
-        starts: dict[TopicPartition, int] = {}
-        for tp in tps:
-            known = self.manifest.partitions.get(self._names[tp.topic], {}).get(str(tp.partition))
-            start = known.end if known else firsts[tp]
-            if known and firsts[tp] > known.end:
-                raise SandboxError(
-                    f"{tp.topic}[{tp.partition}] lost offsets {known.end}..{firsts[tp] - 1} to retention since"
-                    " the last archive",
-                    "the archive cannot be completed; archive runs more often than the topics' retention",
-                )
-            if not known:
-                if firsts[tp] > 0:
-                    self.summary.truncated.append(f"{tp.topic}[{tp.partition}] from offset {firsts[tp]}")
-                self._set_range(tp, PartitionRange(start=start, end=start, rows=0))
-            if ends[tp] > start:
-                todo[tp] = ends[tp]
-                starts[tp] = start
-        if todo:
-            consumer.assign(list(todo))
-            for tp, start in starts.items():
-                consumer.seek(tp, start)
-        self._totals = sum(todo[tp] - starts[tp] for tp in todo)
+        todo: dict[str, dict[int, tuple[int, int]]] = {}
+        for topic, partitions in found.items():
+            for partition, (first, end) in partitions.items():
+                start = self._start(Place(topic, partition), first)
+                if end > start:
+                    todo.setdefault(topic, {})[partition] = (start, end)
+        self._totals = sum(end - start for ranges in todo.values() for start, end in ranges.values())
         return todo
 
-    def _set_range(self, tp: TopicPartition, value: PartitionRange) -> None:
+    def _start(self, tp: Place, first: int) -> int:
+        """Where this run reads `tp` from: the manifest's end, or the topic's first offset (recorded)."""
+        known = self.manifest.partitions.get(self._names[tp.topic], {}).get(str(tp.partition))
+        if known and first > known.end:
+            raise SandboxError(
+                f"{tp.topic}[{tp.partition}] lost offsets {known.end}..{first - 1} to retention since the last archive",
+                "the archive cannot be completed; archive runs more often than the topics' retention",
+            )
+        if known:
+            return known.end
+        if first > 0:
+            self.summary.truncated.append(f"{tp.topic}[{tp.partition}] from offset {first}")
+        self._set_range(tp, PartitionRange(start=first, end=first, rows=0))
+        return first
+
+    def _set_range(self, tp: Place, value: PartitionRange) -> None:
         self.manifest.partitions.setdefault(self._names[tp.topic], {})[str(tp.partition)] = value
 
-    async def _copy(
-        self, consumer: AIOKafkaConsumer, todo: dict[TopicPartition, int], progress: Progress | None
+    def _copy_topic(
+        self, reader: RangeReader, topic: str, ranges: dict[int, tuple[int, int]], progress: Progress | None
     ) -> None:
-        remaining = dict(todo)
-        stalled = 0
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=FETCH_TIMEOUT_MS)
-            stalled = 0 if batches else stalled + 1
-            for tp, records in batches.items():
-                end, name = remaining.get(tp), self._names[tp.topic]
-                if end is None:
-                    continue
-                if records and records[-1].offset >= end:  # read past the end taken at the start
-                    records = [r for r in records if r.offset < end]
-                if not records:
-                    continue
-                self.writer.add_records(name, tp.partition, records)
-                self._last[tp] = records[-1].offset
-                self._rows[tp] = self._rows.get(tp, 0) + len(records)
-                self.summary.rows_new += len(records)
-            for tp in list(remaining):
-                # The position also moves past transaction markers, which never arrive as records.
-                if await consumer.position(tp) >= remaining[tp]:
-                    consumer.pause(tp)
-                    self._finish(tp, remaining.pop(tp))
-            if stalled >= STALL_FETCHES_MAX:
-                late = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in remaining)
-                raise SandboxError(f"no progress reading {late}", "check that Kafka is healthy and re-run")
+        name = self._names[topic]
+        reading = set(ranges)
+        for batch in reader.read(topic, ranges):
+            if self._stopping.is_set():
+                raise Stopped
+            reading.difference_update(batch.finished)
+            self.writer.add_chunk(name, batch.chunk, frozenset(reading))
+            if batch.chunk:
+                for partition, last in batch.chunk.last_offsets().items():
+                    self._last[Place(topic, partition)] = last
+                for partition, count in Counter(batch.chunk.partitions).items():
+                    place = Place(topic, partition)
+                    self._rows[place] = self._rows.get(place, 0) + count
+                self.summary.rows_new += len(batch.chunk)
+            for partition in batch.finished:  # read to its end, markers included
+                self._last[Place(topic, partition)] = ranges[partition][1] - 1
             if self.writer.buffered >= BUFFER_ROWS_MAX:
                 self._checkpoint(complete=False)
             if progress:
                 progress(self.summary.rows_new, self._totals)
-        self._checkpoint(complete=True)
-
-    def _finish(self, tp: TopicPartition, end: int) -> None:
-        """Records that a partition was read up to its end offset (applied at the next checkpoint)."""
-        self._last[tp] = end - 1
 
     def _checkpoint(self, *, complete: bool) -> None:
         """Writes the buffered part files, then the manifest that lists them (always in this order)."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import io
 import json
+from array import array
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.json as pjson
 
+from consumers.archive.reader import RawChunk
 from schemas.topics import ACCOUNTS, CASH, DEAD_LETTER, ORDERS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
 HEADER_TYPE: Final = pa.list_(pa.struct([("name", pa.string()), ("value", pa.binary())]))
@@ -98,8 +101,16 @@ TOPIC_TYPED: Final[dict[str, tuple[tuple[str, pa.DataType], ...]]] = {
         ("source_offset", _I),
     ),
 }
+# Columns with few distinct values: Parquet dictionary-encodes these only (trying a dictionary on ids,
+# tokens and JSON values costs as much as compressing them, for nothing).
+DICTIONARY_COLUMNS: Final = frozenset(
+    {"topic", "event_type", "kind", "rail", "provider", "district", "gender", "age_band", "area"}
+    | {"merchant_category", "payment_method", "result", "status", "request_type", "reason", "source_topic"}
+)
 OCCURRED_AT_KEY: Final = b'"occurred_at":"'
 DATE_LENGTH: Final = 10  # YYYY-MM-DD
+OFFSET32_MAX: Final = 2**31 - 1  # bytes one pa.binary() array can hold
+READ_OPTIONS: Final = pjson.ReadOptions(block_size=16 * 1024 * 1024)  # fewer, larger blocks: fewer chunks to join
 _PYTHON_TYPES: Final = {_S: str, _I: int, _B: bool}
 
 
@@ -189,19 +200,23 @@ def _parse_schema(topic: str) -> pa.Schema:
     return pa.schema([(n, pa.string() if k == OCCURRED_AT_TYPE else k) for n, k in typed_fields(topic)])
 
 
-def typed_columns(topic: str, values: list[bytes | None]) -> list[pa.Array]:
+def typed_columns(topic: str, values: list[bytes | None], lines: bytes | None = None) -> list[pa.Array]:
     """The typed columns of the given values. Arrow's JSON reader parses them all at once when every
     value is a one-line JSON object of the expected types (the sandbox's own events); otherwise each
-    value is parsed in Python and a field of the wrong type is null."""
+    value is parsed in Python and a field of the wrong type is null. `lines` is the values joined by
+    newlines, if the caller has it."""
     schema = _parse_schema(topic)
-    if all(v and v[:1] == b"{" and b"\n" not in v for v in values):
-        options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-        try:
-            table = pjson.read_json(io.BytesIO(b"\n".join(values)), parse_options=options)  # type: ignore[arg-type]
-        except pa.ArrowInvalid:
-            table = None
-        if table is not None and table.num_rows == len(values):
-            return [_typed_array(table.column(f.name).combine_chunks(), f) for f in schema]
+    if values and None not in values:
+        lines = b"\n".join(values) if lines is None else lines  # type: ignore[arg-type]
+        # As many lines as values (no value holds a newline) and as many rows as lines: row i is value i.
+        if lines.count(b"\n") == len(values) - 1:
+            options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+            try:
+                table = pjson.read_json(io.BytesIO(lines), parse_options=options, read_options=READ_OPTIONS)
+            except pa.ArrowInvalid:
+                table = None
+            if table is not None and table.num_rows == len(values):
+                return [_typed_array(table.column(f.name).combine_chunks(), f) for f in schema]
     bodies = [parse_value(v) for v in values]
     return [_typed_array(pa.array([typed_value(b, f.name, f.type) for b in bodies], f.type), f) for f in schema]
 
@@ -210,23 +225,43 @@ def _typed_array(array: pa.Array, field: pa.Field) -> pa.Array:
     return _times(array) if field.name == "occurred_at" else array
 
 
-def build_table(topic: str, raw: dict[str, list[Any]]) -> pa.Table:
-    """The buffered raw columns (partition, offset, timestamp, key, headers, value) of one topic's
-    records, with the topic and typed columns added, as an Arrow table of the topic's schema."""
+def build_table(topic: str, chunk: RawChunk) -> pa.Table:
+    """One topic's records (partition, offset, timestamp, key, headers, value), with the topic and
+    typed columns added, as an Arrow table of the topic's schema."""
     schema = arrow_schema(topic)
-    rows = len(raw["value"])
-    arrays: list[pa.Array] = [pa.array([topic] * rows, pa.string())]
-    arrays += [
-        _headers(raw[name]) if kind == HEADER_TYPE else pa.array(raw[name], kind) for name, kind in RAW_COLUMNS[1:]
+    rows = len(chunk)
+    values, lines = _binary(chunk.values)
+    arrays: list[pa.Array] = [
+        pa.array([topic] * rows, pa.string()),
+        pa.array(chunk.partitions, pa.int32()),
+        pa.array(chunk.offsets, pa.int64()),
+        pa.array(chunk.timestamps, pa.int64()),
+        pa.array(chunk.keys, pa.binary()),
+        _headers(chunk.headers),
+        values,
     ]
-    arrays += typed_columns(topic, raw["value"])
+    arrays += typed_columns(topic, chunk.values, lines)
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _binary(values: list[bytes | None]) -> tuple[pa.Array, bytes | None]:
+    """The value column, and the values joined by newlines for the JSON reader. Built from one
+    joined buffer and its offsets: converting a list of bytes object by object costs several times
+    more once the buffer grows past a few megabytes."""
+    if None in values:
+        return pa.array(values, pa.binary()), None
+    data = b"".join(values)  # type: ignore[arg-type]
+    if len(data) >= OFFSET32_MAX:
+        return pa.array(values, pa.binary()), None  # pa.binary's offsets are 32-bit; Arrow chunks it
+    offsets = array("i", accumulate(map(len, values), initial=0))  # type: ignore[arg-type]
+    column = pa.BinaryArray.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return column, b"\n".join(values)  # type: ignore[arg-type]
 
 
 def _headers(values: list[Any]) -> pa.Array:
     """The headers column; built directly when no record has headers (the common case: converting
     tens of thousands of empty Python lists costs more than the rest of the row)."""
     if any(values):
-        return pa.array(values, HEADER_TYPE)
+        return pa.array([[{"name": n, "value": v} for n, v in h] if h else [] for h in values], HEADER_TYPE)
     empty = pa.array([], HEADER_TYPE.value_type)
     return pa.ListArray.from_arrays(pa.array([0] * (len(values) + 1), pa.int32()), empty, type=HEADER_TYPE)

@@ -12,6 +12,8 @@ import duckdb
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from consumers.archive.archiver import Archiver
 from consumers.ledger.consumer import Settler
@@ -24,7 +26,7 @@ from infra.settings import Settings, with_overrides
 from producers.replay.filters import ReplayFilter
 from producers.replay.replayer import ORIGINAL_OFFSET, ORIGINAL_TOPIC, replay
 from producers.replay.sources import ArchiveSource, PrefixSource
-from schemas.topics import ACCOUNTS, CATALOG, PAYMENT_REQUESTS
+from schemas.topics import ACCOUNTS, CASH, CATALOG, PAYMENT_REQUESTS
 from tests.integration.test_ledger_support import make_accounts, make_requests, produce, read_all
 
 REQUESTS = 300
@@ -143,3 +145,49 @@ def test_bad_archive_folders_are_refused(fresh_settings: Settings, tmp_path: Pat
     (tmp_path / "manifest.json").write_text("{ half")
     with pytest.raises(SandboxError, match="cannot be read"):
         asyncio.run(Archiver(fresh_settings, tmp_path).run())
+
+
+def _transactions(config: Settings, topic: str) -> tuple[int, int]:
+    """Two committed transactions around an aborted one, on partition 0; (committed records, end offset)."""
+    producer = Producer({"bootstrap.servers": config.bootstrap_servers, "transactional.id": f"{topic}-tx"})
+    producer.init_transactions(10)
+    committed = 0
+    for batch, commit in ((5, True), (4, False), (3, True)):
+        producer.begin_transaction()
+        for n in range(batch):
+            value = json.dumps({"event_type": "cash.purchase", "n": n}).encode()
+            producer.produce(topic, value, key=b"k", partition=0, headers=[("origin", b"test")])
+        producer.flush(10)  # in the log before the transaction ends, aborted ones too
+        if commit:
+            producer.commit_transaction(10)
+            committed += batch
+        else:
+            producer.abort_transaction(10)
+    producer.flush(10)
+    consumer = Consumer({"bootstrap.servers": config.bootstrap_servers, "group.id": f"{topic}-ends"})
+    try:
+        _, end = consumer.get_watermark_offsets(KafkaTopicPartition(topic, 0), timeout=10)
+    finally:
+        consumer.close()
+    return committed, end
+
+
+async def test_transaction_markers_and_aborted_records_archive_to_the_end(
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
+    """A partition ending in a commit marker, with an aborted transaction inside: the archive holds the
+    committed records only, reaches the end offset (markers included) and a re-run finds nothing new."""
+    topic = fresh_settings.topic(CASH)
+    committed, end = _transactions(fresh_settings, topic)
+    assert end == committed + 4 + 3  # every record, aborted ones, and one marker per transaction
+
+    folder = tmp_path / "tx"
+    summary = await asyncio.wait_for(Archiver(fresh_settings, folder).run(), 60)
+    manifest = load_manifest(folder)
+    assert summary.rows_new == committed and manifest.complete
+    assert manifest.partitions[CASH.name]["0"].end == end and manifest.partitions[CASH.name]["0"].rows == committed
+    table = duckdb.sql(f"SELECT headers, event_type FROM read_parquet('{folder}/topic={CASH.name}/**/*.parquet')")
+    rows = table.fetchall()
+    assert len(rows) == committed and all(h == [{"name": "origin", "value": b"test"}] for h, _ in rows)
+    again = await asyncio.wait_for(Archiver(fresh_settings, folder).run(), 60)
+    assert again.rows_new == 0

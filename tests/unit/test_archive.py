@@ -14,6 +14,7 @@ import pytest
 from consumers.archive import archiver as archiver_module
 from consumers.archive.archiver import Archiver
 from consumers.archive.columns import event_date
+from consumers.archive.reader import RawChunk
 from consumers.archive.writer import PartWriter
 from infra import archive as archive_format
 from infra.archive import Manifest, RunInfo, load_manifest, part_path, save_manifest, schema_versions
@@ -145,3 +146,34 @@ def test_archive_filter_matches_the_python_filter() -> None:
     kept = table.filter(expression).to_pylist()
     expected = [row for row in table.to_pylist() if filt.keeps(row["event_type"], row["occurred_at"])]
     assert kept == expected and len(kept) == 2
+
+
+def _event_on(day: str, n: int) -> bytes:
+    return json.dumps(EVENT | {"occurred_at": f"{day}T10:00:00Z", "amount": n}).encode()
+
+
+def test_dates_seal_early_and_a_late_row_gets_its_own_file(tmp_path: Path) -> None:
+    """Once both partitions passed a date it is sealed before flush; a row arriving later for a sealed
+    date (a producer out of time order) lands in one more part file for that date, nothing lost."""
+    topic = "kp.payments.requests.v1"
+    writer = PartWriter(tmp_path, next_part=0)
+    days = ["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-02"]
+    values: list[bytes | None] = [_event_on(day, n) for n, day in enumerate(days, start=1)]
+    first = RawChunk([0, 1, 0, 1], [0, 0, 1, 1], [0] * 4, [None] * 4, [None] * 4, values)
+    writer.add_chunk(topic, first, frozenset({0, 1}))
+    for future in writer._topics[topic].building:  # the build runs on a worker; wait for it here
+        future.result()
+    late = RawChunk([0], [2], [0], [None], [None], [_event_on("2026-01-01", 5)])
+    writer.add_chunk(topic, late, frozenset({0, 1}))  # takes the first batch: 2026-01-01 sealed
+    assert len(writer._topics[topic].sealed) == 1
+    writer.add_chunk(topic, RawChunk(), frozenset())  # both partitions read to their end
+    written = writer.flush()
+    writer.close()
+    by_date = sorted((f.date, f.rows, f.offsets) for f in written)
+    assert by_date == [
+        ("2026-01-01", 1, {"0": (2, 2)}),
+        ("2026-01-01", 2, {"0": (0, 0), "1": (0, 0)}),
+        ("2026-01-02", 2, {"0": (1, 1), "1": (1, 1)}),
+    ]
+    amounts = sorted(a for f in written for a in pq.read_table(tmp_path / f.path)["amount"].to_pylist())
+    assert amounts == [1, 2, 3, 4, 5]
