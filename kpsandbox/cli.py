@@ -25,6 +25,7 @@ from kpsandbox.commands import (
     simulate,
     smoke,
     study,
+    tenants,
     topics,
 )
 from kpsandbox.console import err_console
@@ -55,6 +56,7 @@ for module in (
     replay,
     smoke,
     demo,
+    tenants,
 ):
     module.register(app)
 

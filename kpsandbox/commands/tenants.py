@@ -1,0 +1,105 @@
+"""`kpsandbox tenants create|list|revoke`: the startups that may call the HTTP API, and their keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+import asyncpg
+import typer
+from rich.table import Table
+
+from infra.db import CONNECT_TIMEOUT_S, database_unreachable, require_table
+from infra.settings import Settings
+from kpsandbox.console import console, settings
+from producers.api.tenants import NAME_RULE, Revocation, Tenant, Tenants
+
+T = TypeVar("T")
+
+tenants_app = typer.Typer(
+    help=(
+        "Tenants of the HTTP API: each startup gets a secret sandbox key (sk_test_…), sent as "
+        "`Authorization: Bearer <key>`. The key is shown once and stored only as a hash."
+    ),
+    no_args_is_help=True,
+)
+
+
+async def _with_tenants(config: Settings, work: Callable[[Tenants], Awaitable[T]]) -> T:
+    """Runs `work` on the tenants table of the configured database, then closes the connection."""
+    try:
+        connection = await asyncpg.connect(config.dsn, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        raise database_unreachable(config.dsn) from error
+    try:
+        await require_table(connection, "api_tenants")
+        return await work(Tenants(connection))
+    finally:
+        await connection.close()
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@tenants_app.command("create")
+def create(name: str = typer.Argument(..., help=f"The tenant's name: {NAME_RULE}.")) -> None:
+    """Create a tenant and print its secret key — the only time the key is shown."""
+
+    async def work(tenants: Tenants) -> tuple[Tenant, str]:
+        return await tenants.create(name=name)
+
+    tenant, key = asyncio.run(_with_tenants(settings(), work))
+    console.print(f"created tenant {tenant.name} ({tenant.id})")
+    console.print(f"secret key: {key}", soft_wrap=True, markup=False)
+    console.print("the key is shown only this once: it is stored hashed and cannot be shown again — keep it now")
+    console.print(
+        f"use it on every API request as the header  Authorization: Bearer {key}", soft_wrap=True, markup=False
+    )
+
+
+def _print_tenants(tenants: Sequence[Tenant]) -> None:
+    table = Table(title="API tenants", title_justify="left")
+    for column in ("id", "name", "key prefix", "created", "revoked"):
+        table.add_column(column, no_wrap=True)
+    for tenant in tenants:
+        table.add_row(
+            tenant.id, tenant.name, tenant.key_prefix + "…", _when(tenant.created_at), _when(tenant.revoked_at)
+        )
+    console.print(table)
+
+
+@tenants_app.command("list")
+def list_tenants() -> None:
+    """List every tenant (id, name, key prefix, created, revoked); keys themselves are never stored."""
+
+    async def work(tenants: Tenants) -> Sequence[Tenant]:
+        return await tenants.list()
+
+    found = asyncio.run(_with_tenants(settings(), work))
+    if not found:
+        console.print("no tenants yet — create one with `kpsandbox tenants create NAME`")
+        return
+    _print_tenants(found)
+
+
+@tenants_app.command("revoke")
+def revoke(name_or_id: str = typer.Argument(..., metavar="NAME|ID", help="The tenant's name or id (ten_…).")) -> None:
+    """Revoke a tenant: its key stops working at once. Revoking cannot be undone."""
+
+    async def work(tenants: Tenants) -> Revocation:
+        return await tenants.revoke(name_or_id=name_or_id)
+
+    done = asyncio.run(_with_tenants(settings(), work))
+    tenant = done.tenant
+    if done.already_revoked:
+        console.print(f"tenant {tenant.name} ({tenant.id}) was already revoked at {_when(tenant.revoked_at)}")
+    else:
+        console.print(f"revoked tenant {tenant.name} ({tenant.id}): its key {tenant.key_prefix}… no longer works")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the `tenants` group."""
+    app.add_typer(tenants_app, name="tenants")
