@@ -295,6 +295,8 @@ class Settler:
             self._inflight = asyncio.create_task(self._settle(items, skips, epoch))
             return 0
         await self._settled()
+        if not fetched:  # accounts opened with no request after them are stored too (the API shows them)
+            await self.accounts.catch_up()
         if until_idle and not fetched and not len(self.merge) and await self._drained():
             return idle + 1
         if not fetched:

@@ -193,3 +193,13 @@ def test_check_fails_on_a_corrupted_row(fresh_settings: Settings) -> None:
     broken = CliRunner().invoke(app, ["ledger", "check"], env=env)
     assert broken.exit_code == 1
     assert "every balance = sum of its transfers" in broken.output and "violated" in broken.output
+
+
+async def test_accounts_opened_with_no_request_after_them_are_stored(fresh_settings: Settings) -> None:
+    """An idle ledger stores account.opened events even when no payment request follows them (the
+    API shows an account as open once the ledger holds it)."""
+    accounts, *_ = make_accounts(random.Random(8), citizens=3, merchants=1)
+    await produce(fresh_settings, accounts)
+    await asyncio.wait_for(Settler(fresh_settings).run(until_idle=True), 60)
+    stored = await scalar(fresh_settings, "SELECT count(*) FROM ledger_accounts")
+    assert stored == len(accounts)
