@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Bind host of both /metrics servers (metrics exporter and ledger); 0.0.0.0 for docker-compose.",
     )
+    api_host: str = Field(
+        default="127.0.0.1", description="Bind host of the HTTP API (`python -m producers.api`); 0.0.0.0 for all."
+    )
+    api_port: Port = Field(default=8080, description="Port of the HTTP API.")
     topic_prefix: str = Field(
         default="",
         pattern=r"^[a-z0-9._-]{0,32}$",
@@ -109,9 +113,18 @@ class Settings(BaseSettings):
             raise ValueError(f"must differ from KPSANDBOX_METRICS_PORT ({value})")
         return value
 
-    @field_validator("metrics_host")
+    @field_validator("api_port")
     @classmethod
-    def check_metrics_host(cls, value: str) -> str:
+    def check_api_port(cls, value: int, info: ValidationInfo) -> int:
+        """The API runs on the same host as the exporters, so it cannot share their ports."""
+        for field in ("metrics_port", "ledger_metrics_port"):
+            if value == info.data.get(field):
+                raise ValueError(f"must differ from KPSANDBOX_{field.upper()} ({value})")
+        return value
+
+    @field_validator("metrics_host", "api_host")
+    @classmethod
+    def check_bind_host(cls, value: str) -> str:
         """An IP address or a host name, without port or scheme."""
         try:
             ipaddress.ip_address(value)

@@ -1,0 +1,81 @@
+"""`python -m producers.api`: the HTTP API on KPSANDBOX_API_HOST:KPSANDBOX_API_PORT (uvicorn).
+
+Everything that can fail for a reason the user can fix fails before the server starts, as two
+lines on stderr and exit status 2: a busy port (the socket is bound here, then handed to uvicorn),
+an unreachable PostgreSQL or Kafka, a missing topic, an unreadable deployment key. SIGTERM or
+Ctrl-C stops it gracefully: requests in flight finish, then the resources are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from typing import Final
+
+import uvicorn
+
+from infra.errors import SandboxError, run_main
+from infra.settings import Settings, load_settings
+from producers.api.app import create_app
+from producers.api.resources import Resources
+
+LISTEN_BACKLOG: Final = 2048
+GRACEFUL_SHUTDOWN_S: Final = 10
+
+
+def bind_socket(settings: Settings) -> socket.socket:
+    """A socket bound to the API's host and port; SandboxError naming the setting when it is taken."""
+    host, port = settings.api_host, settings.api_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no obstacle
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise SandboxError(
+                f"port {port} on {host} is in use, so the API cannot listen there",
+                "stop what listens there (see `ss -ltnp`), or choose another port with KPSANDBOX_API_PORT",
+            ) from error
+        raise SandboxError(
+            f"the API cannot listen on {host}:{port}: {error.strerror or error}",
+            "check KPSANDBOX_API_HOST (an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)",
+        ) from error
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(settings: Settings) -> None:
+    """Binds, opens the resources, then serves until SIGTERM or SIGINT."""
+    sock = bind_socket(settings)
+    try:
+        resources = await Resources.open(settings)
+        app = create_app(settings, resources=resources)  # its lifespan closes them
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            backlog=LISTEN_BACKLOG,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            server_header=False,
+        )
+        # uvicorn names its address only when it binds the socket itself.
+        logging.getLogger("uvicorn.error").info(
+            "KP sandbox API on http://%s:%d (OpenAPI at /openapi.json, docs at /docs)",
+            settings.api_host,
+            settings.api_port,
+        )
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def main() -> None:
+    """Entry point of `python -m producers.api`."""
+    run_main(lambda: asyncio.run(serve(load_settings())))
+
+
+if __name__ == "__main__":
+    main()

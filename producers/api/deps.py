@@ -1,0 +1,64 @@
+"""FastAPI dependencies: the running API's resources, the authenticated tenant, the services.
+
+Nothing here is global: everything comes from the app's state, set by its lifespan (app.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from producers.api.accounts import Accounts
+from producers.api.problems import ApiError
+from producers.api.resources import DB_UNAVAILABLE, Resources, unavailable
+from producers.api.tenants import Tenant, Tenants
+
+BEARER: Final = HTTPBearer(
+    auto_error=False,
+    scheme_name="SecretKey",
+    description="A sandbox secret key from `kpsandbox tenants create NAME`: `Authorization: Bearer sk_test_…`.",
+)
+
+
+def resources(request: Request) -> Resources:
+    """The resources the lifespan opened."""
+    opened: Resources = request.app.state.resources
+    return opened
+
+
+ResourcesDep = Annotated[Resources, Depends(resources)]
+
+
+def unauthorized(detail: str) -> ApiError:
+    """The 401 for a request without a working secret key."""
+    return ApiError(
+        status=401, code="unauthorized", detail=detail, param="Authorization", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def current_tenant(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)], held: ResourcesDep
+) -> Tenant:
+    """The tenant whose secret key the request carries; 401 when it is missing, unknown or revoked."""
+    if credentials is None:
+        raise unauthorized("send your secret key as `Authorization: Bearer sk_test_…`")
+    try:
+        tenant = await Tenants(held.pool).authenticate(key=credentials.credentials)
+    except DB_UNAVAILABLE as error:
+        raise unavailable("PostgreSQL") from error
+    if tenant is None:
+        raise unauthorized("the secret key is unknown or revoked; create a tenant with `kpsandbox tenants create NAME`")
+    return tenant
+
+
+TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+def accounts(held: ResourcesDep) -> Accounts:
+    """The accounts service over the running API's resources."""
+    return Accounts(pool=held.pool, publish=held.publish, key=held.key)
+
+
+AccountsDep = Annotated[Accounts, Depends(accounts)]

@@ -1,0 +1,65 @@
+"""RFC 9457 problem details: the body of every error the API answers (`application/problem+json`).
+
+Each problem has a stable `code` a client can switch on; `type` is that code as a URN, so the
+document names no host. `param` names the offending request parameter, when there is one, as a
+dotted path into the JSON body (`kind`, `balance.amount`) or the name of a header or path part.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+PROBLEM_TYPE_PREFIX: Final = "urn:kpsandbox:problem:"
+
+ProblemCode = Literal[
+    "invalid_json",  # 400: the body is not JSON
+    "invalid_request",  # 400: the request is malformed in a way no single parameter explains
+    "invalid_parameter",  # 422: a parameter has the wrong type or value
+    "parameter_missing",  # 422: a required parameter is absent
+    "parameter_unexpected",  # 422: a parameter this request does not take (unknown, or not for this kind)
+    "unauthorized",  # 401: no, unknown or revoked secret key
+    "not_found",  # 404: no such object for this tenant, or no such path
+    "method_not_allowed",  # 405
+    "alias_in_use",  # 409: the mobile number's Raast alias already names another of the tenant's accounts
+    "body_too_large",  # 413
+    "service_unavailable",  # 503: Kafka or PostgreSQL did not answer in time; retrying later may work
+    "internal_error",  # 500: a bug; the sandbox's log has the details
+]
+
+TITLES: Final[dict[str, str]] = {
+    "invalid_json": "The request body is not valid JSON",
+    "invalid_request": "The request is malformed",
+    "invalid_parameter": "A parameter is invalid",
+    "parameter_missing": "A required parameter is missing",
+    "parameter_unexpected": "A parameter is not accepted here",
+    "unauthorized": "Authentication failed",
+    "not_found": "Not found",
+    "method_not_allowed": "Method not allowed",
+    "alias_in_use": "The alias is in use",
+    "body_too_large": "The request body is too large",
+    "service_unavailable": "The sandbox is temporarily unavailable",
+    "internal_error": "Internal error",
+}
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457). Extra members beyond the RFC's: `code` and `param`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="A URN naming the problem type: `urn:kpsandbox:problem:<code>`.")
+    title: str = Field(description="A short, human-readable summary of the problem type.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code of this answer.")
+    detail: str = Field(description="What went wrong in this request, and what to do about it.")
+    code: ProblemCode = Field(description="A stable, machine-readable error code.")
+    param: str | None = Field(default=None, description="The offending parameter, if one is to blame.")
+
+
+def problem(*, status: int, code: ProblemCode, detail: str, param: str | None = None) -> Problem:
+    """The problem document for one error."""
+    return Problem(
+        type=PROBLEM_TYPE_PREFIX + code, title=TITLES[code], status=status, detail=detail, code=code, param=param
+    )
