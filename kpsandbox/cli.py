@@ -21,6 +21,7 @@ from kpsandbox.commands import (
     metrics,
     replay,
     schemas,
+    serve,
     services,
     simulate,
     smoke,
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 for module in (
     services,
+    serve,
     topics,
     schemas,
     simulate,

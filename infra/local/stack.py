@@ -1,4 +1,4 @@
-"""The three local services as one stack: `up`, `status` and `down`.
+"""The three local services as one stack: `up`, `status` and `down` (which stops the apps first).
 
 `up` is idempotent: services already running are reported, not started twice. After the
 services are healthy it creates the catalog topics and applies database migrations, so every
@@ -14,7 +14,7 @@ from typing import Final
 
 from infra.db import migrate
 from infra.kafka_admin import ensure_topics
-from infra.local import procs
+from infra.local import apps, procs
 from infra.local.base import LocalService, ServiceStatus
 from infra.local.kafka import KafkaService
 from infra.local.postgres import PostgresService
@@ -96,8 +96,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
 
 
 def down(settings: Settings) -> list[str]:
-    """Stops exactly what `up` started (by PID file); returns the names stopped."""
-    stopped: list[str] = []
+    """Stops the sandbox's apps (infra/local/apps.py) first, so none loses its services mid-batch,
+    then exactly the services `up` started (by PID file); returns the names stopped."""
+    stopped = apps.stop_apps(settings)
     for service in reversed(services(settings)):
         if service.embedded and service.stop():
             stopped.append(service.name)

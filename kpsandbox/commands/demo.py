@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra.local import procs, stack
+from infra.local import apps, procs, stack
 from infra.settings import Settings
 from kpsandbox.console import console, settings
 from kpsandbox.demo.report import district_shifts, window_share, write_report
@@ -26,7 +26,12 @@ def demo(
     seed: int = typer.Option(42, help="Random seed: same seed and sizes, same events."),
     scenario: str = typer.Option("digital-kp", help="Policy scenario: baseline, digital-kp, or a .toml path."),
     reports: Path = typer.Option(Path("reports"), help="Folder under which the run's report folder is made."),
-    keep_up: bool = typer.Option(False, "--keep-up", help="Leave services this demo started running afterwards."),
+    keep_up: bool = typer.Option(
+        False,
+        "--keep-up",
+        help="Leave the services running afterwards, and this run's ledger and metrics consumers as "
+        "background apps, so every URL printed keeps answering (`kpsandbox down` stops them all).",
+    ),
 ) -> None:
     """Run the main job: services up, simulate KP into Kafka, settle the ledger, report with charts.
 
@@ -37,6 +42,11 @@ def demo(
     config = SimulationConfig(seed=seed, days=days, citizens=citizens, merchants=merchants,
                               scenario=load_scenario(scenario))  # fmt: skip
     base = settings()
+    # This run's consumers need the ports of any background ledger and metrics (`up --apps`, an
+    # earlier `demo --keep-up`): those are ours, so they are stopped rather than reported busy.
+    replaced = apps.stop_apps(base)
+    if replaced:
+        console.print(f"stopped the background {', '.join(replaced)}: this demo runs its own")
     # The exporter's port first: a busy port must fail before anything is started or produced.
     procs.check_ports_free([procs.PortClaim(base.metrics_port, "the metrics exporter", "KPSANDBOX_METRICS_PORT")])
     with console.status("bringing services up…"):
@@ -48,9 +58,17 @@ def demo(
     try:
         run = _run_with_progress(run_settings, Simulation(config), folder)
         written = write_report(run, folder)
+        if keep_up:  # the run's consumers have stopped; the same two resume as background apps
+            with console.status("starting the ledger and metrics in the background…"):
+                apps.start_apps(run_settings)
         _print_summary(run)
         console.print(f"report: {folder / 'summary.md'} ({len(written)} files, charts as PNG)")
-        console.print(f"Prometheus: {base.prometheus}   metrics endpoint: http://127.0.0.1:{base.metrics_port}/metrics")
+        console.print(f"Prometheus: {base.prometheus}   metrics endpoint: {apps.METRICS.url(base)}")
+        if keep_up:
+            console.print(
+                f"still running for this run: ledger {apps.LEDGER.url(base)}, metrics {apps.METRICS.url(base)} "
+                "— `kpsandbox status` lists them, `kpsandbox down` stops them"
+            )
         console.print(f"inspect this run: KPSANDBOX_TOPIC_PREFIX={run_settings.topic_prefix} "
                       f"KPSANDBOX_DATABASE_URL={run_settings.dsn} kpsandbox ledger check")  # fmt: skip
         if not all(f.holds for f in run.findings):

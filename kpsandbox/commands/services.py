@@ -1,4 +1,5 @@
-"""`kpsandbox up | status | down`: the local Kafka, PostgreSQL and Prometheus."""
+"""`kpsandbox up [--apps] | status | down`: the local Kafka, PostgreSQL and Prometheus, and the
+sandbox's own apps (ledger, metrics) in the background."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 import typer
 from rich.table import Table
 
+from infra.local import apps as local_apps
 from infra.local import stack
 from infra.local.base import ServiceStatus
 from infra.local.kafka import check_java, fetch_jars
@@ -14,33 +16,53 @@ from kpsandbox.console import console, human_bytes, settings
 
 
 def status_table(statuses: list[ServiceStatus]) -> Table:
-    """A table with one row per service."""
-    table = Table(title="kpsandbox services", title_justify="left")
-    for column in ("service", "mode", "endpoint", "version", "health", "pid", "rss"):
+    """A table with one row per service and per app (an app's endpoint is its health URL)."""
+    table = Table(title="kpsandbox services and apps", title_justify="left")
+    for column in ("name", "mode", "endpoint", "version", "health", "pid", "rss"):
         table.add_column(column)
     for s in statuses:
-        health = "[green]healthy[/]" if s.healthy else "[red]down[/]"
-        rss = human_bytes(s.rss_bytes) if s.rss_bytes else "-"
-        table.add_row(s.name, s.mode, s.endpoint, s.version, health, str(s.pid or "-"), rss)
+        table.add_row(s.name, s.mode, s.endpoint, s.version, _health(s), str(s.pid or "-"),
+                      human_bytes(s.rss_bytes) if s.rss_bytes else "-")  # fmt: skip
     return table
 
 
-def up() -> None:
+def _health(s: ServiceStatus) -> str:
+    if s.healthy:
+        return "[green]healthy[/]"
+    if s.mode == local_apps.APP_MODE and s.pid is None:
+        return "[dim]not running[/]"
+    return "[red]unhealthy[/]" if s.mode == local_apps.APP_MODE else "[red]down[/]"
+
+
+def up(
+    with_apps: bool = typer.Option(
+        False,
+        "--apps",
+        help="Also start the ledger and the metrics consumer in the background (PID files and logs in "
+        "<state folder>/apps/); `kpsandbox down` stops them. `kpsandbox serve` runs them in the foreground.",
+    ),
+) -> None:
     """Start real Apache Kafka (KRaft), PostgreSQL and Prometheus locally, create topics, migrate.
 
     Idempotent: services already running are reported, not started twice. Services pointed
     elsewhere by KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS / KPSANDBOX_DATABASE_URL /
-    KPSANDBOX_PROMETHEUS_URL are not started; they are only checked.
+    KPSANDBOX_PROMETHEUS_URL are not started; they are only checked. With --apps the ledger and
+    the metrics consumer are started afterwards and waited for until their /metrics answer.
     """
     config = settings()
     began = time.monotonic()
+    apps_started: list[str] = []
     with console.status("starting services…") as spinner:
         report = stack.up(config, say=lambda text: spinner.update(f"{text}…"))
-    console.print(status_table(report.statuses))
-    if report.started:
-        console.print(f"started: {', '.join(report.started)}")
-    if report.already_running:
-        console.print(f"already running (left as they were): {', '.join(report.already_running)}")
+        if with_apps:
+            apps_started = local_apps.start_apps(config, say=lambda text: spinner.update(f"{text}…"))
+    app_rows = local_apps.app_statuses(config) if with_apps else []
+    console.print(status_table(report.statuses + app_rows))
+    if report.started or apps_started:
+        console.print(f"started: {', '.join(report.started + apps_started)}")
+    already = report.already_running + [s.name for s in app_rows if s.pid and s.name not in apps_started]
+    if already:
+        console.print(f"already running (left as they were): {', '.join(already)}")
     if report.external:
         console.print(f"external (not started here): {', '.join(report.external)}")
     console.print(
@@ -48,24 +70,40 @@ def up() -> None:
         f"{len(report.migrations_applied)}, ready in {time.monotonic() - began:.1f} s"
     )
     console.print(f"state folder: {config.state_dir}")
+    if with_apps:
+        console.print(f"app logs: {config.state_dir / local_apps.APPS_FOLDER}/*.log — `kpsandbox down` stops them")
 
 
 def status() -> None:
-    """Show each service's endpoint, version and health; exit 1 if any is down."""
-    statuses = stack.status(settings())
-    console.print(status_table(statuses))
+    """Show each service's endpoint, version and health, and each app's URL and health.
+
+    Exit status 1 if a service is down or a running app does not answer (apps that are not
+    running are listed, not counted as failures: they are optional, see `up --apps` and `serve`).
+    """
+    config = settings()
+    statuses = stack.status(config)
+    app_rows = local_apps.app_statuses(config)
+    console.print(status_table(statuses + app_rows))
+    failed = False
     if not all(s.healthy for s in statuses):
         console.print("[red]some services are down[/] — run `kpsandbox up`")
+        failed = True
+    for row in app_rows:
+        if row.pid is not None and not row.healthy:
+            console.print(f"[red]{row.name} runs but does not answer at {row.endpoint}[/] — read {row.detail}")
+            failed = True
+    if failed:
         raise typer.Exit(1)
 
 
 def down() -> None:
-    """Stop exactly the services `kpsandbox up` started (by their PID files). Data is kept."""
+    """Stop the apps (ledger, metrics: each finishes its batch), then exactly the services
+    `kpsandbox up` started (by their PID files). Data is kept."""
     stopped = stack.down(settings())
     if stopped:
         console.print(f"stopped: {', '.join(stopped)}")
     else:
-        console.print("nothing was running — no service started by `kpsandbox up` was found")
+        console.print("nothing was running — no app or service started by `kpsandbox up` was found")
 
 
 def fetch_kafka() -> None:
