@@ -83,7 +83,8 @@ class AppSpec:
 
 LEDGER: Final = AppSpec("ledger", "consumers.ledger", "ledger_metrics_port", "the ledger's /metrics")
 METRICS: Final = AppSpec("metrics", "consumers.metrics", "metrics_port", "the metrics exporter")
-APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS)
+API: Final = AppSpec("api", "producers.api", "api_port", "the HTTP API", host_field="api_host", health_path="/healthz")
+APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API)
 # Only `kpsandbox serve --economy-rate N` runs it (with its arguments, see `economy`). A restart
 # would produce its seed's events again from the first day, so a finished or crashed run stays so.
 ECONOMY: Final = AppSpec("economy", "producers.live", None, "the background economy", restart=False)

@@ -19,6 +19,7 @@ from infra.local.base import LocalService, ServiceStatus
 from infra.local.kafka import KafkaService
 from infra.local.postgres import PostgresService
 from infra.local.prometheus import PrometheusService
+from infra.secrets import deployment_key
 from infra.settings import Settings
 
 Service = LocalService
@@ -45,6 +46,8 @@ class UpReport:
 def up(settings: Settings, say: Say = lambda _: None) -> UpReport:
     """Starts what is not running, waits for health, creates topics, applies migrations."""
     report = UpReport()
+    say("preparing the deployment key")
+    deployment_key(settings)  # MSISDN/CNIC tokens: made once, here, so a damaged key fails `up` at once
     stack = services(settings)
     for service in stack:
         if not service.embedded:
