@@ -84,7 +84,10 @@ class AppSpec:
 LEDGER: Final = AppSpec("ledger", "consumers.ledger", "ledger_metrics_port", "the ledger's /metrics")
 METRICS: Final = AppSpec("metrics", "consumers.metrics", "metrics_port", "the metrics exporter")
 API: Final = AppSpec("api", "producers.api", "api_port", "the HTTP API", host_field="api_host", health_path="/healthz")
-APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API)
+# The API's read model of payments (statuses from the ledger's outcomes); it serves nothing, so it is
+# healthy while its process lives, and its stored offsets make a restart exact.
+VIEWS: Final = AppSpec("views", "consumers.views", None, "the API's payment views")
+APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API, VIEWS)
 # Only `kpsandbox serve --economy-rate N` runs it (with its arguments, see `economy`). A restart
 # would produce its seed's events again from the first day, so a finished or crashed run stays so.
 ECONOMY: Final = AppSpec("economy", "producers.live", None, "the background economy", restart=False)

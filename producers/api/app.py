@@ -17,12 +17,17 @@ from fastapi import FastAPI
 from infra.settings import Settings
 from producers.api.problems import BODY_BYTES_MAX, BodySizeLimit, install_problem_handlers, problem_openapi
 from producers.api.resources import Resources
-from producers.api.routers import accounts, health
+from producers.api.routers import accounts, health, payments, top_ups
 
 TITLE: Final = "KP payments sandbox API"
 VERSION: Final = "0.1.0"
-DESCRIPTION: Final = """A sandbox payments API for startups in Khyber Pakhtunkhwa: accounts today; payments,
-top-ups, idempotency keys and magic values to come (issue 9).
+DESCRIPTION: Final = """A sandbox payments API for startups in Khyber Pakhtunkhwa: accounts, top-ups and
+payments (automatic or manual capture) today; refunds, idempotency keys and magic values to come (issue 9).
+
+A payment is `processing` until the ledger decides: then `succeeded`, `failed` (with the ledger's
+`failure_code`) or, when only authorised, `requires_capture` → capture (`succeeded`) or cancel
+(`canceled`), or `expired` when nobody captures it in time. `GET /v1/payments/{id}?wait=N` waits
+up to N seconds for that decision.
 
 Authenticate with a secret key from `kpsandbox tenants create NAME`: `Authorization: Bearer sk_test_…`.
 Amounts are integer paisa (PKR). Every error is `application/problem+json` (RFC 9457) with a
@@ -48,6 +53,8 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
     app.add_middleware(BodySizeLimit, max_bytes=BODY_BYTES_MAX)
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(payments.router)
+    app.include_router(top_ups.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

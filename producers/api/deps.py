@@ -11,9 +11,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producers.api.accounts import Accounts
+from producers.api.payments import Payments
 from producers.api.problems import ApiError
 from producers.api.resources import DB_UNAVAILABLE, Resources, unavailable
 from producers.api.tenants import Tenant, Tenants
+from producers.api.top_ups import TopUps
 
 BEARER: Final = HTTPBearer(
     auto_error=False,
@@ -62,3 +64,19 @@ def accounts(held: ResourcesDep) -> Accounts:
 
 
 AccountsDep = Annotated[Accounts, Depends(accounts)]
+
+
+def payments(held: ResourcesDep) -> Payments:
+    """The payments service over the running API's resources."""
+    return Payments(pool=held.pool, publish=held.publish, key=held.key)
+
+
+PaymentsDep = Annotated[Payments, Depends(payments)]
+
+
+def top_ups(held: ResourcesDep) -> TopUps:
+    """The top-ups service over the running API's resources."""
+    return TopUps(pool=held.pool, publish=held.publish)
+
+
+TopUpsDep = Annotated[TopUps, Depends(top_ups)]

@@ -24,6 +24,8 @@ ProblemCode = Literal[
     "not_found",  # 404: no such object for this tenant, or no such path
     "method_not_allowed",  # 405
     "alias_in_use",  # 409: the mobile number's Raast alias already names another of the tenant's accounts
+    "accounts_must_be_different",  # 400: a payment's payer and payee are the same account
+    "payment_not_capturable",  # 409: capture or cancel of a payment that is not `requires_capture`
     "body_too_large",  # 413
     "service_unavailable",  # 503: Kafka or PostgreSQL did not answer in time; retrying later may work
     "internal_error",  # 500: a bug; the sandbox's log has the details
@@ -39,6 +41,8 @@ TITLES: Final[dict[str, str]] = {
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",
     "alias_in_use": "The alias is in use",
+    "accounts_must_be_different": "The payer and the payee are the same account",
+    "payment_not_capturable": "The payment cannot be captured or canceled",
     "body_too_large": "The request body is too large",
     "service_unavailable": "The sandbox is temporarily unavailable",
     "internal_error": "Internal error",

@@ -1,0 +1,1 @@
+"""The API's read models, kept from the ledger's outcomes: payments' and top-ups' statuses (issue 9)."""

@@ -1,0 +1,301 @@
+"""Payments made through the API: the rules, the event, the status (issue 9, item 4).
+
+Making a payment: check the request → resolve payer and payee among the tenant's accounts (a
+payee alias through its keyed Raast token; the number goes no further) → store the row as
+`processing`, awaiting the answer to its `payment.requested`, and commit → publish the request
+(keyed by the payer, as the simulation does) and wait for Kafka's acknowledgement. The row is
+committed *before* the publish so the views consumer always finds it when the ledger's outcome
+arrives; when Kafka does not acknowledge, the row is deleted and the client gets a 503.
+
+Capture and cancel publish a `payment.post_requested` / `payment.void_requested` for the
+authorisation and move the payment back to `processing` until the ledger answers. From there on
+the views consumer (consumers/views) writes the status; `get` reads it, optionally waiting
+(`?wait=N`) for it to become final.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import asyncpg
+
+from producers.api.accounts import PRODUCER
+from producers.api.payment_rows import PaymentRows
+from producers.api.polling import poll_until
+from producers.api.privacy import alias_token
+from producers.api.problems import ApiError
+from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
+from producers.api.tenants import Tenant
+from schemas.api.payments import (
+    EXPIRES_IN_DEFAULT_S,
+    PAYMENT_ID_PREFIX,
+    SETTLED_PAYMENT_STATUSES,
+    Payment,
+    PaymentCapture,
+    PaymentCreate,
+)
+from schemas.envelope import Envelope
+from schemas.payments import PaymentKind, PaymentPostRequested, PaymentRequested, PaymentVoidRequested, Rail
+
+PAYMENT_ID_RANDOM_BYTES: Final = 16
+# The API's payment kinds as the contract names them; a P2M payment without a QR is the payer
+# keying the amount in, as at a static QR.
+CONTRACT_KINDS: Final[dict[str, PaymentKind]] = {
+    "p2p": "p2p",
+    "p2m": "p2m_static_qr",
+    "bill": "bill_payment",
+    "ecommerce": "ecommerce",
+}
+# The rail a payment runs on: a wallet pays from the wallet; a bank account over the kind's rail.
+BANK_RAILS: Final[dict[str, Rail]] = {"p2p": "raast", "p2m": "raast", "bill": "bank", "ecommerce": "card"}
+WALLET_KIND: Final = "citizen_wallet"
+VERBS: Final = {"capture": "captured", "cancel": "canceled"}
+
+Publish = Callable[[Envelope], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_payee_given(request: PaymentCreate) -> str:
+    """Exactly one of `payee` and `payee_alias`; returns the name of the one given."""
+    if request.payee is not None and request.payee_alias is not None:
+        raise ApiError(
+            status=422,
+            code="parameter_unexpected",
+            detail="give the payee as 'payee' (an account id) or 'payee_alias' (a mobile number), not both",
+            param="payee_alias",
+        )
+    if request.payee is None and request.payee_alias is None:
+        raise ApiError(
+            status=422,
+            code="parameter_missing",
+            detail="'payee' (an account id) or 'payee_alias' (a mobile number) is required",
+            param="payee",
+        )
+    return "payee" if request.payee is not None else "payee_alias"
+
+
+def check_expiry(request: PaymentCreate) -> int:
+    """The authorisation's lifetime in seconds (0 for automatic capture, which takes none)."""
+    if request.capture_method == "automatic":
+        if request.expires_in is not None:
+            raise ApiError(
+                status=422,
+                code="parameter_unexpected",
+                detail='\'expires_in\' applies only with "capture_method": "manual"',
+                param="expires_in",
+            )
+        return 0
+    return request.expires_in if request.expires_in is not None else EXPIRES_IN_DEFAULT_S
+
+
+def check_capture_amount(*, asked: int | None, authorised: int) -> None:
+    """A partial capture is at most the authorised amount."""
+    if asked is not None and asked > authorised:
+        raise ApiError(
+            status=422,
+            code="invalid_parameter",
+            detail=f"a capture is at most the authorised amount ({authorised} paisa)",
+            param="amount",
+        )
+
+
+def not_found(param: str, what: str) -> ApiError:
+    """The 404 for an id (or alias) that names nothing of this tenant."""
+    return ApiError(status=404, code="not_found", detail=f"you have no {what}", param=param)
+
+
+def not_capturable(status: str, verb: str) -> ApiError:
+    """The 409 for a capture or cancel of a payment that is not awaiting one."""
+    return ApiError(
+        status=409,
+        code="payment_not_capturable",
+        detail=f"only a `requires_capture` payment can be {verb}; this one is `{status}`",
+    )
+
+
+def payment_from_row(row: asyncpg.Record) -> Payment:
+    """The API's view of a stored payment."""
+    return Payment(
+        id=row["id"],
+        status=row["status"],
+        payer=row["payer"],
+        payee=row["payee"],
+        amount=row["amount"],
+        amount_captured=row["amount_captured"],
+        kind=row["kind"],
+        capture_method=row["capture_method"],
+        expires_at=row["expires_at"],
+        failure_code=row["failure_code"],
+        failure_message=row["failure_message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class Payments:
+    """Makes, captures, cancels and reads a tenant's payments."""
+
+    def __init__(self, *, pool: asyncpg.Pool, publish: Publish, key: bytes, now: Clock = _wall_clock) -> None:
+        self._pool = pool
+        self._publish = publish
+        self._key = key
+        self._now = now
+
+    async def create(self, *, tenant: Tenant, request: PaymentCreate) -> Payment:
+        """Stores and publishes a new payment (see the module's docstring); `processing`."""
+        payee_param = check_payee_given(request)
+        expires_in = check_expiry(request)
+        payee_alias_token = None
+        if request.payee_alias is not None:
+            try:
+                payee_alias_token = alias_token(self._key, request.payee_alias)
+            except ValueError as error:  # its message names the accepted forms, never the input
+                raise ApiError(status=422, code="invalid_parameter", detail=str(error), param="payee_alias") from None
+        try:
+            rows = PaymentRows(self._pool)
+            payer = await rows.account(account_id=request.payer, tenant_id=tenant.id)
+            if payer is None:
+                raise not_found("payer", "account with the payer's id")
+            if payee_alias_token is not None:
+                payee = await rows.account_by_alias(alias_token=payee_alias_token, tenant_id=tenant.id)
+            else:
+                assert request.payee is not None
+                payee = await rows.account(account_id=request.payee, tenant_id=tenant.id)
+            if payee is None:
+                raise not_found(payee_param, "account for this payee")
+            if payee["id"] == payer["id"]:
+                raise ApiError(
+                    status=400,
+                    code="accounts_must_be_different",
+                    detail="the payer and the payee are the same account; pay another account",
+                    param=payee_param,
+                )
+            occurred_at = self._now()
+            event_id = uuid.uuid4()
+            event = PaymentRequested(
+                event_id=event_id,
+                occurred_at=occurred_at,
+                producer=PRODUCER,
+                correlation_id=event_id,  # the flow's id: its capture or cancel carries it too
+                kind=CONTRACT_KINDS[request.kind],
+                rail="wallet" if payer["kind"] == WALLET_KIND else BANK_RAILS[request.kind],
+                payer_account_id=payer["id"],
+                payee_account_id=payee["id"],
+                amount=request.amount,
+                pending=request.capture_method == "manual",
+                timeout_seconds=expires_in,
+            )
+            payment_id = PAYMENT_ID_PREFIX + secrets.token_hex(PAYMENT_ID_RANDOM_BYTES)
+            row = await rows.insert_payment(
+                payment_id=payment_id,
+                tenant_id=tenant.id,
+                request_event_id=event.event_id,
+                payer=payer["id"],
+                payee=payee["id"],
+                amount=request.amount,
+                kind=request.kind,
+                capture_method=request.capture_method,
+                expires_at=occurred_at + timedelta(seconds=expires_in) if expires_in else None,
+            )
+            try:
+                await self._publish(event)
+            except KAFKA_UNAVAILABLE as error:  # no payment without its request
+                await rows.delete_payment(payment_id=payment_id)
+                raise unavailable("Kafka") from error
+        except DB_UNAVAILABLE as error:
+            raise unavailable("PostgreSQL") from error
+        return payment_from_row(row)
+
+    async def get(self, *, tenant: Tenant, payment_id: str, wait_s: float | None = None) -> Payment:
+        """The tenant's payment; with `wait_s`, once its status is final or after `wait_s` seconds."""
+
+        async def read() -> Payment:
+            try:
+                row = await PaymentRows(self._pool).payment(payment_id=payment_id, tenant_id=tenant.id)
+            except DB_UNAVAILABLE as error:
+                raise unavailable("PostgreSQL") from error
+            if row is None:
+                raise not_found("payment_id", "payment with this id")
+            return payment_from_row(row)
+
+        if wait_s is None:
+            return await read()
+        return await poll_until(read, done=lambda payment: payment.status in SETTLED_PAYMENT_STATUSES, wait_s=wait_s)
+
+    async def capture(self, *, tenant: Tenant, payment_id: str, request: PaymentCapture) -> Payment:
+        """Captures an authorised payment, in full or in part; `processing` until the ledger posts it."""
+        current = await self.get(tenant=tenant, payment_id=payment_id)
+        if current.status != "requires_capture":
+            raise not_capturable(current.status, VERBS["capture"])
+        check_capture_amount(asked=request.amount, authorised=current.amount)
+        return await self._act(tenant=tenant, current=current, action="capture", amount=request.amount)
+
+    async def cancel(self, *, tenant: Tenant, payment_id: str) -> Payment:
+        """Cancels an authorised payment (its reservation is released); `processing` until voided."""
+        current = await self.get(tenant=tenant, payment_id=payment_id)
+        if current.status != "requires_capture":
+            raise not_capturable(current.status, VERBS["cancel"])
+        return await self._act(tenant=tenant, current=current, action="cancel", amount=None)
+
+    async def _act(self, *, tenant: Tenant, current: Payment, action: str, amount: int | None) -> Payment:
+        """Records a capture or cancel, then publishes its request; undone when Kafka does not acknowledge."""
+        try:
+            async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection:
+                rows = PaymentRows(connection)
+                async with connection.transaction():
+                    pending = await rows.payment(payment_id=current.id, tenant_id=tenant.id)
+                    assert pending is not None  # payments are never deleted once answered
+                    event = self._finishing_event(
+                        action=action, pending_id=pending["request_event_id"], payer=current.payer, amount=amount
+                    )
+                    row = await rows.begin_action(
+                        payment_id=current.id,
+                        tenant_id=tenant.id,
+                        request_event_id=event.event_id,
+                        action=action,
+                        amount=amount,
+                    )
+                if row is None:  # another capture or cancel, or an expiry, came first
+                    latest = await rows.payment(payment_id=current.id, tenant_id=tenant.id)
+                    raise not_capturable(latest["status"] if latest else current.status, VERBS[action])
+                try:
+                    await self._publish(event)
+                except KAFKA_UNAVAILABLE as error:
+                    async with connection.transaction():
+                        await rows.undo_action(payment_id=current.id, request_event_id=event.event_id)
+                    raise unavailable("Kafka") from error
+        except DB_UNAVAILABLE as error:
+            raise unavailable("PostgreSQL") from error
+        return payment_from_row(row)
+
+    def _finishing_event(
+        self, *, action: str, pending_id: uuid.UUID, payer: str, amount: int | None
+    ) -> PaymentPostRequested | PaymentVoidRequested:
+        """The post (capture) or void (cancel) of the authorisation `pending_id`, in its flow."""
+        event_id = uuid.uuid4()
+        if action == "capture":
+            return PaymentPostRequested(
+                event_id=event_id,
+                occurred_at=self._now(),
+                producer=PRODUCER,
+                correlation_id=pending_id,
+                pending_id=pending_id,
+                payer_account_id=payer,
+                amount=amount,
+            )
+        return PaymentVoidRequested(
+            event_id=event_id,
+            occurred_at=self._now(),
+            producer=PRODUCER,
+            correlation_id=pending_id,
+            pending_id=pending_id,
+            payer_account_id=payer,
+        )
