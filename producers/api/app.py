@@ -22,7 +22,11 @@ from producers.api.routers import accounts, health, payments, top_ups
 TITLE: Final = "KP payments sandbox API"
 VERSION: Final = "0.1.0"
 DESCRIPTION: Final = """A sandbox payments API for startups in Khyber Pakhtunkhwa: accounts, top-ups and
-payments (automatic or manual capture) today; refunds, idempotency keys and magic values to come (issue 9).
+payments (automatic or manual capture) today; refunds and magic values to come (issue 9).
+
+Every POST takes an optional `Idempotency-Key` (1–255 printable ASCII characters, kept 24 hours per
+tenant): sending the same request again with the same key answers the first response again, with
+`Idempotent-Replayed: true`, and does nothing twice.
 
 A payment is `processing` until the ledger decides: then `succeeded`, `failed` (with the ledger's
 `failure_code`) or, when only authorised, `requires_capture` → capture (`succeeded`) or cancel

@@ -105,6 +105,12 @@ def http_error(error: StarletteHTTPException) -> ApiError:
 
 async def _render(request: Request, error: Exception) -> JSONResponse:
     """The one exception handler: every error the API answers is rendered here."""
+    return error_response(error)
+
+
+def error_response(error: Exception) -> JSONResponse:
+    """The problem+json answer for any exception (also used where a response must be kept:
+    producers/api/idempotency.py)."""
     if isinstance(error, RequestValidationError):
         error = validation_error(error)
     elif isinstance(error, StarletteHTTPException):

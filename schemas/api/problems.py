@@ -26,6 +26,9 @@ ProblemCode = Literal[
     "alias_in_use",  # 409: the mobile number's Raast alias already names another of the tenant's accounts
     "accounts_must_be_different",  # 400: a payment's payer and payee are the same account
     "payment_not_capturable",  # 409: capture or cancel of a payment that is not `requires_capture`
+    "idempotency_key_invalid",  # 400: an Idempotency-Key that is empty, too long or not printable ASCII
+    "idempotency_key_reused",  # 409: an Idempotency-Key used before with another request
+    "idempotency_key_in_progress",  # 409: the first request with this Idempotency-Key is still running
     "body_too_large",  # 413
     "service_unavailable",  # 503: Kafka or PostgreSQL did not answer in time; retrying later may work
     "internal_error",  # 500: a bug; the sandbox's log has the details
@@ -43,6 +46,9 @@ TITLES: Final[dict[str, str]] = {
     "alias_in_use": "The alias is in use",
     "accounts_must_be_different": "The payer and the payee are the same account",
     "payment_not_capturable": "The payment cannot be captured or canceled",
+    "idempotency_key_invalid": "The Idempotency-Key is invalid",
+    "idempotency_key_reused": "The Idempotency-Key was used with another request",
+    "idempotency_key_in_progress": "A request with this Idempotency-Key is in progress",
     "body_too_large": "The request body is too large",
     "service_unavailable": "The sandbox is temporarily unavailable",
     "internal_error": "Internal error",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from producers.api.deps import AccountsDep, TenantDep
+from producers.api.idempotency import IdempotentRoute
 from producers.api.problems import problem_responses
 from schemas.api.accounts import Account, AccountCreate
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=IdempotentRoute)
 
 
 @router.post(

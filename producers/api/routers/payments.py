@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from producers.api.deps import PaymentsDep, TenantDep
+from producers.api.idempotency import IdempotentRoute
 from producers.api.problems import problem_responses
 from schemas.api.payments import WAIT_MAX_S, Payment, PaymentCapture, PaymentCreate
 
-router = APIRouter(prefix="/v1/payments", tags=["payments"])
+router = APIRouter(prefix="/v1/payments", tags=["payments"], route_class=IdempotentRoute)
 
 WaitQuery = Annotated[
     float | None,

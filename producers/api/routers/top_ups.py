@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from producers.api.deps import TenantDep, TopUpsDep
+from producers.api.idempotency import IdempotentRoute
 from producers.api.problems import problem_responses
 from schemas.api.payments import WAIT_MAX_S, TopUp, TopUpCreate
 
-router = APIRouter(prefix="/v1/test_helpers/top_ups", tags=["test helpers"])
+router = APIRouter(prefix="/v1/test_helpers/top_ups", tags=["test helpers"], route_class=IdempotentRoute)
 
 WaitQuery = Annotated[
     float | None,
