@@ -18,20 +18,29 @@ template. Neither EMVCo's additional data sub-tags nor SBP's (62-50 due date, 62
 the due date, a bill's late fee) mean "this code expires", so the expiry is not put in tag 62.
 
 Pure: no I/O and no clock. Whoever checks an expiry passes `now`. `docs/api/qr.md` has the
-tags, an example and the sources.
+tags, an example and the sources. The tag-length-value layer, the CRC and the errors are in
+`qr_tlv.py` (QrError, check_crc, crc16_ccitt_false).
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, NoReturn
+from typing import Final, NoReturn
 
 import segno
 
+from producers.api.qr_tlv import (
+    CRC_OBJECT_PREFIX,
+    TAG_CRC,
+    QrError,
+    check_crc,
+    crc16_ccitt_false,
+    read_objects,
+    write_objects,
+)
 from schemas.accounts import MerchantCategory
 from schemas.envelope import TOKEN_PATTERN
 from schemas.money import AMOUNT_PAISA_MAX, PAISA_PER_RUPEE
@@ -47,7 +56,7 @@ TAG_COUNTRY: Final = "58"
 TAG_MERCHANT_NAME: Final = "59"
 TAG_MERCHANT_CITY: Final = "60"
 TAG_ADDITIONAL_DATA: Final = "62"
-TAG_CRC: Final = "63"
+# 63 (the CRC) is qr_tlv.TAG_CRC.
 MERCHANT_ACCOUNT_TAGS: Final = tuple(f"{tag:02d}" for tag in range(26, 52))
 # Tags every payload must carry besides 00 and 63 (EMVCo makes 01 optional; the sandbox always writes it).
 REQUIRED_TAGS: Final = {
@@ -75,7 +84,6 @@ CURRENCY_PKR: Final = "586"  # ISO 4217 numeric
 COUNTRY_PK: Final = "PK"  # ISO 3166-1 alpha-2
 
 # Bounds from EMV QRCPS-MPM: a data object holds at most 99 characters, a payload at most 512.
-VALUE_CHARS_MAX: Final = 99
 PAYLOAD_CHARS_MAX: Final = 512
 MERCHANT_NAME_CHARS_MAX: Final = 25
 MERCHANT_CITY_CHARS_MAX: Final = 15
@@ -86,7 +94,6 @@ QR_AMOUNT_PAISA_MAX: Final = min(AMOUNT_PAISA_MAX, 10 ** (AMOUNT_CHARS_MAX - 3) 
 EXPIRES_AT_FORMAT: Final = "%Y%m%d%H%M%S"  # UTC; fourteen digits for the years below
 EXPIRES_AT_YEAR_MIN: Final = 2000
 EXPIRES_AT_YEAR_MAX: Final = 9999
-CRC_OBJECT_PREFIX: Final = TAG_CRC + "04"
 
 # ISO 18245 codes for the contract's merchant categories, so the API can fill tag 52 itself.
 MCC_BY_MERCHANT_CATEGORY: Final[dict[MerchantCategory, str]] = {
@@ -105,36 +112,11 @@ QR_ERROR_LEVEL: Final = "m"
 PNG_MODULE_PIXELS: Final = 8
 PNG_QUIET_ZONE_MODULES: Final = 4
 
-QrErrorCode = Literal[
-    "qr_malformed",  # not a TLV payload, a wrong length, a missing or ill-formed tag
-    "qr_crc_missing",  # no "6304" + four hex digits at the end
-    "qr_crc_mismatch",  # the checksum does not match: damaged or edited
-    "qr_currency_unsupported",  # tag 53 is not 586 (PKR)
-    "qr_country_unsupported",  # tag 58 is not PK
-    "qr_scheme_unsupported",  # no merchant account template of the sandbox
-    "qr_expired",  # a dynamic code past its expiry
-    "qr_field_invalid",  # a value given to the encoder breaks a limit (`field` names it)
-]
-
 _ANS_PATTERN: Final = re.compile(r"^[\x20-\x7e]+$")  # EMVCo "ans": printable ASCII
 _TOKEN_PATTERN: Final = re.compile(TOKEN_PATTERN)
 _MCC_PATTERN: Final = re.compile(r"^[0-9]{4}$")
 _AMOUNT_PATTERN: Final = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$")
 _EXPIRES_AT_PATTERN: Final = re.compile(r"^[0-9]{14}$")
-_CRC_PATTERN: Final = re.compile(r"^[0-9A-Fa-f]{4}$")
-
-
-class QrError(Exception):
-    """A QR payload that cannot be made or paid, with a stable `code` and a message saying why."""
-
-    def __init__(self, code: QrErrorCode, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code: QrErrorCode = code
-        self.message = message
-        self.field = field  # the QrPayload field at fault, for the API's problem `param`
-
-    def __repr__(self) -> str:
-        return f"QrError({self.code!r}, {self.message!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,17 +184,6 @@ def check_not_expired(qr: QrPayload, *, now: datetime) -> None:
         raise QrError("qr_expired", f"this QR code expired at {qr.expires_at.isoformat()}; ask for a new one")
 
 
-def crc16_ccitt_false(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
 def format_amount(paisa: int) -> str:
     """Writes paisa as tag 54 wants rupees: two decimals, no separators; 25000 -> '250.00'."""
     if isinstance(paisa, bool) or not isinstance(paisa, int) or not 0 < paisa <= QR_AMOUNT_PAISA_MAX:
@@ -242,16 +213,16 @@ def encode_payload(qr: QrPayload) -> str:
     objects: list[tuple[str, str | None]] = [
         (TAG_PAYLOAD_FORMAT, PAYLOAD_FORMAT),
         (TAG_POINT_OF_INITIATION, POINT_OF_INITIATION_DYNAMIC if qr.is_dynamic else POINT_OF_INITIATION_STATIC),
-        (TAG_MERCHANT_ACCOUNT, _template(account)),
+        (TAG_MERCHANT_ACCOUNT, write_objects(account)),
         (TAG_MERCHANT_CATEGORY_CODE, qr.merchant_category_code),
         (TAG_CURRENCY, CURRENCY_PKR),
         (TAG_AMOUNT, None if qr.amount is None else format_amount(qr.amount)),
         (TAG_COUNTRY, COUNTRY_PK),
         (TAG_MERCHANT_NAME, qr.merchant_name),
         (TAG_MERCHANT_CITY, qr.merchant_city),
-        (TAG_ADDITIONAL_DATA, _template(additional) or None),
+        (TAG_ADDITIONAL_DATA, write_objects(additional) or None),
     ]
-    body = _template(objects) + CRC_OBJECT_PREFIX
+    body = write_objects(objects) + CRC_OBJECT_PREFIX
     return body + f"{crc16_ccitt_false(body.encode('ascii')):04X}"
 
 
@@ -267,7 +238,7 @@ def parse_payload(text: str) -> QrPayload:
     if not isinstance(text, str) or not text or len(text) > PAYLOAD_CHARS_MAX or not _ANS_PATTERN.fullmatch(text):
         raise QrError("qr_malformed", f"a QR payload is 1 to {PAYLOAD_CHARS_MAX} printable ASCII characters")
     check_crc(text)
-    root = _read_objects(text, "the payload")
+    root = read_objects(text, "the payload")
     if next(iter(root)) != TAG_PAYLOAD_FORMAT or root[TAG_PAYLOAD_FORMAT] != PAYLOAD_FORMAT:
         raise QrError("qr_malformed", f"the payload must start with tag 00 (payload format) = '{PAYLOAD_FORMAT}'")
     if list(root)[-1] != TAG_CRC:
@@ -286,7 +257,7 @@ def parse_payload(text: str) -> QrPayload:
         )
     account = _sandbox_account(root)
     amount = _amount(root)
-    additional = _read_objects(root[TAG_ADDITIONAL_DATA], "tag 62") if TAG_ADDITIONAL_DATA in root else {}
+    additional = read_objects(root[TAG_ADDITIONAL_DATA], "tag 62") if TAG_ADDITIONAL_DATA in root else {}
     try:
         return QrPayload(
             merchant_account=account.get(SUB_TAG_ACCOUNT, ""),
@@ -300,22 +271,6 @@ def parse_payload(text: str) -> QrPayload:
         )
     except QrError as error:
         raise QrError("qr_malformed", f"the payload's {error.field} {error.message}") from error
-
-
-def check_crc(text: str) -> None:
-    """Raises `qr_crc_missing` or `qr_crc_mismatch` unless `text` ends in a CRC object that matches."""
-    if len(text) < len(CRC_OBJECT_PREFIX) + 4 or not text[:-4].endswith(CRC_OBJECT_PREFIX):
-        raise QrError("qr_crc_missing", "the payload does not end with tag 63 (CRC): '6304' and four hex digits")
-    written = text[-4:]
-    if not _CRC_PATTERN.fullmatch(written):
-        raise QrError("qr_crc_missing", f"tag 63 (CRC) '{written}' is not four hex digits")
-    expected = crc16_ccitt_false(text[:-4].encode("ascii"))
-    if int(written, 16) != expected:
-        raise QrError(
-            "qr_crc_mismatch",
-            f"the CRC is {written.upper()} but the payload hashes to {expected:04X}: "
-            "the code is damaged or was edited; scan the merchant's code again",
-        )
 
 
 def qr_symbol(text: str) -> segno.QRCode:
@@ -341,42 +296,11 @@ def _check_text(field: str, value: object, chars_max: int) -> None:
         _invalid(field, "must not start or end with a space")
 
 
-def _template(objects: Sequence[tuple[str, str | None]]) -> str:
-    """Concatenates tag-length-value objects, leaving out the absent ones."""
-    parts = []
-    for tag, value in objects:
-        if value is None:
-            continue
-        # Every caller's limits keep a value within 99 characters; this guards the format itself.
-        assert 0 < len(value) <= VALUE_CHARS_MAX, f"tag {tag} value of {len(value)} characters"
-        parts.append(f"{tag}{len(value):02d}{value}")
-    return "".join(parts)
-
-
-def _read_objects(text: str, where: str) -> dict[str, str]:
-    """Splits `text` into its data objects, in order; each tag at most once, every character used."""
-    objects: dict[str, str] = {}
-    position = 0
-    while position < len(text):  # bounded: each pass consumes at least five characters
-        header = text[position : position + 4]
-        if len(header) < 4 or not header.isdigit():
-            raise QrError("qr_malformed", f"{where}: expected a two-digit tag and length at character {position}")
-        tag, length = header[:2], int(header[2:])
-        value = text[position + 4 : position + 4 + length]
-        if length == 0 or len(value) < length:
-            raise QrError("qr_malformed", f"{where}: tag {tag} says {length} characters but has {len(value)}")
-        if tag in objects:
-            raise QrError("qr_malformed", f"{where}: tag {tag} appears twice")
-        objects[tag] = value
-        position += 4 + length
-    return objects
-
-
 def _sandbox_account(root: dict[str, str]) -> dict[str, str]:
     """The sub-tags of the merchant account template whose identifier is the sandbox's."""
     for tag in MERCHANT_ACCOUNT_TAGS:
         if tag in root:
-            template = _read_objects(root[tag], f"tag {tag}")
+            template = read_objects(root[tag], f"tag {tag}")
             if template.get(SUB_TAG_GUID) == SANDBOX_GUID:
                 return template
     raise QrError(

@@ -22,11 +22,8 @@ from producers.api.qr import (
     PNG_MODULE_PIXELS,
     PNG_QUIET_ZONE_MODULES,
     QR_AMOUNT_PAISA_MAX,
-    QrError,
     QrPayload,
-    check_crc,
     check_not_expired,
-    crc16_ccitt_false,
     encode_payload,
     format_amount,
     parse_amount,
@@ -34,6 +31,7 @@ from producers.api.qr import (
     qr_symbol,
     render_png,
 )
+from producers.api.qr_tlv import QrError, check_crc, crc16_ccitt_false
 from schemas.accounts import MerchantCategory
 from schemas.money import AMOUNT_PAISA_MAX
 
