@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -83,16 +84,17 @@ def _wait_healthy(url: str, process: subprocess.Popen[str], log: Path) -> None:
     pytest.fail(f"the API did not become healthy in {API_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    """The API as its own process on a free port, over a new database and topic prefix."""
-    database = f"t_{RUN_ID}_api"
+@contextmanager
+def running_api(settings: Settings, state: Path, name: str) -> Iterator[RunningApi]:
+    """The API as its own process on a free port, over a new database and topic prefix named `name`
+    (each test module runs its own)."""
     config = with_overrides(
-        settings, topic_prefix=f"t{RUN_ID}api.", database_url=asyncio.run(create_database(settings, database))
+        settings,
+        topic_prefix=f"t{RUN_ID}{name}.",
+        database_url=asyncio.run(create_database(settings, f"t_{RUN_ID}_{name}")),
     )
     asyncio.run(migrate(config.dsn))
     asyncio.run(ensure_topics(config))
-    state = tmp_path_factory.mktemp("api-state")
     port = free_port()
     log = state / "api.log"
     with log.open("w") as sink:
@@ -115,6 +117,13 @@ def api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(API_STOP_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    """The API for this module's tests."""
+    with running_api(settings, tmp_path_factory.mktemp("api-state"), "api") as running:
+        yield running
 
 
 @pytest.fixture

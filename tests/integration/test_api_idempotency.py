@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Final
@@ -16,23 +15,16 @@ import asyncpg
 import httpx
 import pytest
 
-from infra.db import create_database, migrate
-from infra.kafka_admin import ensure_topics
-from infra.settings import Settings, with_overrides
-from tests.conftest import RUN_ID
+from infra.settings import Settings
 from tests.integration.test_api import (
-    API_STOP_TIMEOUT_S,
     HTTP_TIMEOUT_S,
     RunningApi,
-    _api_command,
-    _api_env,
     _assert_problem,
     _auth,
     _tenant_key,
-    _wait_healthy,
+    running_api,
 )
 from tests.integration.test_api_payments import TOP_UP, _available, _msisdn, _open, _settle, _top_up
-from tests.integration.test_ledger_support import REPO, free_port
 
 AMOUNT: Final = 25_000
 CONCURRENT: Final = 5
@@ -41,37 +33,9 @@ REPLAYED: Final = "Idempotent-Replayed"
 
 @pytest.fixture(scope="module")
 def api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    """The API as its own process on a free port, over a new database and topic prefix."""
-    config = with_overrides(
-        settings,
-        topic_prefix=f"t{RUN_ID}idem.",
-        database_url=asyncio.run(create_database(settings, f"t_{RUN_ID}_api_idem")),
-    )
-    asyncio.run(migrate(config.dsn))
-    asyncio.run(ensure_topics(config))
-    state = tmp_path_factory.mktemp("api-idem-state")
-    port = free_port()
-    log = state / "api.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            _api_command(),
-            env=_api_env(config, state, port),
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield RunningApi(config=config, url=url, process=process, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(API_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(API_STOP_TIMEOUT_S)
+    """The API for this module's tests, over its own database and topic prefix."""
+    with running_api(settings, tmp_path_factory.mktemp("api-idem-state"), "api_idem") as running:
+        yield running
 
 
 @pytest.fixture

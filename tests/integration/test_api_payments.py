@@ -6,7 +6,6 @@ input (issue 9, item 4)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,23 +16,16 @@ import pytest
 
 from consumers.ledger.consumer import Settler
 from consumers.views.consumer import run_until_idle
-from infra.db import create_database, migrate
-from infra.kafka_admin import ensure_topics
-from infra.settings import Settings, with_overrides
-from tests.conftest import RUN_ID
+from infra.settings import Settings
 from tests.integration.test_api import (
-    API_STOP_TIMEOUT_S,
     HTTP_TIMEOUT_S,
     RunningApi,
-    _api_command,
-    _api_env,
     _assert_problem,
     _auth,
     _tenant_key,
-    _wait_healthy,
     _wallet,
+    running_api,
 )
-from tests.integration.test_ledger_support import REPO, free_port
 
 SETTLE_TIMEOUT_S: Final = 60.0
 TOP_UP: Final = 500_000
@@ -42,37 +34,9 @@ WAIT_SLACK_S: Final = 1.5  # how much later than asked a timed-out wait may answ
 
 @pytest.fixture(scope="module")
 def api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    """The API as its own process on a free port, over a new database and topic prefix."""
-    config = with_overrides(
-        settings,
-        topic_prefix=f"t{RUN_ID}pay.",
-        database_url=asyncio.run(create_database(settings, f"t_{RUN_ID}_api_pay")),
-    )
-    asyncio.run(migrate(config.dsn))
-    asyncio.run(ensure_topics(config))
-    state = tmp_path_factory.mktemp("api-pay-state")
-    port = free_port()
-    log = state / "api.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            _api_command(),
-            env=_api_env(config, state, port),
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield RunningApi(config=config, url=url, process=process, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(API_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(API_STOP_TIMEOUT_S)
+    """The API for this module's tests, over its own database and topic prefix."""
+    with running_api(settings, tmp_path_factory.mktemp("api-pay-state"), "api_pay") as running:
+        yield running
 
 
 @pytest.fixture
