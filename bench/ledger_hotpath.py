@@ -25,7 +25,8 @@ from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 sys.path.insert(0, sys.argv[1])
 from consumers.ledger import outcomes
-from consumers.ledger.domain import Account, Ledger
+from consumers.ledger.domain import Ledger
+from consumers.ledger.records import Account
 from consumers.ledger.reading import read_requests
 from schemas.events import dump_event
 from schemas.payments import PaymentRequested

@@ -22,8 +22,8 @@ from pydantic import TypeAdapter
 
 from consumers.ledger import repository
 from consumers.ledger.deadletter import Letter, Unreadable, dead_letter, read_event
-from consumers.ledger.domain import account_flags
 from consumers.ledger.outbox import Committed, OutcomeRelay
+from consumers.ledger.records import account_flags
 from infra.errors import SandboxError
 from schemas.accounts import AccountOpened
 from schemas.topics import ACCOUNTS

@@ -21,12 +21,13 @@ import asyncpg
 from consumers.ledger import repository
 from consumers.ledger.clock import ClockKey, reachable_clocks
 from consumers.ledger.deadletter import Letter
-from consumers.ledger.domain import Decision, Expired, Ledger, Request, accounts_named
+from consumers.ledger.domain import Ledger, accounts_named
 from consumers.ledger.merge import Item
 from consumers.ledger.outbox import Committed
 from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
 from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison
+from consumers.ledger.records import Decision, Expired, Request
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 
 

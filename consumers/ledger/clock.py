@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from consumers.ledger.domain import Request
+    from consumers.ledger.records import Request
 
 # How far ahead of its producer's clock (on one partition) and of the wall clock a request may be
 # dated: wider than any quiet spell of a small simulation's partition, far too narrow for a wrong

@@ -35,12 +35,12 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from consumers.ledger import repository
 from consumers.ledger.accounts import AccountsReader
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
-from consumers.ledger.domain import Request
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import LedgerMetrics, start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay
 from consumers.ledger.positions import Positions, check_within_log
 from consumers.ledger.reading import Poison, read_requests
+from consumers.ledger.records import Request
 from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, BatchWriter
 from consumers.ledger.summary import RunSummary
 from infra.db import database_unreachable, migrate

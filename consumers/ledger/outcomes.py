@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Final, get_args
 from uuid import UUID
 
-from consumers.ledger.domain import Decision, Pending
+from consumers.ledger.records import Decision, Pending
 from schemas.payments import (
     PaymentExpired,
     PaymentKind,

@@ -12,8 +12,8 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import Field, TypeAdapter
 
 from consumers.ledger.deadletter import Unreadable, read_event
-from consumers.ledger.domain import Request, RequestEvent
 from consumers.ledger.merge import Item
+from consumers.ledger.records import Request, RequestEvent
 from schemas.topics import PAYMENT_REQUESTS
 
 # Discriminated on event_type: pydantic validates one model, not every member of the union.

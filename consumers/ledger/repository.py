@@ -15,7 +15,7 @@ import asyncpg
 from consumers.ledger import sql
 from consumers.ledger.clock import ClockKey
 from consumers.ledger.deadletter import Letter, letters_to_json
-from consumers.ledger.domain import Account, Effects, Pending, RequestRecord
+from consumers.ledger.records import Account, Effects, Pending, RequestRecord
 
 EXPIRIES_PER_BATCH_MAX = 10_000  # due pending transfers one batch expires; the rest wait for the next
 

@@ -19,10 +19,10 @@ import asyncpg
 
 from consumers.ledger.batch import Batch, BatchResult, PartitionProgress, settle_batch
 from consumers.ledger.deadletter import Letter, dead_letter
-from consumers.ledger.domain import Request
 from consumers.ledger.merge import Item
 from consumers.ledger.outbox import DB_TRANSIENT
 from consumers.ledger.reading import Poison
+from consumers.ledger.records import Request
 from infra.errors import SandboxError
 
 log = logging.getLogger(__name__)

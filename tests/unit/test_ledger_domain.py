@@ -12,20 +12,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from consumers.ledger.clock import CLOCK_SKEW_MAX, ClockKey, reachable_clocks
-from consumers.ledger.domain import (
+from consumers.ledger.domain import Ledger
+from consumers.ledger.reading import REQUEST_ADAPTER, fingerprint
+from consumers.ledger.records import (
     ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS,
     TRANSFER_EXPIRE_PENDING,
     Account,
     Decision,
     Expired,
-    Ledger,
     Pending,
     Request,
     RequestRecord,
     account_flags,
     expiry_transfer_id,
 )
-from consumers.ledger.reading import REQUEST_ADAPTER, fingerprint
 from schemas.cash import CashIn
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 

@@ -11,10 +11,10 @@ from uuid import UUID, uuid4
 import pytest
 from jsonschema import Draft202012Validator
 
-from consumers.ledger.domain import Decision, Pending, Request
 from consumers.ledger.outbox import partition_for
 from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
 from consumers.ledger.reading import fingerprint
+from consumers.ledger.records import Decision, Pending, Request
 from schemas.cash import CashIn
 from schemas.events import parse_event
 from schemas.payments import (
@@ -186,7 +186,7 @@ def test_partition_cache_agrees_with_kafka_partitioner() -> None:
 def test_rows_are_copied_in_table_column_order() -> None:
     """Transfers and request records go to COPY as they are, so their fields follow the columns."""
     from consumers.ledger import sql
-    from consumers.ledger.domain import RequestRecord, Transfer
+    from consumers.ledger.records import RequestRecord, Transfer
 
     assert Transfer._fields == sql.TRANSFER_COLUMNS
     assert RequestRecord._fields == sql.REQUEST_COLUMNS
