@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from schemas.envelope import AccountId, Envelope, HolderToken
+from schemas.money import PAISA_PER_RUPEE
 from schemas.rules import Needs, Rule, check_rules
 
 AccountKind = Literal[
@@ -33,6 +37,57 @@ Iban = Annotated[
         description="Pakistani IBAN: PK, 2 check digits, 4-letter bank code, 16 digits (mod-97).",
     ),
 ]
+WalletTier = Literal["level_0", "level_1", "level_2", "test_capped"]
+
+
+@dataclass(frozen=True, slots=True)
+class TierLimits:
+    """What one wallet tier may move, in paisa; the same figures bound debits and credits separately.
+
+    `transfer_max` is the per-transfer bound: the regulations give no separate per-transaction
+    figure, so it is the daily limit (no single transfer can be larger than a day's total
+    anyway). `balance_max` caps the balance a credit may leave behind.
+    """
+
+    transfer_max: int
+    daily_max: int
+    monthly_max: int
+    yearly_max: int
+    balance_max: int
+
+
+def _rupees(amount: int) -> int:
+    return amount * PAISA_PER_RUPEE
+
+
+# Wallet-tier limits, the one table the ledger enforces and the API documents. Source: State Bank
+# of Pakistan, Branchless Banking Regulations 2016 (BPRD Circular No. 09 of 2016), as reported by
+# ProPakistani on 2016-07-14 (calibration source `sbp_bb_regs_2016`; docs/ledger.md, "Limits").
+# Level 2 accounts have no branchless-banking limit (the bank's own policy applies): None, unlimited.
+# `test_capped` is no SBP tier but the sandbox's capped wallet: every limit 0. Every WalletTier
+# has a row (a unit test says so).
+TIER_LIMITS_SOURCE: Final = "sbp_bb_regs_2016"
+TIER_LIMITS: Final[Mapping[str, TierLimits | None]] = MappingProxyType(
+    {
+        "level_0": TierLimits(
+            transfer_max=_rupees(25_000),
+            daily_max=_rupees(25_000),
+            monthly_max=_rupees(40_000),
+            yearly_max=_rupees(200_000),
+            balance_max=_rupees(200_000),
+        ),
+        "level_1": TierLimits(
+            transfer_max=_rupees(50_000),
+            daily_max=_rupees(50_000),
+            monthly_max=_rupees(80_000),
+            yearly_max=_rupees(800_000),
+            balance_max=_rupees(400_000),
+        ),
+        "level_2": None,
+        "test_capped": TierLimits(transfer_max=0, daily_max=0, monthly_max=0, yearly_max=0, balance_max=0),
+    }
+)
+
 RaastAliasToken = Annotated[
     str,
     Field(
@@ -76,12 +131,30 @@ class AccountOpened(Envelope):
     accepted_instruments: tuple[Instrument, ...] = Field(
         default=(), description="Merchants only: how they take payment."
     )
+    tier: WalletTier | None = Field(
+        default=None,
+        description=(
+            "Branchless-banking wallet tier whose limits the ledger enforces (SBP Branchless Banking"
+            " Regulations 2016: level_0, level_1; level_2 is unlimited). test_capped is no SBP tier but"
+            " the sandbox's capped wallet: every limit is 0. Absent: no branchless-banking limit"
+            " (bank accounts, merchants, agents, billers and the simulation's wallets)."
+        ),
+    )
 
     @model_validator(mode="after")
     def check_kind_fields(self) -> AccountOpened:
         """Citizens carry gender; merchants carry a category; bank accounts carry an IBAN (RULES)."""
         check_rules(self, self.RULES)
         return self
+
+    @model_serializer(mode="wrap")
+    def omit_absent_tier(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leaves `tier` out when there is none, so an account without one is written byte for byte
+        as before the field existed (the simulation's fast encoder writes no `tier`)."""
+        data: dict[str, Any] = handler(self)
+        if data.get("tier", "") is None:
+            del data["tier"]
+        return data
 
     @property
     def partition_key(self) -> str:

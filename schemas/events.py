@@ -17,6 +17,7 @@ from schemas.payments import (
     PaymentRequested,
     PaymentSettled,
     PaymentVoidRequested,
+    RefundRequested,
 )
 
 EVENT_TYPES: Final[tuple[type[Envelope], ...]] = (
@@ -24,6 +25,7 @@ EVENT_TYPES: Final[tuple[type[Envelope], ...]] = (
     PaymentRequested,
     PaymentPostRequested,
     PaymentVoidRequested,
+    RefundRequested,
     PaymentSettled,
     PaymentRejected,
     PaymentExpired,
@@ -40,6 +42,7 @@ Event = Annotated[
     | PaymentRequested
     | PaymentPostRequested
     | PaymentVoidRequested
+    | RefundRequested
     | PaymentSettled
     | PaymentRejected
     | PaymentExpired

@@ -53,6 +53,8 @@ RejectedResult = Literal[
     "exceeds_pending_transfer_amount",
     "invalid_timeout",
     "invalid_timestamp",  # dated too far ahead of its producer's clock (see docs/ledger.md)
+    "payer_limit_exceeded",  # over a debit limit of the payer's wallet tier (schemas/accounts.py)
+    "payee_limit_exceeded",  # over a credit limit or the balance cap of the payee's wallet tier
 ]
 RequestType = Literal[
     "payment.requested",
@@ -60,6 +62,7 @@ RequestType = Literal[
     "payment.void_requested",
     "cash.in",
     "cash.out",
+    "payment.refund_requested",
 ]
 TransferStatus = Literal["posted", "pending", "voided", "expired"]
 
@@ -155,6 +158,29 @@ class PaymentVoidRequested(Envelope):
         return self.payer_account_id
 
 
+class RefundRequested(Envelope):
+    """Pays (part of) a succeeded payment back: the original payee pays the original payer.
+
+    The ledger decides it exactly like a transfer from `payer_account_id` to `payee_account_id`
+    (transfer code `refund`; wallet-tier limits apply); whoever publishes it checks first that the
+    amount is still refundable — the ledger does not look the original payment up. Its outcome is
+    the usual `payment.settled` / `payment.rejected` with `request_event_id` = this event's id.
+    """
+
+    event_type: Literal["payment.refund_requested"] = "payment.refund_requested"
+    schema_version: Literal[1] = 1
+    payment_event_id: Uuid = Field(description="event_id of the succeeded payment.requested being refunded.")
+    payer_account_id: AccountId = Field(description="Who pays the refund back: the original payment's payee.")
+    payee_account_id: AccountId = Field(description="Who gets it: the original payment's payer.")
+    amount: Paisa
+    currency: Currency = "PKR"
+    reference: str | None = Field(default=None, max_length=64, description="Why, or the merchant's refund reference.")
+
+    @property
+    def partition_key(self) -> str:
+        return self.payer_account_id
+
+
 class _Outcome(Envelope):
     """What every outcome says about the request it answers."""
 
@@ -177,12 +203,13 @@ class PaymentSettled(_Outcome):
     """The ledger accepted the request; `status` says where the transfer now stands.
 
     Version 2: `event_id` is `outcome_event_id(request, result, fingerprint)`, one per distinct
-    decision (version 1 had one id per request).
+    decision (version 1 had one id per request). Version 3: `request_type` may be
+    `payment.refund_requested`. Version 2 events still parse (3 only widened an enum).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     event_type: Literal["payment.settled"] = "payment.settled"
-    schema_version: Literal[2] = 2
+    schema_version: Literal[2, 3] = 3
     result: SettledResult
     status: TransferStatus
     transfer_id: Uuid
@@ -192,12 +219,14 @@ class PaymentRejected(_Outcome):
     """The ledger refused the request; nothing moved. `result` says why.
 
     Version 2: one `event_id` per distinct decision (as for `payment.settled`), and the result
-    code `invalid_timestamp`.
+    code `invalid_timestamp`. Version 3: the result codes `payer_limit_exceeded` and
+    `payee_limit_exceeded` (wallet-tier limits) and the request type `payment.refund_requested`.
+    Version 2 events still parse (3 only widened enums).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     event_type: Literal["payment.rejected"] = "payment.rejected"
-    schema_version: Literal[2] = 2
+    schema_version: Literal[2, 3] = 3
     result: RejectedResult
 
 

@@ -22,6 +22,7 @@ from schemas.payments import (
     PaymentRequested,
     PaymentSettled,
     PaymentVoidRequested,
+    RefundRequested,
 )
 
 DAY_MS: Final = 86_400_000
@@ -62,8 +63,8 @@ PAYMENT_REQUESTS = TopicSpec(
     partitions=6,
     key="payer_account_id (customer_account_id for agent cash)",
     retention_ms=30 * DAY_MS,
-    event_types=(PaymentRequested, PaymentPostRequested, PaymentVoidRequested, CashIn, CashOut),
-    description="Commands to the ledger: payments, two-phase post/void, agent cash-in/out.",
+    event_types=(PaymentRequested, PaymentPostRequested, PaymentVoidRequested, CashIn, CashOut, RefundRequested),
+    description="Commands to the ledger: payments, two-phase post/void, agent cash-in/out, refunds.",
 )
 PAYMENT_OUTCOMES = TopicSpec(
     name="kp.payments.outcomes.v1",

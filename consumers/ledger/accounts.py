@@ -112,7 +112,7 @@ class AccountsReader:
         )
 
     async def _store(self, batches: dict) -> int:
-        rows: list[tuple[str, str, int, datetime]] = []
+        rows: list[tuple[str, str, int, datetime, str | None]] = []
         next_offsets: dict[int, int] = {}
         letters: list[Letter] = []
         for tp, messages in batches.items():
@@ -133,7 +133,9 @@ class AccountsReader:
                     )
                     letters.append(letter)
                 else:
-                    rows.append((event.account_id, event.kind, account_flags(event.kind), event.occurred_at))
+                    rows.append(
+                        (event.account_id, event.kind, account_flags(event.kind), event.occurred_at, event.tier)
+                    )
                 next_offsets[tp.partition] = message.offset + 1
         outbox_id = None
         if next_offsets:

@@ -16,6 +16,11 @@ either. The wall clock only widens what is accepted — a simulation far in the 
 own clock — so for any stream dated before today the decisions never depend on it. Expiry is a
 function of the stream alone, never of batching or wall time; each expiry is an outcome of its
 own (`Expired`). The values it works with are in `records.py`.
+
+A wallet opened with a tier has limits (`limits.py`): a new transfer is checked against the
+payer's debit windows and the payee's credit windows and balance cap after both accounts are
+found and before the payer's funds (`_check_transfer`), and counted in them once created. An
+account without a tier (`Account.tier is None`) skips all of it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from consumers.ledger.clock import ClockKey, timely
+from consumers.ledger.limits import check_balance_cap, check_window
 from consumers.ledger.records import (
     CP,
     CPO,
@@ -47,7 +53,7 @@ from consumers.ledger.records import (
     expiry_transfer_id,
 )
 from schemas.cash import CashIn, CashOut
-from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested, RefundRequested
 
 
 class Ledger:
@@ -116,6 +122,8 @@ class Ledger:
             decision = self._transfer(
                 request, event.customer_account_id, event.agent_account_id, event.amount, "cash_out"
             )
+        elif type(event) is RefundRequested:
+            decision = self._transfer(request, event.payer_account_id, event.payee_account_id, event.amount, "refund")
         else:
             assert type(event) is PaymentPostRequested or type(event) is PaymentVoidRequested, event
             decision = self._finish_pending(request, event)
@@ -160,9 +168,15 @@ class Ledger:
 
     def _transfer(self, request: Request, debit_id: str, credit_id: str, amount: int, code: str) -> Decision:
         event = request.event
-        result = self._check_transfer(debit_id, credit_id, amount)
+        if debit_id == credit_id:
+            return Decision(request, "accounts_must_be_different", None, debit_id, credit_id, amount)
+        debit, credit = self.accounts.get(debit_id), self.accounts.get(credit_id)
+        result = _check_transfer(debit, credit, amount, event.occurred_at)
         if result != "created":
             return Decision(request, result, None, debit_id, credit_id, amount)
+        assert debit is not None and credit is not None
+        if debit.tier is not None or credit.tier is not None:
+            self._count_limits(debit, credit, amount, event.occurred_at)
         rail, timeout_seconds, reference, pending = None, 0, None, False
         if type(event) is PaymentRequested:
             rail, timeout_seconds, reference, pending = (
@@ -171,6 +185,8 @@ class Ledger:
                 event.reference,
                 event.pending,
             )
+        elif type(event) is RefundRequested:
+            reference = event.reference
         self.effects.transfers.append(
             Transfer(
                 id=event.event_id,
@@ -210,15 +226,15 @@ class Ledger:
         self._move(debit_id, DPO, credit_id, CPO, amount)
         return Decision(request, "created", "posted", debit_id, credit_id, amount)
 
-    def _check_transfer(self, debit_id: str, credit_id: str, amount: int) -> str:
-        if debit_id == credit_id:
-            return "accounts_must_be_different"
-        debit = self.accounts.get(debit_id)
-        if debit is None or credit_id not in self.accounts:
-            return "account_not_found"
-        if not debit.check_debit_allowed(amount):
-            return "exceeds_credits"
-        return "created"
+    def _count_limits(self, debit: Account, credit: Account, amount: int, at: datetime) -> None:
+        """Counts a created transfer toward its tiered accounts' windows (limits.py)."""
+        on = at.date()
+        if debit.tier is not None:
+            debit.tier.debits.count(on, amount)
+            self.effects.windows[debit.id] = debit
+        if credit.tier is not None:
+            credit.tier.credits.count(on, amount)
+            self.effects.windows[credit.id] = credit
 
     def _finish_pending(self, request: Request, event: PaymentPostRequested | PaymentVoidRequested) -> Decision:
         """Posts (fully or in part) or voids a pending transfer."""
@@ -306,9 +322,28 @@ class Ledger:
         credit_deltas[credit_index] += amount
 
 
+def _check_transfer(debit: Account | None, credit: Account | None, amount: int, at: datetime) -> str:
+    """Whether a transfer between two different accounts may be created, checked in the order
+    docs/ledger.md states: both accounts exist, the payer's debit limits, the payee's credit
+    limits and balance cap, then the payer's funds."""
+    if debit is None or credit is None:
+        return "account_not_found"
+    if debit.tier is not None and not check_window(debit.tier.limits, debit.tier.debits, at, amount):
+        return "payer_limit_exceeded"
+    tier = credit.tier
+    if tier is not None and not (
+        check_window(tier.limits, tier.credits, at, amount)
+        and check_balance_cap(tier.limits, credit.balance_with_incoming, amount)
+    ):
+        return "payee_limit_exceeded"
+    if not debit.check_debit_allowed(amount):
+        return "exceeds_credits"
+    return "created"
+
+
 def _parties(event: RequestEvent) -> tuple[str, str | None]:
     """(debit, credit) account ids as the request names them."""
-    if isinstance(event, PaymentRequested):
+    if isinstance(event, PaymentRequested | RefundRequested):
         return event.payer_account_id, event.payee_account_id
     if isinstance(event, CashIn):
         return event.agent_account_id, event.customer_account_id

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Final, NamedTuple
 from uuid import UUID, uuid5
 
+from consumers.ledger.limits import Tier
 from schemas.accounts import CITIZEN_KINDS
 from schemas.cash import CashIn, CashOut
-from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested, RefundRequested
 
-RequestEvent = PaymentRequested | PaymentPostRequested | PaymentVoidRequested | CashIn | CashOut
+RequestEvent = PaymentRequested | PaymentPostRequested | PaymentVoidRequested | CashIn | CashOut | RefundRequested
 
 # Account flags (TigerBeetle's bit values).
 ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS: Final = 2
@@ -44,7 +45,8 @@ def account_flags(kind: str) -> int:
 
 @dataclass(slots=True)
 class Account:
-    """An account's balances as loaded (and locked) for one batch."""
+    """An account's balances as loaded (and locked) for one batch; a tiered account's limits and
+    running totals too (None for every other account, which no limit applies to)."""
 
     id: str
     flags: int = 0
@@ -52,12 +54,19 @@ class Account:
     debits_posted: int = 0
     credits_pending: int = 0
     credits_posted: int = 0
+    tier: Tier | None = None
 
     def check_debit_allowed(self, amount: int) -> bool:
         """False when debiting `amount` would overdraw an account that must not overdraw."""
         if not self.flags & ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS:
             return True
         return self.debits_pending + self.debits_posted + amount <= self.credits_posted
+
+    @property
+    def balance_with_incoming(self) -> int:
+        """Posted balance plus incoming reservations: what the balance cap is judged by (an
+        authorisation that may still be captured counts; one that may still be voided does not)."""
+        return self.credits_posted + self.credits_pending - self.debits_posted
 
 
 @dataclass(slots=True)
@@ -153,6 +162,7 @@ class Effects:
     pending_states: dict[UUID, str] = field(default_factory=dict)
     deltas: dict[str, list[int]] = field(default_factory=dict)  # id -> [dp, dpo, cp, cpo]
     outcomes: list[Decision | Expired] = field(default_factory=list)  # in the order they happened
+    windows: dict[str, Account] = field(default_factory=dict)  # tiered accounts whose totals moved
 
     def add_delta(self, account_id: str, index: int, amount: int) -> None:
         """Accumulates a balance change; `index` 0..3 = debits_pending..credits_posted."""

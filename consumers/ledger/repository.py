@@ -7,7 +7,7 @@ commits on its own. Writes take whole arrays (unnest or COPY), never one row per
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
@@ -15,22 +15,39 @@ import asyncpg
 from consumers.ledger import sql
 from consumers.ledger.clock import ClockKey
 from consumers.ledger.deadletter import Letter, letters_to_json
+from consumers.ledger.limits import Tier, Window
 from consumers.ledger.records import Account, Effects, Pending, RequestRecord
+from schemas.accounts import TIER_LIMITS
 
 EXPIRIES_PER_BATCH_MAX = 10_000  # due pending transfers one batch expires; the rest wait for the next
 
 
-async def open_accounts(connection: asyncpg.Connection, *, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
-    """Inserts accounts (id, kind, flags, opened_at) that do not exist yet."""
+async def open_accounts(
+    connection: asyncpg.Connection, *, rows: Sequence[tuple[str, str, int, datetime, str | None]]
+) -> None:
+    """Inserts accounts (id, kind, flags, opened_at, tier) that do not exist yet."""
     if rows:
-        ids, kinds, flags, opened = zip(*rows, strict=True)
-        await connection.execute(sql.INSERT_ACCOUNTS, list(ids), list(kinds), list(flags), list(opened))
+        ids, kinds, flags, opened, tiers = zip(*rows, strict=True)
+        await connection.execute(sql.INSERT_ACCOUNTS, list(ids), list(kinds), list(flags), list(opened), list(tiers))
 
 
 async def lock_accounts(connection: asyncpg.Connection, *, ids: Iterable[str]) -> dict[str, Account]:
     """Loads and locks accounts in id order (the same order in every process: no deadlock)."""
     rows = await connection.fetch(sql.LOCK_ACCOUNTS, sorted(set(ids)))
-    return {row["id"]: Account(*row) for row in rows}
+    return {row["id"]: _account(row) for row in rows}
+
+
+def _account(row: asyncpg.Record) -> Account:
+    """An account row as the rules see it: a tier with limits gets its limits and windows."""
+    account = Account(*row[:6])
+    limits = TIER_LIMITS.get(row["tier"]) if row["tier"] is not None else None
+    if limits is not None:
+        account.tier = Tier(
+            limits,
+            Window(row["debits_window_on"], row["debits_day"], row["debits_month"], row["debits_year"]),
+            Window(row["credits_window_on"], row["credits_day"], row["credits_month"], row["credits_year"]),
+        )
+    return account
 
 
 async def select_prior_requests(connection: asyncpg.Connection, *, ids: Sequence[UUID]) -> dict[UUID, RequestRecord]:
@@ -94,6 +111,19 @@ async def write_effects(connection: asyncpg.Connection, *, effects: Effects) -> 
         ids = sorted(effects.deltas)
         columns = [[effects.deltas[i][k] for i in ids] for k in range(4)]
         await connection.execute(sql.APPLY_DELTAS, ids, *columns)
+    if effects.windows:
+        await _write_windows(connection, accounts=[effects.windows[i] for i in sorted(effects.windows)])
+
+
+async def _write_windows(connection: asyncpg.Connection, *, accounts: list[Account]) -> None:
+    """Writes tiered accounts' running totals as they stand after the batch."""
+    rows = []
+    for account in accounts:
+        assert account.tier is not None, account.id  # only tiered accounts' windows move
+        rows.append((account.id, *_totals(account.tier.debits), *_totals(account.tier.credits)))
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    status = await connection.execute(sql.UPDATE_WINDOWS, *columns)
+    assert status == f"UPDATE {len(rows)}", (status, len(rows))
 
 
 async def _write_pending(connection: asyncpg.Connection, *, effects: Effects) -> None:
@@ -126,6 +156,11 @@ async def _write_pending(connection: asyncpg.Connection, *, effects: Effects) ->
         ids, states = zip(*changed, strict=True)
         status = await connection.execute(sql.UPDATE_PENDING_STATES, list(ids), list(states))
         assert status == f"UPDATE {len(changed)}", (status, len(changed))
+
+
+def _totals(window: Window) -> tuple[date | None, int, int, int]:
+    """A window's columns in table order."""
+    return window.on, window.day, window.month, window.year
 
 
 async def ensure_offsets(

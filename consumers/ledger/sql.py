@@ -6,15 +6,35 @@ from typing import Final
 
 # -- accounts ----------------------------------------------------------------------------------
 INSERT_ACCOUNTS: Final = """
-INSERT INTO ledger_accounts (id, kind, flags, opened_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
+INSERT INTO ledger_accounts (id, kind, flags, opened_at, tier)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
 ON CONFLICT (id) DO NOTHING
 """
 
+# Balances first (in Account's field order), then the tier and its windows (migration 0005).
 LOCK_ACCOUNTS: Final = """
-SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted
+SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted,
+       tier, debits_window_on, debits_day, debits_month, debits_year,
+       credits_window_on, credits_day, credits_month, credits_year
 FROM ledger_accounts WHERE id = ANY($1::text[])
 ORDER BY id FOR UPDATE
+"""
+
+# A tiered account's running totals, written as they stand after the batch (its row is locked).
+UPDATE_WINDOWS: Final = """
+UPDATE ledger_accounts AS a SET
+    debits_window_on  = w.debits_on,
+    debits_day        = w.debits_day,
+    debits_month      = w.debits_month,
+    debits_year       = w.debits_year,
+    credits_window_on = w.credits_on,
+    credits_day       = w.credits_day,
+    credits_month     = w.credits_month,
+    credits_year      = w.credits_year
+FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[], $5::bigint[],
+            $6::date[], $7::bigint[], $8::bigint[], $9::bigint[])
+    AS w(id, debits_on, debits_day, debits_month, debits_year, credits_on, credits_day, credits_month, credits_year)
+WHERE a.id = w.id
 """
 
 # The hot-account technique: one UPDATE per account per batch, from aggregated deltas.

@@ -209,7 +209,9 @@ class Aggregator:
                 self._flow(e.request_type.replace(".", "_"), self._district(customer), e.amount, day)
             return True
         if e.request_type != "payment.requested":
-            return True  # post/void finish a payment counted when it was requested
+            # Post/void finish a payment counted when it was requested; a refund gives (part of) a
+            # counted payment back and is no new digital payment.
+            return True
         payer = self.accounts.get(e.payer_account_id)
         district = payer[1] if payer else L.OTHER_INDEX
         if settled and e.payee_account_id is not None:

@@ -72,7 +72,7 @@ def test_payment_outcome_parses_into_the_contract(result: str, status: str | Non
     outcome = _published(value)
     assert key == "acc_00000001"
     assert isinstance(outcome, PaymentSettled if status else PaymentRejected)
-    assert outcome.schema_version == 2
+    assert outcome.schema_version == 3
     assert outcome.event_id == outcome_event_id(event.event_id, result, fingerprint(event))
     assert outcome.result == result and outcome.request_event_id == event.event_id
     assert outcome.request_occurred_at == AT and outcome.occurred_at == AT

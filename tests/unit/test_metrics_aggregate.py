@@ -156,6 +156,21 @@ def test_an_expiry_is_read_but_moves_no_payment_figure() -> None:
     assert figures(agg) == before
 
 
+def test_a_refund_is_read_but_is_no_new_digital_payment() -> None:
+    """A settled refund (merchant back to a citizen) counts as read and moves no payment, share or inflow figure."""
+    agg = feed(Aggregator(), [citizen(1), merchant(9), settled(1, "mch_00000009", 500)])
+    before = figures(agg)
+    request = uuid4()
+    refund = PaymentSettled(event_id=outcome_event_id(request, "created", FINGERPRINT), occurred_at=T0, **ENVELOPE,
+                            request_event_id=request, request_type="payment.refund_requested",
+                            request_occurred_at=T0, payer_account_id="mch_00000009",
+                            payee_account_id="wal_00000001", amount=200, result="created", status="posted",
+                            transfer_id=request)  # fmt: skip
+    assert apply_record(agg, PAYMENT_OUTCOMES, dump_event(refund), 0) == "counted"
+    assert figures(agg) == before
+    assert before.payments[("digital", "raast", "Swat", "settled")] == (1, 500)
+
+
 def test_digital_share_over_the_last_30_simulated_days() -> None:
     """Shares count settled digital vs cash payments in the window ending at the latest simulated day."""
     agg = feed(Aggregator(), [citizen(1), merchant(9), settled(1, "mch_00000009", 300, days=0),
