@@ -1,1 +1,1 @@
-"""The API's read models, kept from the ledger's outcomes: payments' and top-ups' statuses (issue 9)."""
+"""The API's read models, kept from the ledger's outcomes: payments', top-ups' and refunds' statuses (issue 9)."""

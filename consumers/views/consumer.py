@@ -1,4 +1,4 @@
-"""The views consumer loop: read the outcomes topic, move the API's payments and top-ups on.
+"""The views consumer loop: read the outcomes topic, move the API's payments, top-ups and refunds on.
 
 Exactly once, as the ledger does it: each fetched batch is applied in one PostgreSQL transaction
 that first locks the batch's rows in api_views_offsets, skips records below the stored offsets

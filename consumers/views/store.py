@@ -1,5 +1,5 @@
 """The views consumer's SQL: its offsets (api_views_offsets) and the API rows it updates
-(api_payments, api_top_ups; migration 0022). One repository over one connection; the consumer
+(api_payments, api_top_ups; migration 0022; api_refunds, 0024). One repository over one connection; the consumer
 calls it inside one transaction per batch, so the status changes and the offsets that produced
 them are committed together — or not at all."""
 
@@ -42,6 +42,8 @@ UNION ALL
 SELECT request_event_id, action, payment_id FROM api_payment_actions WHERE request_event_id = ANY($1::uuid[])
 UNION ALL
 SELECT request_event_id, 'top_up', id FROM api_top_ups WHERE request_event_id = ANY($1::uuid[])
+UNION ALL
+SELECT request_event_id, 'refund', id FROM api_refunds WHERE request_event_id = ANY($1::uuid[])
 """
 UPDATE_PAYMENT: Final = """
 UPDATE api_payments
@@ -58,6 +60,21 @@ WHERE id = $1 AND capture_method = 'manual' AND status IN ('requires_capture', '
 UPDATE_TOP_UP: Final = """
 UPDATE api_top_ups SET status = $2, failure_code = $3, failure_message = $4, updated_at = now()
 WHERE id = $1 AND status = 'processing'
+"""
+# A refund's outcome, and with it its payment's refund columns: a success adds to amount_refunded,
+# a failure releases the reservation the API made (producers/api/refund_rows.py). Refund row first,
+# then payment, the order the API's own undo takes too.
+UPDATE_REFUND: Final = """
+WITH refund AS (
+    UPDATE api_refunds SET status = $2, failure_code = $3, failure_message = $4, updated_at = now()
+    WHERE id = $1 AND status = 'processing'
+    RETURNING payment_id, amount
+)
+UPDATE api_payments AS p
+SET amount_refunded = p.amount_refunded + CASE WHEN $2 = 'succeeded' THEN refund.amount ELSE 0 END,
+    amount_refund_reserved = p.amount_refund_reserved - CASE WHEN $2 = 'failed' THEN refund.amount ELSE 0 END,
+    updated_at = now()
+FROM refund WHERE p.id = refund.payment_id
 """
 
 
@@ -106,9 +123,13 @@ class ViewsStore:
 
     async def apply(self, change: Change) -> bool:
         """Writes one status change; False when its guard refused it (a duplicate or late outcome)."""
-        if change.table == "top_up":
+        if change.table in ("top_up", "refund"):
             status = await self._db.execute(
-                UPDATE_TOP_UP, change.object_id, change.status, change.failure_code, change.failure_message
+                UPDATE_TOP_UP if change.table == "top_up" else UPDATE_REFUND,
+                change.object_id,
+                change.status,
+                change.failure_code,
+                change.failure_message,
             )
         elif change.awaited is None:
             status = await self._db.execute(EXPIRE_PAYMENT, change.object_id, change.status)

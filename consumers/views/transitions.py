@@ -2,7 +2,7 @@
 
 What an outcome answers (`Target`) is found by its `request_event_id`: a payment's own
 `payment.requested`, a capture's `payment.post_requested`, a cancel's `payment.void_requested`,
-or a top-up's `cash.in`. The change it makes:
+a top-up's `cash.in` or a refund's `payment.refund_requested`. The change it makes:
 
 | request   | settled                                  | rejected                                   | expired  |
 |-----------|------------------------------------------|--------------------------------------------|----------|
@@ -12,10 +12,13 @@ or a top-up's `cash.in`. The change it makes:
 | cancel    | voided → canceled                        | canceled / succeeded when the authorisation |          |
 |           |                                          | already ended so                           |          |
 | top-up    | succeeded                                | failed, failure_code = the result code     |          |
+| refund    | succeeded (the payment's amount_refunded | failed, failure_code = the result code     |          |
+|           | grows; the payment stays succeeded)      | (the payment's reservation is released)    |          |
 
 A change to a payment applies only while the payment still awaits that very request
 (`awaited`), so an outcome delivered twice, or late, never moves a payment backwards; an expiry
-applies to any authorisation not yet ended (`awaited` is None).
+applies to any authorisation not yet ended (`awaited` is None). A top-up or refund changes only
+while it is `processing`, so its outcome delivered twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from schemas.api.payments import failure_message
 from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
 
 Outcome = PaymentSettled | PaymentRejected | PaymentExpired
-Action = Literal["payment", "capture", "cancel", "top_up"]
-Table = Literal["payment", "top_up"]
+Action = Literal["payment", "capture", "cancel", "top_up", "refund"]
+Table = Literal["payment", "top_up", "refund"]
 
 # Where a settled transfer stands → the payment's status.
 SETTLED_STATUSES: Final[dict[str, str]] = {
@@ -57,7 +60,7 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A new status for one row of api_payments or api_top_ups."""
+    """A new status for one row of api_payments, api_top_ups or api_refunds."""
 
     table: Table
     object_id: str
@@ -75,10 +78,11 @@ class Change:
 def change_for(outcome: Outcome, target: Target) -> Change:
     """The status change `outcome` makes to `target` (see the module's table)."""
     request = outcome.request_event_id
-    if target.action == "top_up":
+    if target.action in ("top_up", "refund"):
+        table: Table = "top_up" if target.action == "top_up" else "refund"
         if isinstance(outcome, PaymentSettled):
-            return Change("top_up", target.object_id, "succeeded", request)
-        return Change("top_up", target.object_id, "failed", request, failure_code=outcome.result)
+            return Change(table, target.object_id, "succeeded", request)
+        return Change(table, target.object_id, "failed", request, failure_code=outcome.result)
     if isinstance(outcome, PaymentExpired):
         return Change("payment", target.object_id, "expired", None)
     if isinstance(outcome, PaymentSettled):

@@ -83,7 +83,9 @@ class AppSpec:
 
 LEDGER: Final = AppSpec("ledger", "consumers.ledger", "ledger_metrics_port", "the ledger's /metrics")
 METRICS: Final = AppSpec("metrics", "consumers.metrics", "metrics_port", "the metrics exporter")
-API: Final = AppSpec("api", "producers.api", "api_port", "the HTTP API", host_field="api_host", health_path="/healthz")
+# The API's /readyz is the API process alone (PostgreSQL and Kafka answer it); its /healthz also
+# needs the ledger and metrics, so it would tie the API's start to theirs (producers/api/routers/health.py).
+API: Final = AppSpec("api", "producers.api", "api_port", "the HTTP API", host_field="api_host", health_path="/readyz")
 # The API's read model of payments (statuses from the ledger's outcomes); it serves nothing, so it is
 # healthy while its process lives, and its stored offsets make a restart exact.
 VIEWS: Final = AppSpec("views", "consumers.views", None, "the API's payment views")

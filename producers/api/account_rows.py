@@ -9,17 +9,17 @@ import asyncpg
 
 ALIAS_CONSTRAINT: Final = "api_accounts_tenant_alias_key"
 
-ACCOUNT_COLUMNS: Final = "id, kind, alias_token, iban, district, gender, category, created_at"
+ACCOUNT_COLUMNS: Final = "id, kind, alias_token, iban, district, gender, category, tier, created_at"
 INSERT_ACCOUNT: Final = f"""
-INSERT INTO api_accounts (id, tenant_id, kind, alias_token, iban, district, gender, category)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO api_accounts (id, tenant_id, kind, alias_token, iban, district, gender, category, tier)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING {ACCOUNT_COLUMNS}
 """
 # available = credits_posted - debits_posted - debits_pending; pending = credits_pending (TigerBeetle's
 # reading of a balance: pending debits are already spoken for, pending credits not yet spendable).
 SELECT_ACCOUNT_WITH_BALANCE: Final = """
 SELECT account.id, account.kind, account.alias_token, account.iban, account.district, account.gender,
-       account.category, account.created_at,
+       account.category, account.tier, account.created_at,
        ledger.id IS NOT NULL AS settled,
        coalesce(ledger.credits_posted - ledger.debits_posted - ledger.debits_pending, 0) AS available,
        coalesce(ledger.credits_pending, 0) AS pending
@@ -46,10 +46,11 @@ class AccountRows:
         district: str,
         gender: str | None,
         category: str | None,
+        tier: str | None,
     ) -> asyncpg.Record:
         """Stores a new account; UniqueViolationError (ALIAS_CONSTRAINT) when the tenant has one with this alias."""
         row = await self._db.fetchrow(
-            INSERT_ACCOUNT, account_id, tenant_id, kind, alias_token, iban, district, gender, category
+            INSERT_ACCOUNT, account_id, tenant_id, kind, alias_token, iban, district, gender, category, tier
         )
         assert row is not None
         return row

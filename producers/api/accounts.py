@@ -23,12 +23,13 @@ import asyncpg
 
 from producers.api.account_rows import ALIAS_CONSTRAINT, AccountRows
 from producers.api.iban import make_iban
+from producers.api.magic_numbers import is_magic_number
 from producers.api.privacy import alias_token, holder_token
 from producers.api.problems import ApiError
 from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
 from producers.api.tenants import Tenant
 from schemas.accounts import AccountOpened
-from schemas.api.accounts import ACCOUNT_ID_PREFIX, Account, AccountCreate, Balance
+from schemas.api.accounts import ACCOUNT_ID_PREFIX, WALLET_TIER_DEFAULT, Account, AccountCreate, ApiWalletTier, Balance
 from schemas.envelope import Envelope
 
 PROVIDER: Final = "SBOX"  # the sandbox's own bank and wallet provider code
@@ -63,6 +64,20 @@ def check_kind_fields(request: AccountCreate) -> None:
         )
 
 
+def check_tier(request: AccountCreate) -> ApiWalletTier | None:
+    """A citizen wallet's tier (WALLET_TIER_DEFAULT unless given); bank and merchant accounts take none."""
+    if request.kind != "citizen_wallet":
+        if request.tier is not None:
+            raise ApiError(
+                status=422,
+                code="parameter_unexpected",
+                detail="'tier' is for citizen_wallet accounts (SBP's branchless-banking tiers)",
+                param="tier",
+            )
+        return None
+    return request.tier or WALLET_TIER_DEFAULT
+
+
 def tokens(key: bytes, msisdn: str) -> tuple[str, str]:
     """(Raast alias token, holder token) of a mobile number; 422 naming `msisdn` when it is not one."""
     try:
@@ -82,6 +97,7 @@ def account_from_row(row: asyncpg.Record, *, settled: bool, available: int, pend
         district=row["district"],
         gender=row["gender"],
         category=row["category"],
+        tier=row["tier"],
         balance=Balance(available=available, pending=pending),
         created_at=row["created_at"],
     )
@@ -99,7 +115,16 @@ class Accounts:
     async def open(self, *, tenant: Tenant, request: AccountCreate) -> Account:
         """Stores and announces a new account of the tenant (see the module's docstring)."""
         check_kind_fields(request)
+        if is_magic_number(request.msisdn):
+            raise ApiError(
+                status=422,
+                code="magic_number",
+                detail="this number is one of the sandbox's magic values (GET /v1/test_helpers/magic_values); "
+                "open the account with another number",
+                param="msisdn",
+            )
         alias, holder = tokens(self._key, request.msisdn)
+        tier = check_tier(request)
         account_id = ACCOUNT_ID_PREFIX + secrets.token_hex(ACCOUNT_ID_RANDOM_BYTES)
         iban = None
         if request.kind == "citizen_bank":
@@ -119,6 +144,7 @@ class Accounts:
             raast_alias=alias,
             gender=request.gender,
             merchant_category=request.category,
+            tier=tier,
         )
         try:
             async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection, connection.transaction():
@@ -131,6 +157,7 @@ class Accounts:
                     district=request.district,
                     gender=request.gender,
                     category=request.category,
+                    tier=tier,
                 )
                 try:
                     await self._publish(event)

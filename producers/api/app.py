@@ -8,6 +8,7 @@ reach them only through dependencies (producers/api/deps.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -15,14 +16,27 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from infra.settings import Settings
+from producers.api.docs_ui import install_docs
 from producers.api.problems import BODY_BYTES_MAX, BodySizeLimit, install_problem_handlers, problem_openapi
 from producers.api.resources import Resources
-from producers.api.routers import accounts, health, payments, top_ups
+from producers.api.routers import (
+    accounts,
+    health,
+    listings,
+    magic_values,
+    payment_requests,
+    payments,
+    qr_codes,
+    refunds,
+    top_ups,
+)
+from producers.api.scheduler import run_scheduler
 
 TITLE: Final = "KP payments sandbox API"
 VERSION: Final = "0.1.0"
-DESCRIPTION: Final = """A sandbox payments API for startups in Khyber Pakhtunkhwa: accounts, top-ups and
-payments (automatic or manual capture) today; refunds and magic values to come (issue 9).
+SCHEDULER_STOP_TIMEOUT_S: Final = 10.0  # the scheduler finishes the row it is doing, then stops
+DESCRIPTION: Final = """A sandbox payments API for startups in Khyber Pakhtunkhwa: accounts, top-ups,
+payments (automatic or manual capture), refunds and request-to-pay today; magic values to come (issue 9).
 
 Every POST takes an optional `Idempotency-Key` (1–255 printable ASCII characters, kept 24 hours per
 tenant): sending the same request again with the same key answers the first response again, with
@@ -32,6 +46,10 @@ A payment is `processing` until the ledger decides: then `succeeded`, `failed` (
 `failure_code`) or, when only authorised, `requires_capture` → capture (`succeeded`) or cancel
 (`canceled`), or `expired` when nobody captures it in time. `GET /v1/payments/{id}?wait=N` waits
 up to N seconds for that decision.
+
+A refund pays (part of) a `succeeded` payment back: `processing` → `succeeded` (the payment's
+`amount_refunded` grows; the payment stays `succeeded`) or `failed`. A payment request is `pending`
+until the payer approves it (a payment is made), declines it, or it passes `expires_at` (`expired`).
 
 Authenticate with a secret key from `kpsandbox tenants create NAME`: `Authorization: Bearer sk_test_…`.
 Amounts are integer paisa (PKR). Every error is `application/problem+json` (RFC 9457) with a
@@ -47,18 +65,31 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         held = resources if resources is not None else await Resources.open(settings)
         app.state.resources = held
+        stop = asyncio.Event()
+        scheduled = asyncio.create_task(run_scheduler(held.pool, held.publish, stop=stop), name="api-scheduler")
         try:
             yield
         finally:
+            stop.set()
+            await asyncio.wait_for(scheduled, SCHEDULER_STOP_TIMEOUT_S)
             await held.close()
 
-    app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are installed from local assets (docs_ui.py): FastAPI's own load from a CDN.
+    app = FastAPI(
+        title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs(app)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=BODY_BYTES_MAX)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(payments.router)
     app.include_router(top_ups.router)
+    app.include_router(payment_requests.router)
+    app.include_router(refunds.router)
+    app.include_router(magic_values.router)
+    app.include_router(qr_codes.router)
+    app.include_router(listings.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,8 +11,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producers.api.accounts import Accounts
+from producers.api.listings import Listings
+from producers.api.payment_requests import PaymentRequests
 from producers.api.payments import Payments
 from producers.api.problems import ApiError
+from producers.api.qr_codes import QrCodes
+from producers.api.refunds import Refunds
 from producers.api.resources import DB_UNAVAILABLE, Resources, unavailable
 from producers.api.tenants import Tenant, Tenants
 from producers.api.top_ups import TopUps
@@ -24,7 +28,7 @@ BEARER: Final = HTTPBearer(
 )
 
 
-def resources(request: Request) -> Resources:
+async def resources(request: Request) -> Resources:
     """The resources the lifespan opened."""
     opened: Resources = request.app.state.resources
     return opened
@@ -58,7 +62,7 @@ async def current_tenant(
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
 
 
-def accounts(held: ResourcesDep) -> Accounts:
+async def accounts(held: ResourcesDep) -> Accounts:
     """The accounts service over the running API's resources."""
     return Accounts(pool=held.pool, publish=held.publish, key=held.key)
 
@@ -66,7 +70,7 @@ def accounts(held: ResourcesDep) -> Accounts:
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 
 
-def payments(held: ResourcesDep) -> Payments:
+async def payments(held: ResourcesDep) -> Payments:
     """The payments service over the running API's resources."""
     return Payments(pool=held.pool, publish=held.publish, key=held.key)
 
@@ -74,9 +78,41 @@ def payments(held: ResourcesDep) -> Payments:
 PaymentsDep = Annotated[Payments, Depends(payments)]
 
 
-def top_ups(held: ResourcesDep) -> TopUps:
+async def top_ups(held: ResourcesDep) -> TopUps:
     """The top-ups service over the running API's resources."""
     return TopUps(pool=held.pool, publish=held.publish)
 
 
 TopUpsDep = Annotated[TopUps, Depends(top_ups)]
+
+
+async def qr_codes(held: ResourcesDep) -> QrCodes:
+    """The QR codes service over the running API's resources."""
+    return QrCodes(pool=held.pool)
+
+
+QrCodesDep = Annotated[QrCodes, Depends(qr_codes)]
+
+
+async def listings(held: ResourcesDep) -> Listings:
+    """The listings (accounts, payments, transfers) over the running API's resources."""
+    return Listings(pool=held.pool)
+
+
+ListingsDep = Annotated[Listings, Depends(listings)]
+
+
+async def payment_requests(held: ResourcesDep, payments: PaymentsDep) -> PaymentRequests:
+    """The request-to-pay service over the running API's resources (approving makes a payment)."""
+    return PaymentRequests(pool=held.pool, key=held.key, payments=payments)
+
+
+PaymentRequestsDep = Annotated[PaymentRequests, Depends(payment_requests)]
+
+
+async def refunds(held: ResourcesDep) -> Refunds:
+    """The refunds service over the running API's resources."""
+    return Refunds(pool=held.pool, publish=held.publish)
+
+
+RefundsDep = Annotated[Refunds, Depends(refunds)]

@@ -11,13 +11,15 @@ from uuid import UUID
 import asyncpg
 
 PAYMENT_COLUMNS: Final = (
-    "id, status, payer, payee, amount, amount_captured, kind, capture_method, expires_at,"
+    "id, status, payer, payee, amount, amount_captured, amount_refunded, kind, capture_method, expires_at,"
     " failure_code, failure_message, created_at, updated_at"
 )
 TOP_UP_COLUMNS: Final = "id, status, account, amount, failure_code, failure_message, created_at, updated_at"
 
-SELECT_TENANT_ACCOUNT: Final = "SELECT id, kind FROM api_accounts WHERE id = $1 AND tenant_id = $2"
-SELECT_TENANT_ACCOUNT_BY_ALIAS: Final = "SELECT id, kind FROM api_accounts WHERE alias_token = $1 AND tenant_id = $2"
+SELECT_TENANT_ACCOUNT: Final = "SELECT id, kind, magic FROM api_accounts WHERE id = $1 AND tenant_id = $2"
+SELECT_TENANT_ACCOUNT_BY_ALIAS: Final = (
+    "SELECT id, kind, magic FROM api_accounts WHERE alias_token = $1 AND tenant_id = $2"
+)
 
 INSERT_PAYMENT: Final = f"""
 INSERT INTO api_payments (id, tenant_id, request_event_id, awaiting_event_id, payer, payee, amount, kind,
@@ -70,11 +72,11 @@ class PaymentRows:
         self._db = db
 
     async def account(self, *, account_id: str, tenant_id: str) -> asyncpg.Record | None:
-        """The tenant's account (`id`, `kind`); None when the tenant has no such account."""
+        """The tenant's account (`id`, `kind`, `magic`); None when the tenant has no such account."""
         return await self._db.fetchrow(SELECT_TENANT_ACCOUNT, account_id, tenant_id)
 
     async def account_by_alias(self, *, alias_token: str, tenant_id: str) -> asyncpg.Record | None:
-        """The tenant's account whose Raast alias token this is (`id`, `kind`); None when none is."""
+        """The tenant's account whose Raast alias token this is (`id`, `kind`, `magic`); None when none is."""
         return await self._db.fetchrow(SELECT_TENANT_ACCOUNT_BY_ALIAS, alias_token, tenant_id)
 
     async def insert_payment(

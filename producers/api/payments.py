@@ -1,7 +1,7 @@
 """Payments made through the API: the rules, the event, the status (issue 9, item 4).
 
-Making a payment: check the request → resolve payer and payee among the tenant's accounts (a
-payee alias through its keyed Raast token; the number goes no further) → store the row as
+Making a payment: check the request → resolve payer and payee among the tenant's accounts (the
+payee by id, alias, IBAN or QR: producers/api/payees.py) → store the row as
 `processing`, awaiting the answer to its `payment.requested`, and commit → publish the request
 (keyed by the payer, as the simulation does) and wait for Kafka's acknowledgement. The row is
 committed *before* the publish so the views consumer always finds it when the ledger's outcome
@@ -23,13 +23,17 @@ from typing import Final
 
 import asyncpg
 
+from producers.api import scheduler
 from producers.api.accounts import PRODUCER
+from producers.api.magic import MagicAccounts, refuse_magic
+from producers.api.magic_numbers import payee_behaviour
+from producers.api.payees import amount_of, check_payee, claim_dynamic_qr, find_payee, qr_contract_kind
 from producers.api.payment_rows import PaymentRows
 from producers.api.polling import poll_until
-from producers.api.privacy import alias_token
 from producers.api.problems import ApiError
 from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
 from producers.api.tenants import Tenant
+from schemas.api.magic import DELAYED_SUCCESS_S, NO_ANSWER_TIMEOUT_S, MagicBehaviour
 from schemas.api.payments import (
     EXPIRES_IN_DEFAULT_S,
     PAYMENT_ID_PREFIX,
@@ -54,6 +58,8 @@ CONTRACT_KINDS: Final[dict[str, PaymentKind]] = {
 BANK_RAILS: Final[dict[str, Rail]] = {"p2p": "raast", "p2m": "raast", "bill": "bank", "ecommerce": "card"}
 WALLET_KIND: Final = "citizen_wallet"
 VERBS: Final = {"capture": "captured", "cancel": "canceled"}
+# Magic payments whose request is not published when they are made (the scheduler sends it, or nothing does).
+UNPUBLISHED_BEHAVIOURS: Final = frozenset({"delayed_success", "no_answer"})
 
 Publish = Callable[[Envelope], Awaitable[None]]
 Clock = Callable[[], datetime]
@@ -61,25 +67,6 @@ Clock = Callable[[], datetime]
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def check_payee_given(request: PaymentCreate) -> str:
-    """Exactly one of `payee` and `payee_alias`; returns the name of the one given."""
-    if request.payee is not None and request.payee_alias is not None:
-        raise ApiError(
-            status=422,
-            code="parameter_unexpected",
-            detail="give the payee as 'payee' (an account id) or 'payee_alias' (a mobile number), not both",
-            param="payee_alias",
-        )
-    if request.payee is None and request.payee_alias is None:
-        raise ApiError(
-            status=422,
-            code="parameter_missing",
-            detail="'payee' (an account id) or 'payee_alias' (a mobile number) is required",
-            param="payee",
-        )
-    return "payee" if request.payee is not None else "payee_alias"
 
 
 def check_expiry(request: PaymentCreate) -> int:
@@ -130,6 +117,7 @@ def payment_from_row(row: asyncpg.Record) -> Payment:
         payee=row["payee"],
         amount=row["amount"],
         amount_captured=row["amount_captured"],
+        amount_refunded=row["amount_refunded"],
         kind=row["kind"],
         capture_method=row["capture_method"],
         expires_at=row["expires_at"],
@@ -151,26 +139,22 @@ class Payments:
 
     async def create(self, *, tenant: Tenant, request: PaymentCreate) -> Payment:
         """Stores and publishes a new payment (see the module's docstring); `processing`."""
-        payee_param = check_payee_given(request)
+        # payees.py: the payee by id, alias, IBAN or QR; the request comes back with its amount and kind settled.
+        payee_query = check_payee(request, key=self._key, now=self._now())
+        request, payee_param = payee_query.request, payee_query.param
         expires_in = check_expiry(request)
-        payee_alias_token = None
-        if request.payee_alias is not None:
-            try:
-                payee_alias_token = alias_token(self._key, request.payee_alias)
-            except ValueError as error:  # its message names the accepted forms, never the input
-                raise ApiError(status=422, code="invalid_parameter", detail=str(error), param="payee_alias") from None
+        behaviour = payee_behaviour(request.payee_alias)
         try:
+            if behaviour is not None:  # the magic payee's account, opened at first use
+                await MagicAccounts(pool=self._pool, publish=self._publish, key=self._key).ensure(
+                    tenant=tenant, behaviour=behaviour
+                )
             rows = PaymentRows(self._pool)
             payer = await rows.account(account_id=request.payer, tenant_id=tenant.id)
             if payer is None:
                 raise not_found("payer", "account with the payer's id")
-            if payee_alias_token is not None:
-                payee = await rows.account_by_alias(alias_token=payee_alias_token, tenant_id=tenant.id)
-            else:
-                assert request.payee is not None
-                payee = await rows.account(account_id=request.payee, tenant_id=tenant.id)
-            if payee is None:
-                raise not_found(payee_param, "account for this payee")
+            refuse_magic(payer["magic"], param="payer", use="pay")
+            payee = await find_payee(self._pool, payee_query, tenant_id=tenant.id)
             if payee["id"] == payer["id"]:
                 raise ApiError(
                     status=400,
@@ -178,41 +162,94 @@ class Payments:
                     detail="the payer and the payee are the same account; pay another account",
                     param=payee_param,
                 )
-            occurred_at = self._now()
-            event_id = uuid.uuid4()
-            event = PaymentRequested(
-                event_id=event_id,
-                occurred_at=occurred_at,
-                producer=PRODUCER,
-                correlation_id=event_id,  # the flow's id: its capture or cancel carries it too
-                kind=CONTRACT_KINDS[request.kind],
-                rail="wallet" if payer["kind"] == WALLET_KIND else BANK_RAILS[request.kind],
-                payer_account_id=payer["id"],
-                payee_account_id=payee["id"],
-                amount=request.amount,
-                pending=request.capture_method == "manual",
-                timeout_seconds=expires_in,
-            )
-            payment_id = PAYMENT_ID_PREFIX + secrets.token_hex(PAYMENT_ID_RANDOM_BYTES)
-            row = await rows.insert_payment(
-                payment_id=payment_id,
-                tenant_id=tenant.id,
-                request_event_id=event.event_id,
-                payer=payer["id"],
-                payee=payee["id"],
-                amount=request.amount,
-                kind=request.kind,
-                capture_method=request.capture_method,
-                expires_at=occurred_at + timedelta(seconds=expires_in) if expires_in else None,
-            )
-            try:
-                await self._publish(event)
-            except KAFKA_UNAVAILABLE as error:  # no payment without its request
-                await rows.delete_payment(payment_id=payment_id)
-                raise unavailable("Kafka") from error
+            event = self._requested(request, payer=payer, payee=payee, expires_in=expires_in, behaviour=behaviour)
+            row = await self._store(tenant, request, event, payee=payee["id"], behaviour=behaviour)
+            if behaviour not in UNPUBLISHED_BEHAVIOURS:
+                try:
+                    await self._publish(event)
+                except KAFKA_UNAVAILABLE as error:  # no payment without its request
+                    await PaymentRows(self._pool).delete_payment(payment_id=row["id"])
+                    raise unavailable("Kafka") from error
         except DB_UNAVAILABLE as error:
             raise unavailable("PostgreSQL") from error
         return payment_from_row(row)
+
+    def _requested(
+        self,
+        request: PaymentCreate,
+        *,
+        payer: asyncpg.Record,
+        payee: asyncpg.Record,
+        expires_in: int,
+        behaviour: MagicBehaviour | None,
+    ) -> PaymentRequested:
+        """The payment's request to the ledger. For the insufficient-funds magic value the ledger is
+        asked to debit the magic (always empty) account instead, towards the payer: it refuses."""
+        debit, credit = (payee, payer) if behaviour == "insufficient_funds" else (payer, payee)
+        event_id = uuid.uuid4()
+        return PaymentRequested(
+            event_id=event_id,
+            occurred_at=self._now(),
+            producer=PRODUCER,
+            correlation_id=event_id,  # the flow's id: its capture or cancel carries it too
+            kind=qr_contract_kind(request.qr) or CONTRACT_KINDS[request.kind],
+            rail="wallet" if debit["kind"] == WALLET_KIND else BANK_RAILS[request.kind],
+            payer_account_id=debit["id"],
+            payee_account_id=credit["id"],
+            amount=amount_of(request),
+            pending=request.capture_method == "manual",
+            timeout_seconds=expires_in,
+        )
+
+    async def _store(
+        self,
+        tenant: Tenant,
+        request: PaymentCreate,
+        event: PaymentRequested,
+        *,
+        payee: str,
+        behaviour: MagicBehaviour | None,
+    ) -> asyncpg.Record:
+        """Stores the `processing` payment with what is scheduled for it (scheduler.py), in one
+        transaction: a delayed or unanswered magic payment, and an authorisation's expiry."""
+        expires_at = event.occurred_at + timedelta(seconds=event.timeout_seconds) if event.pending else None
+        payment_id = PAYMENT_ID_PREFIX + secrets.token_hex(PAYMENT_ID_RANDOM_BYTES)
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection, connection.transaction():
+            row = await PaymentRows(connection).insert_payment(
+                payment_id=payment_id,
+                tenant_id=tenant.id,
+                request_event_id=event.event_id,
+                payer=request.payer,
+                payee=payee,
+                amount=amount_of(request),
+                kind=request.kind,
+                capture_method=request.capture_method,
+                expires_at=expires_at,
+            )
+            await claim_dynamic_qr(connection, request, tenant_id=tenant.id, payment_id=payment_id)  # 409 if paid
+            if behaviour == "delayed_success":
+                due = scheduler.due_after(event.occurred_at, DELAYED_SUCCESS_S)
+                await scheduler.schedule(connection, payment_id=payment_id, action="publish", due_at=due, event=event)
+            elif behaviour == "no_answer":
+                due = scheduler.due_after(event.occurred_at, NO_ANSWER_TIMEOUT_S)
+                await scheduler.schedule(connection, payment_id=payment_id, action="time_out", due_at=due)
+            if expires_at is not None:
+                release = self._expiry_release(event, expires_at)
+                await scheduler.schedule(
+                    connection, payment_id=payment_id, action="expire", due_at=expires_at, event=release
+                )
+        return row
+
+    def _expiry_release(self, event: PaymentRequested, expires_at: datetime) -> PaymentVoidRequested:
+        """The void sent when an authorisation's time is up, dated then (see scheduler.py, `expire`)."""
+        return PaymentVoidRequested(
+            event_id=uuid.uuid4(),
+            occurred_at=expires_at,
+            producer=PRODUCER,
+            correlation_id=event.event_id,
+            pending_id=event.event_id,
+            payer_account_id=event.payer_account_id,
+        )
 
     async def get(self, *, tenant: Tenant, payment_id: str, wait_s: float | None = None) -> Payment:
         """The tenant's payment; with `wait_s`, once its status is final or after `wait_s` seconds."""

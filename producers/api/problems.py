@@ -12,6 +12,7 @@ mobile number sent in the wrong field is not echoed back (issue 9, item 8).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -63,13 +64,18 @@ def problem_response(error: ApiError) -> JSONResponse:
     )
 
 
+UNION_MEMBER: Final = re.compile(r"[-\[]")
+
+
 def _param(location: Sequence[Any]) -> str | None:
     """A dotted parameter name from pydantic's error location: ('body', 'gender') → 'gender';
     a header or path parameter by its own name; None when the whole body is to blame."""
     parts = [str(part) for part in location]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    return ".".join(parts) or None
+    # pydantic names the member of a union that failed ('constrained-int', 'function-after[…]'):
+    # not a parameter; the API's own names are snake_case.
+    return ".".join(part for part in parts if not UNION_MEMBER.search(part)) or None
 
 
 def validation_error(error: RequestValidationError) -> ApiError:

@@ -59,6 +59,14 @@ def unavailable(what: str) -> ApiError:
     )
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Releases a pooled connection without asyncpg's reset query (advisory unlock, CLOSE ALL,
+    UNLISTEN, RESET ALL): one round trip saved per query (bench/api.py). The API sets no session
+    state — no SET, LISTEN, session advisory lock or cursor outside a transaction — and asyncpg still
+    rolls back a transaction left open before calling this."""
+    del connection
+
+
 class _DropRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return False
@@ -95,7 +103,13 @@ class Resources:
         await migrate(settings.dsn)  # raises database_unreachable when PostgreSQL is away
         try:
             pool = await asyncio.wait_for(
-                asyncpg.create_pool(settings.dsn, min_size=1, max_size=POOL_SIZE_MAX, timeout=CONNECT_TIMEOUT_S),
+                asyncpg.create_pool(
+                    settings.dsn,
+                    min_size=1,
+                    max_size=POOL_SIZE_MAX,
+                    timeout=CONNECT_TIMEOUT_S,
+                    reset=_keep_session,
+                ),
                 CONNECT_TIMEOUT_S * 2,
             )
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:

@@ -22,6 +22,7 @@ from typing import Final
 import asyncpg
 
 from producers.api.accounts import PRODUCER, PROVIDER
+from producers.api.magic import refuse_magic
 from producers.api.payment_rows import PaymentRows
 from producers.api.polling import poll_until
 from producers.api.problems import ApiError
@@ -71,8 +72,10 @@ class TopUps:
         """Stores and publishes a cash-in of `amount` into the tenant's account; `processing`."""
         try:
             rows = PaymentRows(self._pool)
-            if await rows.account(account_id=request.account, tenant_id=tenant.id) is None:
+            account = await rows.account(account_id=request.account, tenant_id=tenant.id)
+            if account is None:
                 raise ApiError(status=404, code="not_found", detail="you have no account with this id", param="account")
+            refuse_magic(account["magic"], param="account", use="be topped up")
             agent = await self._agent(tenant)
             event_id = uuid.uuid4()
             event = CashIn(

@@ -12,13 +12,16 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.accounts import Gender, Iban, MerchantCategory, RaastAliasToken
+from schemas.accounts import Gender, Iban, MerchantCategory, RaastAliasToken, WalletTier
 from schemas.envelope import TOKEN_PATTERN
 
 ACCOUNT_ID_PREFIX: Final = "acc_"
 MSISDN_CHARS_MAX: Final = 20  # "+92 345-123 4567" and friends; the shape itself is checked by the service
 
 ApiAccountKind = Literal["citizen_wallet", "citizen_bank", "merchant"]
+# The SBP branchless-banking tiers a startup may open a wallet in (test_capped is the magic payee's only).
+ApiWalletTier = Literal["level_0", "level_1", "level_2"]
+WALLET_TIER_DEFAULT: Final = "level_1"  # a biometrically verified wallet, as most are today
 AccountStatus = Literal["opening", "open"]
 
 
@@ -58,6 +61,13 @@ class AccountCreate(BaseModel):
     district: District
     gender: Gender | None = Field(default=None, description="Citizens only (and required for them).")
     category: MerchantCategory | None = Field(default=None, description="Merchants only (and required for them).")
+    tier: ApiWalletTier | None = Field(
+        default=None,
+        description=(
+            "Citizen wallets only: the SBP branchless-banking tier whose daily, monthly and yearly limits and"
+            f" balance cap the ledger enforces (default {WALLET_TIER_DEFAULT}; level_2 has none)."
+        ),
+    )
 
 
 class Balance(BaseModel):
@@ -80,5 +90,6 @@ class Account(BaseModel):
     district: str
     gender: Gender | None = None
     category: MerchantCategory | None = None
+    tier: WalletTier | None = Field(default=None, description="Citizen wallets: the SBP tier whose limits apply.")
     balance: Balance
     created_at: datetime

@@ -9,6 +9,9 @@ writes it from the outcomes topic):
                       │          ──cancel───► processing ──► canceled
                       └──(expires_in passes)──► expired
 
+Refunds (schemas/api/refunds.py) do not change a payment's status: a `succeeded` payment stays
+`succeeded` however much of it is refunded, and `amount_refunded` counts what came back.
+
 A top-up is `processing`, then `succeeded` or `failed`. The models here are the OpenAPI schema;
 the status vocabulary and the failure messages are shared with the views consumer, so they live
 in the contract package rather than in the API.
@@ -17,17 +20,20 @@ in the contract package rather than in the API.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from schemas.api.accounts import MSISDN_CHARS_MAX, ApiAccountId
 from schemas.api.money import Amount
+from schemas.api.qr import PAYLOAD_CHARS_MAX as QR_PAYLOAD_CHARS_MAX
 
 PAYMENT_ID_PREFIX: Final = "pay_"
 TOP_UP_ID_PREFIX: Final = "tu_"
 EXPIRES_IN_DEFAULT_S: Final = 7 * 86_400  # an authorisation lives a week unless told otherwise
 EXPIRES_IN_MAX_S: Final = 90 * 86_400  # the contract's bound on a pending payment's timeout
+IBAN_CHARS_MAX: Final = 40  # 24 characters, and a space every four
 WAIT_MAX_S: Final = 10.0  # GET …?wait=N: the longest a read may wait for a final status
 
 PaymentStatus = Literal["processing", "requires_capture", "succeeded", "failed", "canceled", "expired"]
@@ -57,6 +63,15 @@ FAILURE_MESSAGES: Final[dict[str, str]] = {
     "exists_with_different_fields": "a request with this id and other fields was made before",
     "invalid_timeout": "the authorisation's expiry is not acceptable",
     "invalid_timestamp": "the request was dated too far ahead of the ledger's clock",
+    "payer_limit_exceeded": (
+        "the payer's wallet tier does not allow this amount (per-transfer, daily, monthly or yearly limit);"
+        " pay a smaller amount, wait for the next day or month, or upgrade the wallet's tier"
+    ),
+    "payee_limit_exceeded": (
+        "the payee's wallet tier cannot receive this amount (an incoming limit or its maximum balance);"
+        " pay a smaller amount or ask the payee to upgrade the wallet's tier"
+    ),
+    "timed_out": "nothing answered the payment in time (the no-answer magic value); no money moved",
 }
 FAILURE_MESSAGE_DEFAULT: Final = "the ledger refused the request"
 
@@ -66,9 +81,15 @@ def failure_message(code: str) -> str:
     return FAILURE_MESSAGES.get(code, FAILURE_MESSAGE_DEFAULT)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Documents an optional field without its `null` default (null itself is refused)."""
+    schema.pop("default", None)
+
+
 class PaymentCreate(BaseModel):
-    """Pays `amount` paisa from `payer` to `payee` (an account id) or `payee_alias` (a mobile
-    number, resolved to one of your accounts through its Raast alias; never stored)."""
+    """Pays `amount` paisa from `payer` to exactly one of: `payee` (an account id), `payee_alias` (a
+    mobile number, resolved to one of your accounts through its Raast alias; never stored),
+    `payee_iban` (one of your bank accounts' IBAN) or `qr` (a QR payload of one of your merchants)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -77,6 +98,7 @@ class PaymentCreate(BaseModel):
             "examples": [
                 {"payer": "acc_" + "1" * 32, "payee": "acc_" + "2" * 32, "amount": 25000},
                 {"payer": "acc_" + "1" * 32, "payee_alias": "03451234567", "amount": 25000, "kind": "p2p"},
+                {"payer": "acc_" + "1" * 32, "payee_iban": "PK09 SBOX 0000 0012 3456 7890", "amount": 25000},
                 {
                     "payer": "acc_" + "1" * 32,
                     "payee": "acc_" + "3" * 32,
@@ -97,7 +119,25 @@ class PaymentCreate(BaseModel):
         max_length=MSISDN_CHARS_MAX,
         description="The payee's mobile number (its Raast alias); one of your accounts must hold it. Never stored.",
     )
-    amount: Amount
+    payee_iban: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=IBAN_CHARS_MAX,
+        description="The payee's IBAN (PK…, spaces allowed); one of your bank accounts must hold it.",
+    )
+    qr: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=QR_PAYLOAD_CHARS_MAX,
+        description="A QR payload (POST /v1/qr_codes): pays its merchant, `kind` p2m. A dynamic code sets the "
+        "amount and is paid once; a static one needs `amount`.",
+    )
+    # Optional only for a dynamic QR code, which carries its own; an explicit null is refused.
+    amount: Amount | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Paisa, a JSON integer; required unless `qr` is a dynamic code.",
+        json_schema_extra=_no_default,
+    )
     kind: ApiPaymentKind = "p2p"
     capture_method: CaptureMethod = Field(
         default="automatic", description="`manual` only authorises: capture or cancel it later."
@@ -108,6 +148,13 @@ class PaymentCreate(BaseModel):
         le=EXPIRES_IN_MAX_S,
         description=f"Manual capture only: seconds until the authorisation expires (default {EXPIRES_IN_DEFAULT_S}).",
     )
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be an integer count of paisa; leave it out only to pay a dynamic QR code")
+        return value
 
 
 class PaymentCapture(BaseModel):
@@ -128,6 +175,10 @@ class Payment(BaseModel):
     payee: ApiAccountId
     amount: int = Field(description="The amount asked for, in paisa.")
     amount_captured: int = Field(description="Paisa moved to the payee (less than `amount` after a partial capture).")
+    amount_refunded: int = Field(
+        description="Paisa paid back by succeeded refunds. A payment refunded in full stays `succeeded`: this "
+        "field, equal to `amount_captured` then, says so."
+    )
     currency: Literal["PKR"] = "PKR"
     kind: ApiPaymentKind
     capture_method: CaptureMethod

@@ -24,8 +24,16 @@ ProblemCode = Literal[
     "not_found",  # 404: no such object for this tenant, or no such path
     "method_not_allowed",  # 405
     "alias_in_use",  # 409: the mobile number's Raast alias already names another of the tenant's accounts
+    "magic_number",  # 422: the mobile number is one of the magic values (schemas/api/magic.py)
+    "magic_account",  # 422: an account the sandbox made for a magic value, used to pay or be topped up
     "accounts_must_be_different",  # 400: a payment's payer and payee are the same account
     "payment_not_capturable",  # 409: capture or cancel of a payment that is not `requires_capture`
+    "payment_not_refundable",  # 409: a refund of a payment that is not `succeeded`, or is refunded in full
+    "payment_request_expired",  # 409: approve or decline of a payment request past its `expires_at`
+    "payment_request_not_pending",  # 409: approve or decline of a payment request answered already
+    "qr_invalid",  # 422: a QR payload that is not a sandbox code, or fails its CRC (the reason is in `detail`)
+    "qr_expired",  # 422: a dynamic QR code past its expiry
+    "qr_already_paid",  # 409: a dynamic QR code paid already (or being paid)
     "idempotency_key_invalid",  # 400: an Idempotency-Key that is empty, too long or not printable ASCII
     "idempotency_key_reused",  # 409: an Idempotency-Key used before with another request
     "idempotency_key_in_progress",  # 409: the first request with this Idempotency-Key is still running
@@ -44,8 +52,16 @@ TITLES: Final[dict[str, str]] = {
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",
     "alias_in_use": "The alias is in use",
+    "magic_number": "The number is a magic value",
+    "magic_account": "The account is a magic value's",
     "accounts_must_be_different": "The payer and the payee are the same account",
     "payment_not_capturable": "The payment cannot be captured or canceled",
+    "payment_not_refundable": "The payment cannot be refunded",
+    "payment_request_expired": "The payment request has expired",
+    "payment_request_not_pending": "The payment request was answered already",
+    "qr_invalid": "The QR code cannot be read",
+    "qr_expired": "The QR code has expired",
+    "qr_already_paid": "The QR code is paid already",
     "idempotency_key_invalid": "The Idempotency-Key is invalid",
     "idempotency_key_reused": "The Idempotency-Key was used with another request",
     "idempotency_key_in_progress": "A request with this Idempotency-Key is in progress",

@@ -76,7 +76,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[str], log: Path) -> None:
         if process.poll() is not None:
             pytest.fail(f"the API exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=POLL_S * 5).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=POLL_S * 5).status_code == 200:  # the API alone: no ledger here
                 return
         except httpx.TransportError:
             pass
@@ -85,9 +85,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[str], log: Path) -> None:
 
 
 @contextmanager
-def running_api(settings: Settings, state: Path, name: str) -> Iterator[RunningApi]:
+def running_api(settings: Settings, state: Path, name: str, **env: str) -> Iterator[RunningApi]:
     """The API as its own process on a free port, over a new database and topic prefix named `name`
-    (each test module runs its own)."""
+    (each test module runs its own); `env` adds to its environment."""
     config = with_overrides(
         settings,
         topic_prefix=f"t{RUN_ID}{name}.",
@@ -100,7 +100,7 @@ def running_api(settings: Settings, state: Path, name: str) -> Iterator[RunningA
     with log.open("w") as sink:
         process = subprocess.Popen(
             _api_command(),
-            env=_api_env(config, state, port),
+            env=_api_env(config, state, port, **env),
             cwd=REPO,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -163,11 +163,13 @@ def _wallet(msisdn: str = MSISDN, **fields: object) -> dict[str, object]:
     return {"kind": "citizen_wallet", "msisdn": msisdn, "district": "Peshawar", "gender": "female", **fields}
 
 
-async def test_healthz_is_ok_when_postgres_and_kafka_answer(client: httpx.AsyncClient) -> None:
-    """GET /healthz answers 200 with both checks ok, without a key."""
-    response = await client.get("/healthz")
+async def test_readyz_is_ok_when_postgres_and_kafka_answer(client: httpx.AsyncClient) -> None:
+    """GET /readyz answers 200 with both checks ok, without a key (/healthz: test_api_health.py)."""
+    response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "kafka": "ok"}}
+    body = response.json()
+    assert body["status"] == "ok" and set(body["checks"]) == {"postgres", "kafka"}, body
+    assert all(check["ok"] for check in body["checks"].values()), body
 
 
 async def test_no_unknown_or_revoked_key_is_401(api: RunningApi, client: httpx.AsyncClient) -> None:

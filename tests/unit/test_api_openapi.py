@@ -28,5 +28,5 @@ def test_openapi_is_3_1_and_every_error_is_a_problem() -> None:
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             for status, response in operation["responses"].items():
-                if status.startswith(("4", "5")) and path != "/healthz":
+                if status.startswith(("4", "5")) and path not in ("/healthz", "/readyz"):
                     assert list(response["content"]) == ["application/problem+json"], (path, method, status)

@@ -142,3 +142,12 @@ def test_routing_errors_api_errors_and_bugs_are_problems(client: TestClient) -> 
     assert _problem(teapot, 409, "alias_in_use", "msisdn")["detail"] == "taken"
     assert teapot.headers["x-why"] == "test"
     assert "secret internals 42" not in _problem(client.get("/bug"), 500, "internal_error")["detail"]
+
+
+def test_a_union_member_in_pydantic_s_location_is_not_part_of_the_param() -> None:
+    """An optional constrained field fails inside a union: its loc names the member, not a field."""
+    from producers.api.problems import _param
+
+    assert _param(("body", "amount", "constrained-int")) == "amount"
+    assert _param(("body", "qr", "function-after[check(), str]")) == "qr"
+    assert _param(("body", "items", 0, "amount")) == "items.0.amount"
