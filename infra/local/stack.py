@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from infra.db import migrate
+from infra.errors import SandboxError
 from infra.kafka_admin import ensure_topics
 from infra.local import apps, procs
 from infra.local.base import LocalService, ServiceStatus
@@ -49,17 +50,13 @@ def up(settings: Settings, say: Say = lambda _: None) -> UpReport:
     say("preparing the deployment key")
     deployment_key(settings)  # MSISDN/CNIC tokens: made once, here, so a damaged key fails `up` at once
     stack = services(settings)
-    for service in stack:
-        if not service.embedded:
-            report.external.append(service.name)
-            continue
-        say(f"preparing {service.name}")
-        service.prepare()
-        if service.start():
-            report.started.append(service.name)
-            say(f"started {service.name}")
-        else:
-            report.already_running.append(service.name)
+    try:
+        _start(stack, report, say)
+    except SandboxError:  # e.g. Kafka's port is taken: stop what this call started, leave nothing half-up
+        for service in reversed(stack):
+            if service.name in report.started:
+                service.stop()
+        raise
     for service in stack:
         say(f"waiting for {service.name}")
         if service.embedded:
@@ -72,6 +69,21 @@ def up(settings: Settings, say: Say = lambda _: None) -> UpReport:
     report.migrations_applied = asyncio.run(migrate(settings.dsn))
     report.statuses = status(settings)
     return report
+
+
+def _start(stack: list[Service], report: UpReport, say: Say) -> None:
+    """Prepares and starts each embedded service not running yet, noting what it did in `report`."""
+    for service in stack:
+        if not service.embedded:
+            report.external.append(service.name)
+            continue
+        say(f"preparing {service.name}")
+        service.prepare()
+        if service.start():
+            report.started.append(service.name)
+            say(f"started {service.name}")
+        else:
+            report.already_running.append(service.name)
 
 
 EXTERNAL_SETTING: Final = {

@@ -11,12 +11,14 @@ from infra.settings import Settings
 from tests.conftest import REPO_ROOT
 
 KPSANDBOX = str(REPO_ROOT / ".venv" / "bin" / "kpsandbox")
+# Below Linux's ephemeral range (32768–60999): a long-running test stack's own outgoing connections
+# once took 49092 as their local port, and this cycle's Kafka could not bind it.
 CYCLE_PORTS = {
-    "kafka_port": 49092,
-    "kafka_controller_port": 49093,
-    "postgres_port": 45432,
-    "prometheus_port": 49090,
-    "metrics_port": 49464,
+    "kafka_port": 29192,
+    "kafka_controller_port": 29193,
+    "postgres_port": 25532,
+    "prometheus_port": 29190,
+    "metrics_port": 29564,
 }
 
 

@@ -237,3 +237,41 @@ def test_unreachable_external_service_names_its_setting(monkeypatch: pytest.Monk
         stack.up(settings)
     assert "127.0.0.1:1" in caught.value.message
     assert "KPSANDBOX_DATABASE_URL" in caught.value.hint
+
+
+class _FakeService:
+    """A local service that records what `up` asks of it; `busy` fails its start as a taken port does."""
+
+    embedded = True
+
+    def __init__(self, name: str, log: list[str], *, busy: bool = False) -> None:
+        self.name, self._log, self._busy = name, log, busy
+
+    def prepare(self) -> None:
+        self._log.append(f"prepare {self.name}")
+
+    def start(self) -> bool:
+        if self._busy:
+            raise SandboxError(f"port needed by {self.name} is already in use", "move it")
+        self._log.append(f"start {self.name}")
+        return True
+
+    def stop(self) -> bool:
+        self._log.append(f"stop {self.name}")
+        return True
+
+
+def test_up_stops_what_it_started_when_a_later_service_cannot_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A busy Kafka port found after PostgreSQL and Prometheus started: both are stopped again, so a
+    failed `up` leaves no half-started stack holding its ports."""
+    from infra.local import stack
+
+    log: list[str] = []
+    fakes = [_FakeService("postgres", log), _FakeService("prometheus", log), _FakeService("kafka", log, busy=True)]
+    monkeypatch.setattr(stack, "services", lambda settings: fakes)
+    with pytest.raises(SandboxError, match="kafka"):
+        stack.up(Settings(state_dir=tmp_path))
+    assert log[-2:] == ["stop prometheus", "stop postgres"], log
+    assert "start postgres" in log and "start prometheus" in log
