@@ -8,13 +8,14 @@ Ctrl-C stops it gracefully: requests in flight finish, then the resources are cl
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import socket
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
 import uvicorn
+import uvloop
 
 from infra.errors import SandboxError, run_main
 from infra.settings import Settings, load_settings
@@ -74,9 +75,15 @@ async def serve(settings: Settings) -> None:
         sock.close()
 
 
+def run_server(server: Coroutine[Any, Any, None]) -> None:
+    """Runs a server coroutine on uvloop (libuv's event loop: less CPU per request than asyncio's own).
+    uvicorn parses HTTP with httptools when it is installed, as it is here (pyproject.toml)."""
+    uvloop.run(server)
+
+
 def main() -> None:
     """Entry point of `python -m producers.api`."""
-    run_main(lambda: asyncio.run(serve(load_settings())))
+    run_main(lambda: run_server(serve(load_settings())))
 
 
 if __name__ == "__main__":

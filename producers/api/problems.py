@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.api.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemCode, problem
 
 BODY_BYTES_MAX: Final = 64 * 1024
+HEADER_BYTES_MAX: Final = 16 * 1024  # all request headers together (names and values), as h11 bounds them
 JSON_INVALID: Final = "json_invalid"
 MISSING: Final = "missing"
 EXTRA_FORBIDDEN: Final = "extra_forbidden"
@@ -173,9 +174,19 @@ class BodyTooLarge(ApiError):
         )
 
 
+class HeadersTooLarge(ApiError):
+    """Request headers over HEADER_BYTES_MAX together."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status=431, code="headers_too_large", detail=f"the request's headers are at most {limit} bytes together"
+        )
+
+
 class BodySizeLimit:
-    """ASGI middleware refusing request bodies over `max_bytes` with a 413 problem: at once when
-    Content-Length says so, and while reading when a body without one grows past the limit."""
+    """ASGI middleware refusing request headers over HEADER_BYTES_MAX with a 431 problem (httptools,
+    the HTTP parser, sets no bound of its own), and bodies over `max_bytes` with a 413 problem: at once
+    when Content-Length says so, and while reading when a body without one grows past the limit."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int = BODY_BYTES_MAX) -> None:
         self.app = app
@@ -184,6 +195,9 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > HEADER_BYTES_MAX:
+            await problem_response(HeadersTooLarge(HEADER_BYTES_MAX))(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

@@ -38,6 +38,7 @@ ProblemCode = Literal[
     "idempotency_key_reused",  # 409: an Idempotency-Key used before with another request
     "idempotency_key_in_progress",  # 409: the first request with this Idempotency-Key is still running
     "body_too_large",  # 413
+    "headers_too_large",  # 431
     "service_unavailable",  # 503: Kafka or PostgreSQL did not answer in time; retrying later may work
     "internal_error",  # 500: a bug; the sandbox's log has the details
 ]
@@ -66,6 +67,7 @@ TITLES: Final[dict[str, str]] = {
     "idempotency_key_reused": "The Idempotency-Key was used with another request",
     "idempotency_key_in_progress": "A request with this Idempotency-Key is in progress",
     "body_too_large": "The request body is too large",
+    "headers_too_large": "The request headers are too large",
     "service_unavailable": "The sandbox is temporarily unavailable",
     "internal_error": "Internal error",
 }

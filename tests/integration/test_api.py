@@ -207,7 +207,8 @@ async def test_another_tenants_account_is_404(api: RunningApi, client: httpx.Asy
 
 
 async def test_bad_input_is_a_4xx_problem_naming_the_param(api: RunningApi, client: httpx.AsyncClient) -> None:
-    """Malformed JSON, wrong types, unknown values and fields, bad numbers, oversize bodies: 4xx problems, never 5xx."""
+    """Malformed JSON, wrong types, unknown values and fields, bad numbers, oversize bodies and headers:
+    4xx problems, never 5xx."""
     key = await _tenant_key(api.config, "careless")
     headers = {**_auth(key), "Content-Type": "application/json"}
 
@@ -234,6 +235,10 @@ async def test_bad_input_is_a_4xx_problem_naming_the_param(api: RunningApi, clie
     problem = _assert_problem(await post(_wallet(msisdn=wrong_number)), 422, "invalid_parameter", "msisdn")
     assert wrong_number not in json.dumps(problem), "a refused number is not echoed back"
     _assert_problem(await post(_wallet(district="P" * 70_000)), 413, "body_too_large")
+    oversize_headers = {**headers, "X-Padding": "p" * 20_000}
+    _assert_problem(
+        await client.post("/v1/accounts", json=_wallet(), headers=oversize_headers), 431, "headers_too_large"
+    )
     _assert_problem(await client.get("/v1/nowhere", headers=headers), 404, "not_found")
     _assert_problem(await client.delete("/v1/accounts", headers=headers), 405, "method_not_allowed")
 

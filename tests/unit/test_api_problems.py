@@ -151,3 +151,11 @@ def test_a_union_member_in_pydantic_s_location_is_not_part_of_the_param() -> Non
     assert _param(("body", "amount", "constrained-int")) == "amount"
     assert _param(("body", "qr", "function-after[check(), str]")) == "qr"
     assert _param(("body", "items", 0, "amount")) == "items.0.amount"
+
+
+def test_oversize_headers_are_431(client: TestClient) -> None:
+    """Headers over HEADER_BYTES_MAX together are refused before the app sees them."""
+    from producers.api.problems import HEADER_BYTES_MAX
+
+    response = client.post("/transfers", json={"amount": 1}, headers={"X-Padding": "p" * (HEADER_BYTES_MAX + 1)})
+    _problem(response, 431, "headers_too_large")
