@@ -44,6 +44,13 @@ WHERE id = $1 AND status = 'approved' AND payment_id IS NULL
 """
 
 
+# An approval whose payment never came (the process died between the two): pending again.
+RELEASE_CLAIM: Final = """
+UPDATE api_payment_requests SET status = 'pending', updated_at = $3
+WHERE id = $1 AND status = 'approved' AND payment_id IS NULL AND updated_at <= $2
+"""
+
+
 class PaymentRequestRows:
     """Reads and writes api_payment_requests on a pool (or connection) it does not own."""
 
@@ -94,6 +101,10 @@ class PaymentRequestRows:
     async def record_payment(self, *, request_id: str, payment_id: str, now: datetime) -> asyncpg.Record | None:
         """Names the payment an approval made."""
         return await self._db.fetchrow(RECORD_PAYMENT, request_id, payment_id, now)
+
+    async def release_claim(self, *, request_id: str, claimed_before: datetime, now: datetime) -> None:
+        """Makes an approval claimed before `claimed_before` and still without a payment pending again."""
+        await self._db.execute(RELEASE_CLAIM, request_id, claimed_before, now)
 
     async def undo_approval(self, *, request_id: str, now: datetime) -> None:
         """Makes an approved request without a payment pending again."""

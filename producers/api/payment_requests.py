@@ -8,9 +8,12 @@ API itself; only that fact is stored, and no payer account is looked up for it.
 
 Approving claims the request (pending → approved, one conditional UPDATE, so a second approval or
 a decline racing it loses with a 409), then makes the payment through `Payments.create` (kind
-p2p, payer → payee) and records its id. When the payment cannot be made (Kafka away: 503) the
-approval is taken back and the request is pending again. Between the claim and the record the
-request reads `approved` with no `payment` yet; should the process die right there, it stays so.
+p2p, payer → payee), which records its id on the request in the transaction that stores the
+payment: a stored payment is always named by its request. When the payment cannot be made (Kafka
+away: 503) the payment row goes (the request's reference to it is cleared, migration 0027) and the
+approval is taken back: pending again. A claim is a lease: should the process die between the claim
+and the payment, the request reads `approved` with no `payment` for at most APPROVAL_LEASE_S, then
+is pending again (no payment can exist for it: the two commit together).
 
 Expiry is lazy: a pending request past its `expires_at` reads as `expired` and is written down as
 such when it is read or acted on; approve and decline then answer 409 `payment_request_expired`.
@@ -39,6 +42,8 @@ from schemas.api.payment_requests import PAYMENT_REQUEST_ID_PREFIX, PaymentReque
 from schemas.api.payments import PaymentCreate
 
 REQUEST_ID_RANDOM_BYTES: Final = 16
+APPROVAL_LEASE_S: Final = 30.0  # an approval without its payment after this long was interrupted
+APPROVAL_LEASE: Final = timedelta(seconds=APPROVAL_LEASE_S)
 MAGIC_DECLINE_NUMBER: Final = normalize_msisdn(PAYER_DECLINES_REQUEST)
 
 Answer = Literal["approved", "declined"]
@@ -185,15 +190,23 @@ class PaymentRequests:
             rows = PaymentRequestRows(self._pool)
             claimed = await self._answer(tenant, request_id, "approved")
             payment_request = PaymentCreate(payer=claimed["payer"], payee=claimed["payee"], amount=claimed["amount"])
+
+            async def record(connection: asyncpg.Connection, payment_id: str) -> None:
+                named = await PaymentRequestRows(connection).record_payment(
+                    request_id=request_id, payment_id=payment_id, now=self._now()
+                )
+                if named is None:  # the lease ran out and someone else answered: store no payment
+                    raise not_answerable("approved", "approved")
+
             try:
-                payment = await self._payments.create(tenant=tenant, request=payment_request)
+                await self._payments.create(tenant=tenant, request=payment_request, on_stored=record)
             except BaseException:  # no approval without its payment: pending again
                 await rows.undo_approval(request_id=request_id, now=self._now())
                 raise
-            row = await rows.record_payment(request_id=request_id, payment_id=payment.id, now=self._now())
+            row = await rows.get(request_id=request_id, tenant_id=tenant.id)
         except DB_UNAVAILABLE as error:
             raise unavailable("PostgreSQL") from error
-        assert row is not None  # only this call's claim leaves it approved without a payment
+        assert row is not None  # requests are never deleted
         return request_from_row(row)
 
     async def decline(self, *, tenant: Tenant, request_id: str) -> PaymentRequest:
@@ -220,6 +233,10 @@ class PaymentRequests:
         if row is None:
             raise not_found("payment_request_id", "payment request with this id")
         now = self._now()
+        if row["status"] == "approved" and row["payment_id"] is None and row["updated_at"] <= now - APPROVAL_LEASE:
+            await rows.release_claim(request_id=request_id, claimed_before=now - APPROVAL_LEASE, now=now)
+            row = await rows.get(request_id=request_id, tenant_id=tenant.id)
+            assert row is not None  # requests are never deleted
         if shown_status(status=row["status"], expires_at=row["expires_at"], now=now) != row["status"]:
             row = await rows.expire(request_id=request_id, tenant_id=tenant.id, now=now) or await rows.get(
                 request_id=request_id, tenant_id=tenant.id

@@ -62,6 +62,8 @@ VERBS: Final = {"capture": "captured", "cancel": "canceled"}
 UNPUBLISHED_BEHAVIOURS: Final = frozenset({"delayed_success", "no_answer"})
 
 Publish = Callable[[Envelope], Awaitable[None]]
+# Called with the storing transaction's connection and the new payment's id (request-to-pay records it).
+OnStored = Callable[[asyncpg.Connection, str], Awaitable[None]]
 Clock = Callable[[], datetime]
 
 
@@ -137,8 +139,9 @@ class Payments:
         self._key = key
         self._now = now
 
-    async def create(self, *, tenant: Tenant, request: PaymentCreate) -> Payment:
-        """Stores and publishes a new payment (see the module's docstring); `processing`."""
+    async def create(self, *, tenant: Tenant, request: PaymentCreate, on_stored: OnStored | None = None) -> Payment:
+        """Stores and publishes a new payment (see the module's docstring); `processing`. `on_stored`
+        runs inside the transaction that stores it, so what it writes commits with the payment or not at all."""
         # payees.py: the payee by id, alias, IBAN or QR; the request comes back with its amount and kind settled.
         payee_query = check_payee(request, key=self._key, now=self._now())
         request, payee_param = payee_query.request, payee_query.param
@@ -163,7 +166,7 @@ class Payments:
                     param=payee_param,
                 )
             event = self._requested(request, payer=payer, payee=payee, expires_in=expires_in, behaviour=behaviour)
-            row = await self._store(tenant, request, event, payee=payee["id"], behaviour=behaviour)
+            row = await self._store(tenant, request, event, payee=payee["id"], behaviour=behaviour, on_stored=on_stored)
             if behaviour not in UNPUBLISHED_BEHAVIOURS:
                 try:
                     await self._publish(event)
@@ -209,6 +212,7 @@ class Payments:
         *,
         payee: str,
         behaviour: MagicBehaviour | None,
+        on_stored: OnStored | None,
     ) -> asyncpg.Record:
         """Stores the `processing` payment with what is scheduled for it (scheduler.py), in one
         transaction: a delayed or unanswered magic payment, and an authorisation's expiry."""
@@ -227,6 +231,8 @@ class Payments:
                 expires_at=expires_at,
             )
             await claim_dynamic_qr(connection, request, tenant_id=tenant.id, payment_id=payment_id)  # 409 if paid
+            if on_stored is not None:
+                await on_stored(connection, payment_id)
             if behaviour == "delayed_success":
                 due = scheduler.due_after(event.occurred_at, DELAYED_SUCCESS_S)
                 await scheduler.schedule(connection, payment_id=payment_id, action="publish", due_at=due, event=event)

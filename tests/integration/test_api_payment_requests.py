@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from infra.settings import Settings
+from producers.api.payment_requests import APPROVAL_LEASE_S
 from schemas.api.magic import PAYER_DECLINES_REQUEST
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _assert_problem, _auth, _tenant_key, running_api
 from tests.integration.test_api_payments import TOP_UP, _available, _msisdn, _open, _payment, _settle, _top_up
@@ -229,3 +230,43 @@ async def test_an_approval_with_an_idempotency_key_is_answered_again_without_a_s
     once, twice = await client.post(path, headers=approve_headers), await client.post(path, headers=approve_headers)
     assert once.status_code == twice.status_code == 200 and once.json() == twice.json(), twice.text
     assert twice.headers["idempotent-replayed"] == "true"
+
+
+async def test_an_interrupted_approval_is_pending_again_after_its_lease(
+    api: RunningApi, client: httpx.AsyncClient
+) -> None:
+    """An approval whose process died before its payment was stored (approved, no payment, claimed
+    longer than APPROVAL_LEASE_S ago) reads `pending` again and can be approved, making one payment."""
+    key = await _tenant_key(api.config, "interrupted")
+    payer, payee = await _open(client, key), await _open(client, key)
+    asked = await _ask(client, key, payee=payee, payer=payer, amount=5_000)
+    connection = await asyncpg.connect(api.config.dsn)
+    try:  # what a claim left behind by a dead process looks like
+        await connection.execute(
+            "UPDATE api_payment_requests SET status = 'approved', updated_at = now() - make_interval(secs => $2)"
+            " WHERE id = $1",
+            asked["id"],
+            APPROVAL_LEASE_S + 1,
+        )
+    finally:
+        await connection.close()
+    read = (await client.get(f"{PATH}/{asked['id']}", headers=_auth(key))).json()
+    assert (read["status"], read["payment"]) == ("pending", None), read
+    approved = await client.post(f"{PATH}/{asked['id']}/approve", headers=_auth(key))
+    assert approved.status_code == 200 and approved.json()["payment"].startswith("pay_"), approved.text
+    stored = await _stored(api.config, asked["id"])
+    assert stored["payment_id"] == approved.json()["payment"]
+
+
+async def test_a_fresh_claim_is_not_released(api: RunningApi, client: httpx.AsyncClient) -> None:
+    """An approval claimed moments ago without a payment yet (one in flight) stays `approved`."""
+    key = await _tenant_key(api.config, "in flight")
+    payer, payee = await _open(client, key), await _open(client, key)
+    asked = await _ask(client, key, payee=payee, payer=payer, amount=5_000)
+    connection = await asyncpg.connect(api.config.dsn)
+    try:
+        await connection.execute("UPDATE api_payment_requests SET status = 'approved' WHERE id = $1", asked["id"])
+    finally:
+        await connection.close()
+    read = (await client.get(f"{PATH}/{asked['id']}", headers=_auth(key))).json()
+    assert (read["status"], read["payment"]) == ("approved", None), read
