@@ -17,7 +17,8 @@ RETURNING {ACCOUNT_COLUMNS}
 """
 # available = credits_posted - debits_posted - debits_pending; pending = credits_pending (TigerBeetle's
 # reading of a balance: pending debits are already spoken for, pending credits not yet spendable).
-SELECT_ACCOUNT_WITH_BALANCE: Final = """
+# Accounts with their balances: one (below) or a page of them (listing_rows.py) adds its WHERE.
+ACCOUNTS_WITH_BALANCES: Final = """
 SELECT account.id, account.kind, account.alias_token, account.iban, account.district, account.gender,
        account.category, account.tier, account.created_at,
        ledger.id IS NOT NULL AS settled,
@@ -25,8 +26,8 @@ SELECT account.id, account.kind, account.alias_token, account.iban, account.dist
        coalesce(ledger.credits_pending, 0) AS pending
 FROM api_accounts AS account
 LEFT JOIN ledger_accounts AS ledger ON ledger.id = account.id
-WHERE account.id = $1 AND account.tenant_id = $2
 """
+SELECT_ACCOUNT_WITH_BALANCE: Final = ACCOUNTS_WITH_BALANCES + "WHERE account.id = $1 AND account.tenant_id = $2\n"
 
 
 class AccountRows:

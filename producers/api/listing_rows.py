@@ -14,25 +14,21 @@ from uuid import UUID
 
 import asyncpg
 
+from producers.api.account_rows import ACCOUNTS_WITH_BALANCES
 from producers.api.payment_rows import PAYMENT_COLUMNS
 
 SELECT_TENANT_ACCOUNT_ID: Final = "SELECT id FROM api_accounts WHERE id = $1 AND tenant_id = $2"
 
 # The tenant's accounts with their ledger balances, as GET /v1/accounts/{id} reads one
 # (account_rows.py); the sandbox's magic accounts (migration 0026) are the sandbox's, not listed.
-SELECT_ACCOUNTS_PAGE: Final = """
-SELECT account.id, account.kind, account.alias_token, account.iban, account.district, account.gender,
-       account.category, account.tier, account.created_at,
-       ledger.id IS NOT NULL AS settled,
-       coalesce(ledger.credits_posted - ledger.debits_posted - ledger.debits_pending, 0) AS available,
-       coalesce(ledger.credits_pending, 0) AS pending
-FROM api_accounts AS account
-LEFT JOIN ledger_accounts AS ledger ON ledger.id = account.id
-WHERE account.tenant_id = $1 AND account.magic IS NULL
+SELECT_ACCOUNTS_PAGE: Final = (
+    ACCOUNTS_WITH_BALANCES
+    + """WHERE account.tenant_id = $1 AND account.magic IS NULL
   AND ($2::timestamptz IS NULL OR (account.created_at, account.id) < ($2::timestamptz, $3::text))
 ORDER BY account.created_at DESC, account.id DESC
 LIMIT $4
 """
+)
 
 SELECT_PAYMENTS_PAGE: Final = f"""
 SELECT {PAYMENT_COLUMNS} FROM api_payments
