@@ -29,6 +29,7 @@ from producers.api.routers import (
     qr_codes,
     refunds,
     top_ups,
+    webhook_endpoints,
 )
 from producers.api.scheduler import run_scheduler
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
     app.include_router(magic_values.router)
     app.include_router(qr_codes.router)
     app.include_router(listings.router)
+    app.include_router(webhook_endpoints.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -20,6 +20,7 @@ from producers.api.refunds import Refunds
 from producers.api.resources import DB_UNAVAILABLE, Resources, unavailable
 from producers.api.tenants import Tenant, Tenants
 from producers.api.top_ups import TopUps
+from producers.api.webhook_endpoints import WebhookEndpoints
 
 BEARER: Final = HTTPBearer(
     auto_error=False,
@@ -116,3 +117,11 @@ async def refunds(held: ResourcesDep) -> Refunds:
 
 
 RefundsDep = Annotated[Refunds, Depends(refunds)]
+
+
+async def webhook_endpoints(held: ResourcesDep) -> WebhookEndpoints:
+    """The webhook endpoints service over the running API's resources (it seals secrets with the key)."""
+    return WebhookEndpoints(pool=held.pool, key=held.key)
+
+
+WebhookEndpointsDep = Annotated[WebhookEndpoints, Depends(webhook_endpoints)]

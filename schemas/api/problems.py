@@ -34,6 +34,7 @@ ProblemCode = Literal[
     "qr_invalid",  # 422: a QR payload that is not a sandbox code, or fails its CRC (the reason is in `detail`)
     "qr_expired",  # 422: a dynamic QR code past its expiry
     "qr_already_paid",  # 409: a dynamic QR code paid already (or being paid)
+    "webhook_endpoints_limit",  # 409: the tenant has the most webhook endpoints it may have
     "idempotency_key_invalid",  # 400: an Idempotency-Key that is empty, too long or not printable ASCII
     "idempotency_key_reused",  # 409: an Idempotency-Key used before with another request
     "idempotency_key_in_progress",  # 409: the first request with this Idempotency-Key is still running
@@ -63,6 +64,7 @@ TITLES: Final[dict[str, str]] = {
     "qr_invalid": "The QR code cannot be read",
     "qr_expired": "The QR code has expired",
     "qr_already_paid": "The QR code is paid already",
+    "webhook_endpoints_limit": "Too many webhook endpoints",
     "idempotency_key_invalid": "The Idempotency-Key is invalid",
     "idempotency_key_reused": "The Idempotency-Key was used with another request",
     "idempotency_key_in_progress": "A request with this Idempotency-Key is in progress",

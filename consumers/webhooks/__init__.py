@@ -1,0 +1,1 @@
+"""Webhooks (issue 10): Standard Webhooks signing today; the dispatcher and delivery log come later."""
