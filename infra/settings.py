@@ -26,6 +26,24 @@ HOSTNAME: Final = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})
+WEBHOOK_RETRY_SCHEDULE_DEFAULT: Final = "5,30,120,600,1800"  # six attempts within 45 minutes
+WEBHOOK_RETRIES_MAX: Final = 16  # retries after the first attempt; the delivery then fails
+WEBHOOK_RETRY_DELAY_S_MAX: Final = 86_400
+
+
+def parse_retry_schedule(value: str) -> tuple[int, ...]:
+    """The webhook retry delays of `KPSANDBOX_WEBHOOK_RETRY_SCHEDULE` ('5,30,120'): whole seconds
+    after each failed attempt; a ValueError naming the expected form otherwise."""
+    parts = [part.strip() for part in value.split(",")]
+    if not 1 <= len(parts) <= WEBHOOK_RETRIES_MAX or not all(part.isdigit() for part in parts):
+        raise ValueError(
+            f"is 1 to {WEBHOOK_RETRIES_MAX} whole numbers of seconds, comma-separated"
+            f" (e.g. '{WEBHOOK_RETRY_SCHEDULE_DEFAULT}')"
+        )
+    delays = tuple(int(part) for part in parts)
+    if not all(1 <= delay <= WEBHOOK_RETRY_DELAY_S_MAX for delay in delays):
+        raise ValueError(f"has a delay outside 1–{WEBHOOK_RETRY_DELAY_S_MAX} seconds: {value!r}")
+    return delays
 
 
 def _default_state_dir() -> Path:
@@ -84,6 +102,10 @@ class Settings(BaseSettings):
         description="Prepended to every topic name, to share one cluster between sandboxes or test runs.",
     )
     service_start_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    webhook_retry_schedule: str = Field(
+        default=WEBHOOK_RETRY_SCHEDULE_DEFAULT,
+        description="Seconds before each webhook retry, comma-separated; after the last, the delivery fails.",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -120,6 +142,13 @@ class Settings(BaseSettings):
         for field in ("metrics_port", "ledger_metrics_port"):
             if value == info.data.get(field):
                 raise ValueError(f"must differ from KPSANDBOX_{field.upper()} ({value})")
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def check_webhook_retry_schedule(cls, value: str) -> str:
+        """Whole seconds, comma-separated, each 1 s to a day."""
+        parse_retry_schedule(value)
         return value
 
     @field_validator("metrics_host", "api_host")
@@ -171,6 +200,11 @@ class Settings(BaseSettings):
         if self.metrics_host in WILDCARD_HOSTS:
             return "127.0.0.1"
         return f"[{self.metrics_host}]" if ":" in self.metrics_host else self.metrics_host
+
+    @cached_property
+    def webhook_retry_delays_s(self) -> tuple[int, ...]:
+        """The webhook retry schedule as seconds, one per retry."""
+        return parse_retry_schedule(self.webhook_retry_schedule)
 
     @cached_property
     def prometheus(self) -> str:

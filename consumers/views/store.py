@@ -1,7 +1,8 @@
 """The views consumer's SQL: its offsets (api_views_offsets) and the API rows it updates
 (api_payments, api_top_ups; migration 0022; api_refunds, 0024). One repository over one connection; the consumer
 calls it inside one transaction per batch, so the status changes and the offsets that produced
-them are committed together — or not at all."""
+them are committed together — or not at all. So are the webhook events each change announces
+(consumers/webhooks/store.py): an outcome applied twice changes nothing, and announces nothing, twice."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 from consumers.views.transitions import Change, Target
+from consumers.webhooks.store import record_events
 
 ENSURE_OFFSETS: Final = """
 INSERT INTO api_views_offsets (consumer_group, topic, partition, next_offset)
@@ -143,4 +145,8 @@ class ViewsStore:
                 change.failure_message,
                 change.awaited,
             )
-        return bool(status == "UPDATE 1")
+        if status != "UPDATE 1":
+            return False
+        # The webhook events of the change, and their deliveries, commit with it and its offsets.
+        await record_events(self._db, kind=change.table, object_id=change.object_id)
+        return True

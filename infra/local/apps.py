@@ -1,4 +1,4 @@
-"""The sandbox's own processes — ledger and metrics today, later the API and the webhook
+"""The sandbox's own processes — ledger, metrics, the API, its views consumer and the webhook
 dispatcher — started in the background (`kpsandbox up --apps`) or supervised in the foreground
 (`kpsandbox serve`, see infra/local/supervisor.py).
 
@@ -89,7 +89,10 @@ API: Final = AppSpec("api", "producers.api", "api_port", "the HTTP API", host_fi
 # The API's read model of payments (statuses from the ledger's outcomes); it serves nothing, so it is
 # healthy while its process lives, and its stored offsets make a restart exact.
 VIEWS: Final = AppSpec("views", "consumers.views", None, "the API's payment views")
-APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API, VIEWS)
+# The webhook dispatcher (consumers/webhooks): it serves nothing either; its claims are leases, so a
+# restart resends at most the attempts that were in flight, with the same webhook-id.
+WEBHOOKS: Final = AppSpec("webhooks", "consumers.webhooks", None, "the webhook dispatcher")
+APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API, VIEWS, WEBHOOKS)
 # Only `kpsandbox serve --economy-rate N` runs it (with its arguments, see `economy`). A restart
 # would produce its seed's events again from the first day, so a finished or crashed run stays so.
 ECONOMY: Final = AppSpec("economy", "producers.live", None, "the background economy", restart=False)

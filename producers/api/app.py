@@ -21,6 +21,7 @@ from producers.api.problems import BODY_BYTES_MAX, BodySizeLimit, install_proble
 from producers.api.resources import Resources
 from producers.api.routers import (
     accounts,
+    events,
     health,
     listings,
     magic_values,
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
     app.include_router(qr_codes.router)
     app.include_router(listings.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(events.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producers.api.accounts import Accounts
+from producers.api.events import Events
 from producers.api.listings import Listings
 from producers.api.payment_requests import PaymentRequests
 from producers.api.payments import Payments
@@ -125,3 +126,11 @@ async def webhook_endpoints(held: ResourcesDep) -> WebhookEndpoints:
 
 
 WebhookEndpointsDep = Annotated[WebhookEndpoints, Depends(webhook_endpoints)]
+
+
+async def events(held: ResourcesDep) -> Events:
+    """The events and delivery log service over the running API's resources (read-only)."""
+    return Events(pool=held.pool)
+
+
+EventsDep = Annotated[Events, Depends(events)]

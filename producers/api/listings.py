@@ -49,7 +49,7 @@ from schemas.api.listings import (
 )
 from schemas.envelope import TOKEN_PATTERN
 
-Listing = Literal["accounts", "payments", "transfers", "webhook_endpoints"]
+Listing = Literal["accounts", "payments", "transfers", "webhook_endpoints", "events"]
 CURSOR_SEPARATOR: Final = "|"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)

@@ -98,19 +98,19 @@ def test_up_apps_status_down(app_settings: Settings, cli: Callable[..., subproce
         (folder / "metrics.pid").write_text(f"{bystander.pid} {apps.start_ticks(bystander.pid)}\n")
         up = cli("up", "--apps")
         assert up.returncode == 0, up.stderr
-        assert "started: ledger, metrics, api, views" in up.stdout
+        assert "started: ledger, metrics, api, views, webhooks" in up.stdout
         pids = _pids(app_settings)
         assert all(pids.values()) and bystander.pid not in pids.values(), pids
         status = cli("status")
         assert status.returncode == 0, status.stdout
-        for name in ("ledger", "metrics", "api", "views"):
+        for name in ("ledger", "metrics", "api", "views", "webhooks"):
             assert "healthy" in _row(status.stdout, name) and str(pids[name]) in _row(status.stdout, name)
         ledger_text = _get(f"http://127.0.0.1:{app_settings.ledger_metrics_port}/metrics")
         assert "kpsandbox_ledger_batches_total" in ledger_text
         assert "kpsandbox_" in _get(f"http://127.0.0.1:{app_settings.metrics_port}/metrics")
         assert '"status":"ok"' in _get(f"http://127.0.0.1:{app_settings.api_port}/healthz")
         down = cli("down")
-        assert down.returncode == 0 and "stopped: ledger, metrics, api, views" in down.stdout
+        assert down.returncode == 0 and "stopped: ledger, metrics, api, views, webhooks" in down.stdout
         assert not any(procs.pid_alive(pid) for pid in pids.values() if pid)
         assert not list(folder.glob("*.pid"))
         assert bystander.poll() is None  # the stranger's process was never signalled
@@ -132,7 +132,7 @@ def test_busy_port_is_two_clear_lines_and_starts_nothing(
     assert up.returncode == 2
     assert str(app_settings.ledger_metrics_port) in up.stderr and "KPSANDBOX_LEDGER_METRICS_PORT" in up.stderr
     assert "Traceback" not in up.stderr
-    assert _pids(app_settings) == {"ledger": None, "metrics": None, "api": None, "views": None}
+    assert _pids(app_settings) == {"ledger": None, "metrics": None, "api": None, "views": None, "webhooks": None}
 
 
 def test_serve_restarts_a_crashed_app_and_stops_cleanly_on_sigint(app_settings: Settings, tmp_path: Path) -> None:
@@ -179,4 +179,4 @@ def test_demo_keep_up_leaves_every_printed_url_answering(
     for url in urls:
         _get(url)
     assert "kpsandbox_ledger_requests_total" in _get(str(apps.LEDGER.url(app_settings)))
-    assert cli("down").stdout.strip() == "stopped: ledger, metrics, api, views"
+    assert cli("down").stdout.strip() == "stopped: ledger, metrics, api, views, webhooks"

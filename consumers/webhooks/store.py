@@ -1,0 +1,177 @@
+"""The webhook tables' SQL (migration 0029): api_events, api_webhook_deliveries, api_webhook_attempts.
+
+Two writers, each on a connection it does not own:
+- `record_events`, called by the views consumer inside the transaction that applies a status
+  change (consumers/views/store.py): the change, its events, their deliveries and the outcome
+  offsets commit together, or none of them does;
+- `DeliveryStore`, the dispatcher's: it claims due deliveries (FOR UPDATE SKIP LOCKED, then a lease
+  so a crashed dispatcher's claims fall due again), and records each attempt with its decision.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+
+from consumers.webhooks.events import EventSpec, ObjectKind, events_for, object_data
+from consumers.webhooks.retries import Decision
+from schemas.webhooks import EVENT_ID_PREFIX
+
+EVENT_ID_RANDOM_BYTES: Final = 16
+
+SELECT_OBJECT: Final[dict[ObjectKind, str]] = {
+    "payment": """SELECT id, tenant_id, status, payer, payee, amount, amount_captured, amount_refunded, kind,
+                  capture_method, expires_at, failure_code, failure_message, created_at, updated_at
+                  FROM api_payments WHERE id = $1""",
+    "refund": """SELECT id, tenant_id, status, payment_id, amount, reason, failure_code, failure_message,
+                 created_at, updated_at FROM api_refunds WHERE id = $1""",
+    "top_up": """SELECT id, tenant_id, status, account, amount, failure_code, failure_message, created_at,
+                 updated_at FROM api_top_ups WHERE id = $1""",
+}
+INSERT_EVENT: Final = """
+INSERT INTO api_events (id, tenant_id, type, object_id, data) VALUES ($1, $2, $3, $4, $5::jsonb)
+"""
+# One delivery per enabled endpoint of the tenant subscribed to the type, due now.
+INSERT_DELIVERIES: Final = """
+INSERT INTO api_webhook_deliveries (event_id, endpoint_id, tenant_id, next_attempt_at)
+SELECT $1, id, tenant_id, now() FROM api_webhook_endpoints
+WHERE tenant_id = $2 AND status = 'enabled' AND $3 = ANY(events)
+"""
+
+# Due deliveries of enabled endpoints, at most `$3 - in flight` per endpoint ($1/$2: the dispatcher's
+# in-flight count per endpoint), `$4` in all. The window ranks each endpoint's due rows, so one
+# endpoint's backlog never fills the batch; SKIP LOCKED lets several dispatchers share the table.
+CLAIM_DUE: Final = """
+WITH busy AS (SELECT * FROM unnest($1::text[], $2::int[]) AS b(endpoint_id, in_flight)),
+due AS (
+    SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)
+                 + coalesce(b.in_flight, 0) AS slot
+    FROM api_webhook_deliveries AS d
+    JOIN api_webhook_endpoints AS e ON e.id = d.endpoint_id AND e.status = 'enabled'
+    LEFT JOIN busy AS b ON b.endpoint_id = d.endpoint_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+)
+SELECT d.id FROM api_webhook_deliveries AS d JOIN due ON due.id = d.id
+WHERE due.slot <= $3
+ORDER BY d.next_attempt_at, d.id
+LIMIT $4
+FOR UPDATE OF d SKIP LOCKED
+"""
+# The claim: the attempt is counted now and the row is due again only when the lease lapses.
+LEASE: Final = """
+UPDATE api_webhook_deliveries AS d
+SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+FROM api_events AS ev, api_webhook_endpoints AS e
+WHERE d.id = ANY($1::bigint[]) AND ev.id = d.event_id AND e.id = d.endpoint_id
+RETURNING d.id, d.attempts, d.endpoint_id, ev.id AS event_id, ev.type, ev.data::text AS data, ev.created_at,
+          e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at
+"""
+INSERT_ATTEMPT: Final = """
+INSERT INTO api_webhook_attempts (delivery_id, attempt, response_status, error, latency_ms, response_head)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+UPDATE_DELIVERY: Final = """
+UPDATE api_webhook_deliveries SET status = $2, next_attempt_at = $3, updated_at = now() WHERE id = $1
+"""
+DISABLE_ENDPOINT: Final = (
+    "UPDATE api_webhook_endpoints SET status = 'disabled', updated_at = now() WHERE id = $1 AND status = 'enabled'"
+)
+
+
+def new_event_id() -> str:
+    """A fresh `evt_` + 32 hex digits."""
+    return EVENT_ID_PREFIX + secrets.token_hex(EVENT_ID_RANDOM_BYTES)
+
+
+async def _object(db: asyncpg.Connection, kind: ObjectKind, object_id: str) -> asyncpg.Record | None:
+    return await db.fetchrow(SELECT_OBJECT[kind], object_id)
+
+
+async def record_events(db: asyncpg.Connection, *, kind: ObjectKind, object_id: str) -> list[str]:
+    """Records the events the object's status change announces, with their deliveries; their ids.
+    Call inside the transaction that changed the object, after the change."""
+    row = await _object(db, kind, object_id)
+    if row is None:
+        return []
+    specs = events_for(
+        kind=kind, object_id=object_id, status=row["status"], payment_id=row["payment_id"] if kind == "refund" else None
+    )
+    return [await _record(db, spec, row if spec.object_kind == kind else None) for spec in specs]
+
+
+async def _record(db: asyncpg.Connection, spec: EventSpec, row: asyncpg.Record | None) -> str:
+    row = row if row is not None else await _object(db, spec.object_kind, spec.object_id)
+    assert row is not None, f"{spec.object_kind} {spec.object_id} vanished inside its own transaction"
+    event_id = new_event_id()
+    data = json.dumps(object_data(spec.object_kind, dict(row)), separators=(",", ":"))
+    await db.execute(INSERT_EVENT, event_id, row["tenant_id"], spec.type, spec.object_id, data)
+    await db.execute(INSERT_DELIVERIES, event_id, row["tenant_id"], spec.type)
+    return event_id
+
+
+class DeliveryStore:
+    """The dispatcher's reads and writes, over a pool it does not own."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def claim(
+        self, *, in_flight: dict[str, int], per_endpoint_max: int, batch_max: int, lease_s: float
+    ) -> list[dict[str, Any]]:
+        """Claims due deliveries (see CLAIM_DUE) for `lease_s` seconds; each with its event and endpoint."""
+        if batch_max <= 0:
+            return []
+        endpoints = sorted(in_flight)
+        async with self._pool.acquire() as db, db.transaction():
+            ids = [
+                row["id"]
+                for row in await db.fetch(
+                    CLAIM_DUE, endpoints, [in_flight[e] for e in endpoints], per_endpoint_max, batch_max
+                )
+            ]
+            if not ids:
+                return []
+            return [dict(row) for row in await db.fetch(LEASE, ids, lease_s)]
+
+    async def finish(
+        self,
+        *,
+        delivery_id: int,
+        endpoint_id: str,
+        attempt: int,
+        response_status: int | None,
+        error: str | None,
+        latency_ms: int,
+        response_head: str,
+        decision: Decision,
+    ) -> None:
+        """Records one attempt and what it decided, in one transaction."""
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(INSERT_ATTEMPT, delivery_id, attempt, response_status, error, latency_ms, response_head)
+            await db.execute(UPDATE_DELIVERY, delivery_id, decision.status, decision.next_attempt_at)
+            if decision.disable_endpoint:
+                await db.execute(DISABLE_ENDPOINT, endpoint_id)
+
+    async def now(self) -> datetime:
+        """The database's clock: the one next_attempt_at is compared with."""
+        async with self._pool.acquire() as db:
+            value: datetime = await db.fetchval("SELECT now()")
+            return value
+
+
+def previous_secret_valid(expires_at: datetime | None, now: datetime) -> bool:
+    """Whether an endpoint's previous secret still signs (until it expires)."""
+    return expires_at is not None and expires_at > now
+
+
+def sealed_secrets(row: dict[str, Any], now: datetime) -> Sequence[bytes]:
+    """The sealed secrets to sign a delivery with: the current one, then the previous one while valid."""
+    sealed = [row["secret_sealed"]]
+    if row["previous_secret_sealed"] is not None and previous_secret_valid(row["previous_secret_expires_at"], now):
+        sealed.append(row["previous_secret_sealed"])
+    return sealed

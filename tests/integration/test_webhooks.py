@@ -1,0 +1,284 @@
+"""Webhook delivery end to end (issue 10, items 3–5): a real API process settles payments through the ledger
+and the views consumer, which records events and deliveries; the dispatcher (in-process) POSTs them to
+real HTTP receivers (uvicorn, in-process). Retries keep the webhook-id and verify with the reference
+`standardwebhooks` library, a hanging receiver does not hold up another endpoint, 410 disables."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from standardwebhooks import Webhook
+
+from consumers.views.consumer import run_until_idle
+from consumers.webhooks import dispatcher as dispatcher_module
+from consumers.webhooks.dispatcher import Dispatcher
+from infra.settings import Settings, with_overrides
+from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _auth, _tenant_key, running_api
+from tests.integration.test_api_payments import _open, _pay, _settle, _top_up
+from tests.integration.test_ledger_support import free_port
+
+WAIT_S: Final = 30.0  # the longest any test waits for deliveries
+SERVER_START_S: Final = 10.0
+HANG_S: Final = 60.0  # a hanging receiver's sleep; the dispatcher cuts it off first
+
+
+@dataclass
+class Receiver:
+    """An HTTP receiver on a free port: answers `statuses` in turn (then the last one), or hangs."""
+
+    statuses: list[int]
+    hang: bool = False
+    received: list[tuple[bytes, dict[str, str], float]] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {key.decode(): value.decode() for key, value in scope["headers"]}
+        self.received.append((body, headers, time.monotonic()))
+        if self.hang:
+            await asyncio.sleep(HANG_S)
+        status = self.statuses[min(len(self.received), len(self.statuses)) - 1]
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": f"answered {status}".encode()})
+
+
+@contextlib.asynccontextmanager
+async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
+    """Runs the receiver until the block ends."""
+    config = uvicorn.Config(receiver, host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + SERVER_START_S
+    while not server.started:
+        assert time.monotonic() < deadline and not task.done(), "the test receiver did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, SERVER_START_S)
+
+
+@contextlib.asynccontextmanager
+async def dispatching(config: Settings) -> AsyncIterator[Dispatcher]:
+    """The dispatcher runs (in this event loop) until the block ends."""
+    dispatcher = Dispatcher(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop=stop))
+    try:
+        yield dispatcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, dispatcher_module.STOP_TIMEOUT_S + 5)
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = WAIT_S) -> None:
+    """Polls `check` until it holds, failing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The API's state folder: the dispatcher needs its deployment key to open the secrets."""
+    return tmp_path_factory.mktemp("api-webhooks-state")
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings, state: Path) -> Iterator[RunningApi]:
+    """The API for this module's tests, over its own database and topic prefix."""
+    with running_api(settings, state, "webhooks") as running:
+        yield running
+
+
+@pytest.fixture
+def config(api: RunningApi, state: Path) -> Settings:
+    """The dispatcher's settings: the API's database and key, and a one-second retry schedule."""
+    return with_overrides(api.config, state_dir=state, webhook_retry_schedule="1,1")
+
+
+@pytest.fixture
+async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client pointed at the running API."""
+    async with httpx.AsyncClient(base_url=api.url, timeout=HTTP_TIMEOUT_S) as http:
+        yield http
+
+
+async def _endpoint(client: httpx.AsyncClient, key: str, url: str) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/webhook_endpoints", json={"url": url, "events": ["payment.succeeded"]}, headers=_auth(key)
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _payments(client: httpx.AsyncClient, api: RunningApi, key: str, count: int) -> list[str]:
+    """`count` p2p payments of one tenant, settled and applied (so their events are recorded)."""
+    payer, payee = await _open(client, key), await _open(client, key)
+    await _top_up(client, key, payer)
+    await _settle(api.config)
+    ids = [(await _pay(client, key, payer=payer, payee=payee, amount=1_000))["id"] for _ in range(count)]
+    await _settle(api.config)
+    return ids
+
+
+async def _count_events(config: Settings) -> int:
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM api_events"))
+    finally:
+        await connection.close()
+
+
+async def test_a_receiver_failing_twice_gets_one_event_three_times_with_one_webhook_id(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """500, 500, 200 with a 1,1 schedule: three POSTs of the same event and webhook-id, each verified by
+    the reference library; the event is listed, and the delivery log shows the three attempts."""
+    key = await _tenant_key(api.config, "retry shop")
+    async with serving(Receiver(statuses=[500, 500, 200])) as receiver:
+        endpoint = await _endpoint(client, key, receiver.url)
+        [payment_id] = await _payments(client, api, key, 1)
+        async with dispatching(config):
+
+            async def three() -> bool:
+                return len(receiver.received) >= 3
+
+            await wait_for(three, "three attempts")
+            await asyncio.sleep(0.5)  # the third attempt's record commits
+    assert len(receiver.received) == 3
+    webhook = Webhook(endpoint["secret"])
+    events = [webhook.verify(body, headers) for body, headers, _ in receiver.received]
+    assert {headers["webhook-id"] for _, headers, _ in receiver.received} == {events[0]["id"]}
+    assert all(event == events[0] for event in events)
+    event = events[0]
+    assert event["type"] == "payment.succeeded" and event["data"]["id"] == payment_id
+    assert event["data"]["status"] == "succeeded" and event["data"]["amount_captured"] == 1_000
+
+    read = await client.get(f"/v1/events/{event['id']}", headers=_auth(key))
+    assert read.status_code == 200 and read.json() == event, read.text
+    listed = await client.get("/v1/events", params={"type": "payment.succeeded"}, headers=_auth(key))
+    assert [e["id"] for e in listed.json()["data"]] == [event["id"]], listed.text
+    log = await client.get(f"/v1/events/{event['id']}/deliveries", headers=_auth(key))
+    [delivery] = log.json()["data"]
+    assert delivery["status"] == "delivered" and delivery["next_attempt_at"] is None, delivery
+    assert [a["response_status"] for a in delivery["attempts"]] == [500, 500, 200]
+    assert [a["attempt"] for a in delivery["attempts"]] == [1, 2, 3]
+    assert delivery["attempts"][0]["response_head"] == "answered 500"
+    by_endpoint = await client.get(f"/v1/webhook_endpoints/{endpoint['id']}/deliveries", headers=_auth(key))
+    assert by_endpoint.json()["data"] == [delivery]
+
+
+async def test_an_outcome_applied_again_records_no_second_event(api: RunningApi, client: httpx.AsyncClient) -> None:
+    """A second views group re-reads every outcome: the changes are refused as stale, so no event repeats."""
+    key = await _tenant_key(api.config, "replay shop")
+    await _payments(client, api, key, 1)
+    before = await _count_events(api.config)
+    assert before >= 2  # at least this tenant's top_up.succeeded and payment.succeeded
+    await run_until_idle(api.config, group="kp-api-views-replayed", timeout_s=60)
+    assert await _count_events(api.config) == before
+
+
+async def test_a_hanging_receiver_does_not_delay_another_endpoint(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six events to a receiver that never answers and to a healthy one: the healthy one has all six long
+    before the hanging one's first attempt times out."""
+    monkeypatch.setattr(dispatcher_module, "REQUEST_TIMEOUT_S", 5.0)
+    key = await _tenant_key(api.config, "slow and fast")
+    async with (
+        serving(Receiver(statuses=[200], hang=True)) as slow,
+        serving(Receiver(statuses=[200])) as fast,
+    ):
+        await _endpoint(client, key, slow.url)
+        healthy = await _endpoint(client, key, fast.url)
+        await _payments(client, api, key, 6)
+        async with dispatching(config):
+            started = time.monotonic()
+
+            async def all_fast() -> bool:
+                return len(fast.received) >= 6
+
+            await wait_for(all_fast, "six deliveries to the healthy endpoint", timeout_s=4.0)
+            elapsed = time.monotonic() - started
+            assert 1 <= len(slow.received) <= dispatcher_module.PER_ENDPOINT_MAX  # bounded per endpoint
+    assert elapsed < 4.0
+    log = await client.get(f"/v1/webhook_endpoints/{healthy['id']}/deliveries", headers=_auth(key))
+    assert [d["status"] for d in log.json()["data"]] == ["delivered"] * 6, log.text
+
+
+async def test_410_gone_disables_the_endpoint_and_fails_the_delivery(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """One 410: the delivery is failed after that one attempt, and the endpoint reads `disabled`."""
+    key = await _tenant_key(api.config, "gone shop")
+    async with serving(Receiver(statuses=[410])) as receiver:
+        endpoint = await _endpoint(client, key, receiver.url)
+        await _payments(client, api, key, 1)
+        async with dispatching(config):
+
+            async def disabled() -> bool:
+                read = await client.get(f"/v1/webhook_endpoints/{endpoint['id']}", headers=_auth(key))
+                return bool(read.json()["status"] == "disabled")
+
+            await wait_for(disabled, "the endpoint to be disabled")
+    log = await client.get(f"/v1/webhook_endpoints/{endpoint['id']}/deliveries", headers=_auth(key))
+    [delivery] = log.json()["data"]
+    assert delivery["status"] == "failed" and [a["response_status"] for a in delivery["attempts"]] == [410]
+    assert len(receiver.received) == 1
+
+
+async def test_events_and_logs_of_another_tenant_are_404(api: RunningApi, client: httpx.AsyncClient) -> None:
+    """Ids of another tenant's events and endpoints answer 404, as unknown ones do."""
+    owner, stranger = await _tenant_key(api.config, "owner"), await _tenant_key(api.config, "stranger")
+    await _payments(client, api, owner, 1)
+    [event] = (await client.get("/v1/events", params={"type": "payment.succeeded"}, headers=_auth(owner))).json()[
+        "data"
+    ]
+    for path in (f"/v1/events/{event['id']}", f"/v1/events/{event['id']}/deliveries", "/v1/events/evt_nope"):
+        response = await client.get(path, headers=_auth(stranger))
+        assert response.status_code == 404 and response.json()["code"] == "not_found", (path, response.text)
+    unknown = await client.get("/v1/webhook_endpoints/we_nope/deliveries", headers=_auth(owner))
+    assert unknown.status_code == 404
+
+
+async def test_a_refund_records_refund_succeeded_then_payment_refunded(
+    api: RunningApi, client: httpx.AsyncClient
+) -> None:
+    """A settled refund announces itself and its payment, whose data shows the amount refunded."""
+    key = await _tenant_key(api.config, "refund shop")
+    [payment_id] = await _payments(client, api, key, 1)
+    refund = await client.post("/v1/refunds", json={"payment": payment_id, "amount": 400}, headers=_auth(key))
+    assert refund.status_code == 202, refund.text
+    await _settle(api.config)
+    listed = (await client.get("/v1/events", headers=_auth(key))).json()["data"]
+    by_type = {event["type"]: event["data"] for event in listed}
+    assert by_type["refund.succeeded"]["id"] == refund.json()["id"], listed
+    assert by_type["payment.refunded"]["id"] == payment_id and by_type["payment.refunded"]["amount_refunded"] == 400
+    assert {"top_up.succeeded", "payment.succeeded"} <= set(by_type)
