@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from schemas.api.payments import Payment, TopUp
-from schemas.api.refunds import Refund
+from schemas.api.payments import Payment, TopUp, payment_from_row, top_up_from_row
+from schemas.api.refunds import Refund, refund_from_row
 from schemas.webhooks import WEBHOOK_EVENT_TYPES, WebhookEventType
 
 ObjectKind = Literal["payment", "refund", "top_up"]
@@ -64,45 +64,12 @@ def events_for(*, kind: ObjectKind, object_id: str, status: str, payment_id: str
 
 
 def object_data(kind: ObjectKind, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The object of `row` as the API's GET answers it, as JSON-ready values."""
+    """The object of `row` as the API's GET answers it (the same functions build both), as JSON-ready values."""
+    model: Payment | Refund | TopUp
     if kind == "payment":
-        model: Payment | Refund | TopUp = Payment(
-            id=row["id"],
-            status=row["status"],
-            payer=row["payer"],
-            payee=row["payee"],
-            amount=row["amount"],
-            amount_captured=row["amount_captured"],
-            amount_refunded=row["amount_refunded"],
-            kind=row["kind"],
-            capture_method=row["capture_method"],
-            expires_at=row["expires_at"],
-            failure_code=row["failure_code"],
-            failure_message=row["failure_message"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        model = payment_from_row(row)
     elif kind == "refund":
-        model = Refund(
-            id=row["id"],
-            status=row["status"],
-            payment=row["payment_id"],
-            amount=row["amount"],
-            reason=row["reason"],
-            failure_code=row["failure_code"],
-            failure_message=row["failure_message"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        model = refund_from_row(row)
     else:
-        model = TopUp(
-            id=row["id"],
-            status=row["status"],
-            account=row["account"],
-            amount=row["amount"],
-            failure_code=row["failure_code"],
-            failure_message=row["failure_message"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        model = top_up_from_row(row)
     return model.model_dump(mode="json")

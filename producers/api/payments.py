@@ -41,6 +41,7 @@ from schemas.api.payments import (
     Payment,
     PaymentCapture,
     PaymentCreate,
+    payment_from_row,
 )
 from schemas.envelope import Envelope
 from schemas.payments import PaymentKind, PaymentPostRequested, PaymentRequested, PaymentVoidRequested, Rail
@@ -107,26 +108,6 @@ def not_capturable(status: str, verb: str) -> ApiError:
         status=409,
         code="payment_not_capturable",
         detail=f"only a `requires_capture` payment can be {verb}; this one is `{status}`",
-    )
-
-
-def payment_from_row(row: asyncpg.Record) -> Payment:
-    """The API's view of a stored payment."""
-    return Payment(
-        id=row["id"],
-        status=row["status"],
-        payer=row["payer"],
-        payee=row["payee"],
-        amount=row["amount"],
-        amount_captured=row["amount_captured"],
-        amount_refunded=row["amount_refunded"],
-        kind=row["kind"],
-        capture_method=row["capture_method"],
-        expires_at=row["expires_at"],
-        failure_code=row["failure_code"],
-        failure_message=row["failure_message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
     )
 
 

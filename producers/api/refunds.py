@@ -31,7 +31,7 @@ from producers.api.problems import ApiError
 from producers.api.refund_rows import RefundRows
 from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
 from producers.api.tenants import Tenant
-from schemas.api.refunds import REFUND_ID_PREFIX, SETTLED_REFUND_STATUSES, Refund, RefundCreate
+from schemas.api.refunds import REFUND_ID_PREFIX, SETTLED_REFUND_STATUSES, Refund, RefundCreate, refund_from_row
 from schemas.envelope import Envelope
 from schemas.payments import RefundRequested
 
@@ -73,21 +73,6 @@ def check_refundable(*, status: str, captured: int, reserved: int, asked: int | 
             param="amount",
         )
     return asked
-
-
-def refund_from_row(row: asyncpg.Record) -> Refund:
-    """The API's view of a stored refund."""
-    return Refund(
-        id=row["id"],
-        status=row["status"],
-        payment=row["payment_id"],
-        amount=row["amount"],
-        reason=row["reason"],
-        failure_code=row["failure_code"],
-        failure_message=row["failure_message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 class Refunds:

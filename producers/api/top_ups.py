@@ -30,7 +30,7 @@ from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQU
 from producers.api.tenants import Tenant
 from schemas.accounts import AccountOpened
 from schemas.api.accounts import ACCOUNT_ID_PREFIX
-from schemas.api.payments import SETTLED_TOP_UP_STATUSES, TOP_UP_ID_PREFIX, TopUp, TopUpCreate
+from schemas.api.payments import SETTLED_TOP_UP_STATUSES, TOP_UP_ID_PREFIX, TopUp, TopUpCreate, top_up_from_row
 from schemas.cash import CashIn
 from schemas.envelope import Envelope
 
@@ -44,20 +44,6 @@ Clock = Callable[[], datetime]
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def top_up_from_row(row: asyncpg.Record) -> TopUp:
-    """The API's view of a stored top-up."""
-    return TopUp(
-        id=row["id"],
-        status=row["status"],
-        account=row["account"],
-        amount=row["amount"],
-        failure_code=row["failure_code"],
-        failure_message=row["failure_message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 class TopUps:

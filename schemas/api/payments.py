@@ -28,6 +28,7 @@ from pydantic.json_schema import SkipJsonSchema
 from schemas.api.accounts import MSISDN_CHARS_MAX, ApiAccountId
 from schemas.api.money import Amount
 from schemas.api.qr import PAYLOAD_CHARS_MAX as QR_PAYLOAD_CHARS_MAX
+from schemas.api.rows import Row
 
 PAYMENT_ID_PREFIX: Final = "pay_"
 TOP_UP_ID_PREFIX: Final = "tu_"
@@ -215,3 +216,37 @@ class TopUp(BaseModel):
     failure_message: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+def payment_from_row(row: Row) -> Payment:
+    """The API's view of a stored payment (api_payments, migration 0022)."""
+    return Payment(
+        id=row["id"],
+        status=row["status"],
+        payer=row["payer"],
+        payee=row["payee"],
+        amount=row["amount"],
+        amount_captured=row["amount_captured"],
+        amount_refunded=row["amount_refunded"],
+        kind=row["kind"],
+        capture_method=row["capture_method"],
+        expires_at=row["expires_at"],
+        failure_code=row["failure_code"],
+        failure_message=row["failure_message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def top_up_from_row(row: Row) -> TopUp:
+    """The API's view of a stored top-up (api_top_ups)."""
+    return TopUp(
+        id=row["id"],
+        status=row["status"],
+        account=row["account"],
+        amount=row["amount"],
+        failure_code=row["failure_code"],
+        failure_message=row["failure_message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.api.money import Amount
 from schemas.api.payments import PaymentId
+from schemas.api.rows import Row
 
 REFUND_ID_PREFIX: Final = "re_"
 
@@ -66,3 +67,18 @@ class Refund(BaseModel):
     failure_message: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+def refund_from_row(row: Row) -> Refund:
+    """The API's view of a stored refund (api_refunds, migration 0024)."""
+    return Refund(
+        id=row["id"],
+        status=row["status"],
+        payment=row["payment_id"],
+        amount=row["amount"],
+        reason=row["reason"],
+        failure_code=row["failure_code"],
+        failure_message=row["failure_message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
