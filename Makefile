@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv kafka-jars up down status demo test test-unit test-integration lint schemas bench clean
+.PHONY: help deps deps-test venv kafka-jars up down status demo test test-unit test-integration lint schemas bench clean
 
 help:
 	@echo "make demo   - install everything, start local Kafka/PostgreSQL/Prometheus, run the main job"
@@ -18,6 +18,10 @@ help:
 
 deps:
 	@bash infra/install-system-deps.sh
+
+# The tests also need Debian's chromium (the operator console's browser test); the demo does not.
+deps-test:
+	@bash infra/install-system-deps.sh --test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (found %s)" % sys.version.split()[0])'
@@ -43,7 +47,7 @@ down: venv
 demo: up
 	$(BIN)/kpsandbox demo --keep-up
 
-test: deps kafka-jars
+test: deps-test kafka-jars
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -51,7 +55,7 @@ test: deps kafka-jars
 test-unit: venv
 	$(BIN)/pytest -q tests/unit
 
-test-integration: deps kafka-jars
+test-integration: deps-test kafka-jars
 	$(BIN)/pytest -q tests/integration
 
 lint: venv

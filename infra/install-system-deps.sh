@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the embedded services need, when they are missing.
+# With --test also what only the tests need: chromium, the headless browser that loads the operator
+# console (tests/integration/test_console.py, bench/console.py); `make demo` does not install it.
 # As root it runs apt-get; otherwise it prints exactly what to install and fails.
 set -euo pipefail
+
+for_tests=0
+if [ "${1:-}" = "--test" ]; then for_tests=1; fi
 
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
@@ -11,9 +16,12 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)  # the integration guide's command-line client, tested
+if [ "$for_tests" -eq 1 ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: all present (java, mvn, postgresql, prometheus, kcat)"
+  echo "system packages: all present (java, mvn, postgresql, prometheus, kcat$([ "$for_tests" -eq 1 ] && echo ', chromium'))"
   exit 0
 fi
 # Deduplicate (prometheus may be listed twice).

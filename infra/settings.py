@@ -88,9 +88,13 @@ class Settings(BaseSettings):
     prometheus_port: Port = 19090
     metrics_port: Port = Field(default=9464, description="Port of the sandbox's own /metrics exporter.")
     ledger_metrics_port: Port = Field(default=9465, description="Port of the ledger's /metrics while it settles.")
+    webhooks_metrics_port: Port = Field(
+        default=9466, description="Port of the webhook dispatcher's /metrics (`python -m consumers.webhooks`)."
+    )
     metrics_host: str = Field(
         default="127.0.0.1",
-        description="Bind host of both /metrics servers (metrics exporter and ledger); 0.0.0.0 for docker-compose.",
+        description="Bind host of the /metrics servers (metrics exporter, ledger, webhook dispatcher); "
+        "0.0.0.0 for docker-compose.",
     )
     api_host: str = Field(
         default="127.0.0.1", description="Bind host of the HTTP API (`python -m producers.api`); 0.0.0.0 for all."
@@ -135,11 +139,20 @@ class Settings(BaseSettings):
             raise ValueError(f"must differ from KPSANDBOX_METRICS_PORT ({value})")
         return value
 
+    @field_validator("webhooks_metrics_port")
+    @classmethod
+    def check_webhooks_metrics_port(cls, value: int, info: ValidationInfo) -> int:
+        """The dispatcher's exporter runs beside the other two, so it cannot share their ports."""
+        for field in ("metrics_port", "ledger_metrics_port"):
+            if value == info.data.get(field):
+                raise ValueError(f"must differ from KPSANDBOX_{field.upper()} ({value})")
+        return value
+
     @field_validator("api_port")
     @classmethod
     def check_api_port(cls, value: int, info: ValidationInfo) -> int:
         """The API runs on the same host as the exporters, so it cannot share their ports."""
-        for field in ("metrics_port", "ledger_metrics_port"):
+        for field in ("metrics_port", "ledger_metrics_port", "webhooks_metrics_port"):
             if value == info.data.get(field):
                 raise ValueError(f"must differ from KPSANDBOX_{field.upper()} ({value})")
         return value

@@ -16,6 +16,7 @@ from kpsandbox.commands import (
     archive,
     deadletters,
     demo,
+    events,
     export,
     ledger,
     metrics,
@@ -28,6 +29,7 @@ from kpsandbox.commands import (
     study,
     tenants,
     topics,
+    trigger,
 )
 from kpsandbox.console import err_console
 
@@ -59,6 +61,8 @@ for module in (
     smoke,
     demo,
     tenants,
+    events,
+    trigger,
 ):
     module.register(app)
 

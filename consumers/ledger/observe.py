@@ -8,7 +8,8 @@ loop (infra/metrics_http.py), so a scrape never sees a batch half-recorded.
 
 Every label value set is bounded and exported from the first scrape (zero until something
 happens), except the per-partition series, which exist exactly for the assigned partitions.
-docs/ledger_metrics.md documents each series; tests/unit/test_ledger_observe.py keeps the two equal.
+Names, label names and help texts come from the catalogue (schemas/metrics.py), which also generates
+docs/ledger_metrics.md's table; tests/unit/test_metric_catalogue.py keeps a scrape equal to it.
 
 How the consumer loop calls it:
 - `set_assigned(partitions)` on every assignment change (including revocation, with what is left),
@@ -33,8 +34,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from infra.metric_families import counter, cumulative_buckets, gauge, histogram
 from infra.metrics_http import serve_metrics
 from schemas.deadletter import DeadLetterReason
+from schemas.metrics import LEDGER_BATCH_BUCKETS_S
 from schemas.payments import RejectedResult, SettledResult
 
 # Anything outside a bounded set is counted under this value rather than minting a new series.
@@ -49,8 +52,8 @@ RETRY_KINDS: Final[tuple[str, ...]] = (
     "assignment",
     OTHER,
 )
-# A batch takes ~20 ms to ~1 s; the tail buckets catch database stalls and retries.
-BATCH_SECONDS_BUCKETS: Final[tuple[float, ...]] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A batch takes ~20 ms to ~1 s; the catalogue's tail buckets catch database stalls and retries.
+BATCH_SECONDS_BUCKETS: Final[tuple[float, ...]] = LEDGER_BATCH_BUCKETS_S
 
 
 class LedgerMetrics:
@@ -141,70 +144,54 @@ class _LedgerCollector(Collector):
         self._m = metrics
 
     def collect(self) -> Iterator[Metric]:
-        """One family per row of docs/ledger_metrics.md; `group` on every sample."""
+        """One family per catalogue entry of job `kpsandbox-ledger`; `group` on every sample."""
         m, group = self._m, [self._m.group]
-        yield _counter("kpsandbox_ledger_batches", "Batches committed.",
-                       group, m.batches)  # fmt: skip
+        yield _counter("ledger_batches", group, m.batches)
         yield _histogram(m)
-        requests = CounterMetricFamily("kpsandbox_ledger_requests", "Requests decided, by result code.",
-                                       labels=["group", "result"])  # fmt: skip
+        requests = counter("ledger_requests")
         for result, count in m.requests.items():
             requests.add_metric([m.group, result], count)
         yield requests
-        yield _counter("kpsandbox_ledger_transfers", "Transfers written to the ledger.",
-                       group, m.transfers)  # fmt: skip
-        yield _gauge("kpsandbox_ledger_last_progress_timestamp_seconds", "Wall-clock time of the last committed "
-                     "batch (Unix seconds); the process start until the first.", group, m.last_progress_s)  # fmt: skip
-        yield _counter("kpsandbox_ledger_fenced_batches", "Batches discarded because their partitions were "
-                       "reassigned while they ran.", group, m.fenced)  # fmt: skip
-        retries = CounterMetricFamily("kpsandbox_ledger_retries", "Retries, by kind.", labels=["group", "kind"])
+        yield _counter("ledger_transfers", group, m.transfers)
+        yield _gauge("ledger_last_progress_timestamp_seconds", group, m.last_progress_s)
+        yield _counter("ledger_fenced_batches", group, m.fenced)
+        retries = counter("ledger_retries")
         for kind, count in m.retries.items():
             retries.add_metric([m.group, kind], count)
         yield retries
-        dead = CounterMetricFamily("kpsandbox_ledger_dead_letters", "Messages sent to the dead-letter topic, by "
-                                   "reason.", labels=["group", "reason"])  # fmt: skip
+        dead = counter("ledger_dead_letters")
         for reason, count in m.dead_letters.items():
             dead.add_metric([m.group, reason], count)
         yield dead
-        yield _counter("kpsandbox_ledger_expired_transfers", "Pending transfers expired.", group, m.expired_transfers)
-        yield _gauge("kpsandbox_ledger_assigned_partitions", "Partitions of the requests topic this process owns.",
-                     group, len(m.assigned))  # fmt: skip
-        lag = GaugeMetricFamily("kpsandbox_ledger_lag_messages", "Messages not yet settled on an assigned partition "
-                                "(log end − position).", labels=["group", "partition"])  # fmt: skip
+        yield _counter("ledger_expired_transfers", group, m.expired_transfers)
+        yield _gauge("ledger_assigned_partitions", group, len(m.assigned))
+        lag = gauge("ledger_lag_messages")
         for partition, behind in sorted(m.lag.items()):
             lag.add_metric([m.group, str(partition)], behind)
         yield lag
-        clock = GaugeMetricFamily("kpsandbox_ledger_clock_seconds", "The ledger's simulated clock on an assigned "
-                                  "partition (Unix seconds).", labels=["group", "partition"])  # fmt: skip
+        clock = gauge("ledger_clock_seconds")
         for partition, seconds in sorted(m.clock_s.items()):
             clock.add_metric([m.group, str(partition)], seconds)
         yield clock
-        yield _gauge("kpsandbox_ledger_outbox_rows", "Outcomes committed but not yet published.", group,
-                     m.outbox_rows)  # fmt: skip
-        yield _gauge("kpsandbox_ledger_outbox_oldest_age_seconds", "How long the oldest unpublished outcome has "
-                     "waited.", group, m.outbox_oldest_age_s)  # fmt: skip
+        yield _gauge("ledger_outbox_rows", group, m.outbox_rows)
+        yield _gauge("ledger_outbox_oldest_age_seconds", group, m.outbox_oldest_age_s)
 
 
-def _counter(name: str, meaning: str, group: list[str], value: float) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, meaning, labels=["group"])
+def _counter(name: str, group: list[str], value: float) -> CounterMetricFamily:
+    family = counter(name)
     family.add_metric(group, value)
     return family
 
 
-def _gauge(name: str, meaning: str, group: list[str], value: float) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, meaning, labels=["group"])
+def _gauge(name: str, group: list[str], value: float) -> GaugeMetricFamily:
+    family = gauge(name)
     family.add_metric(group, value)
     return family
 
 
 def _histogram(m: LedgerMetrics) -> HistogramMetricFamily:
-    meaning = "Time to settle a batch: decide, write and commit."
-    family = HistogramMetricFamily("kpsandbox_ledger_batch_seconds", meaning, labels=["group"])
-    cumulative, running = [], 0
-    for bound, count in zip((*map(str, BATCH_SECONDS_BUCKETS), "+Inf"), m.batch_buckets, strict=True):
-        running += count
-        cumulative.append((bound, running))
-    family.add_metric([m.group], cumulative, m.batch_seconds_sum)
+    family = histogram("ledger_batch_seconds")
+    family.add_metric([m.group], cumulative_buckets(BATCH_SECONDS_BUCKETS, m.batch_buckets), m.batch_seconds_sum)
     return family
 
 

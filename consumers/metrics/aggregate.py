@@ -29,11 +29,12 @@ from consumers.metrics.window import WINDOW_DAYS, DayWindow, day_of
 from schemas.accounts import AccountOpened
 from schemas.cash import CashPurchase
 from schemas.commerce import OrderPaidOnDelivery, OrderPlaced
+from schemas.metrics import SETTLEMENT_LATENCY_BUCKETS_S
 from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
 
 DEDUPE_IDS_MAX: Final = 1_000_000  # outcome ids remembered to drop redeliveries (FIFO beyond this)
 LATENCY_PENDING_MAX: Final = 200_000  # request timestamps waiting for their outcome (FIFO beyond this)
-LATENCY_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS_S: Final = SETTLEMENT_LATENCY_BUCKETS_S  # the catalogue's; snapshots store one count per bucket
 LATENCY_MAX_S: Final = 3_600.0  # a gap longer than this is a replay, not a settlement latency
 # Results that answer a request id seen before: the first decision about it was counted already.
 DUPLICATE_RESULTS: Final = frozenset({"exists", "exists_with_different_amount", "exists_with_different_fields"})

@@ -3,7 +3,8 @@ tenants' endpoints and records every attempt (run it beside the API and the view
 
 SIGINT/SIGTERM stop it: no new delivery is claimed, and attempts in flight finish (or time out)
 and are recorded. A delivery claimed by a dispatcher that was killed falls due again when its
-lease lapses. A user-fixable failure (an unreachable database) is two lines on stderr, exit status 2.
+lease lapses. Its /metrics (job kpsandbox-webhooks) is served on KPSANDBOX_WEBHOOKS_METRICS_PORT while it
+runs. A user-fixable failure (an unreachable database, a busy port) is two lines on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import signal
 
 from consumers.webhooks.dispatcher import DispatchSummary, run_dispatcher
+from consumers.webhooks.metrics import WebhookMetrics, start_metrics_server
 from infra.errors import run_main
 from infra.settings import Settings, load_settings
 
@@ -22,7 +24,14 @@ async def _run(settings: Settings) -> DispatchSummary:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    return await run_dispatcher(settings, stop=stop)
+    metrics = WebhookMetrics()
+    # First: a busy port is reported before anything connects.
+    server = await start_metrics_server(metrics, host=settings.metrics_host, port=settings.webhooks_metrics_port)
+    try:
+        return await run_dispatcher(settings, stop=stop, metrics=metrics)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def _main() -> None:

@@ -12,7 +12,9 @@ At-least-once: a claim is a lease (LEASE_S, longer than any attempt). A dispatch
 mid-attempt leaves the delivery to fall due again when the lease lapses, and it is sent again with
 the same `webhook-id` (the event's id), which receivers deduplicate on.
 
-`Dispatcher` is the only writer of its in-flight counts; tasks decrement them when they end.
+`Dispatcher` is the only writer of its in-flight counts; tasks decrement them when they end. It
+also feeds its WebhookMetrics (consumers/webhooks/metrics.py): each attempt as it is recorded, and
+the backlog gauges from one query every BACKLOG_INTERVAL_S.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Final
 import asyncpg
 import httpx
 
+from consumers.webhooks.metrics import BACKLOG_INTERVAL_S, WebhookMetrics, attempt_result, read_backlog
 from consumers.webhooks.retries import decide
 from consumers.webhooks.signing import sign_headers
 from consumers.webhooks.store import DeliveryStore, sealed_secrets
@@ -69,6 +72,7 @@ class Answer:
     head: str
     error: str | None
     latency_ms: int
+    timed_out: bool = False  # no answer within REQUEST_TIMEOUT_S (the metrics' `timeout` result)
 
 
 def event_body(row: dict[str, Any]) -> bytes:
@@ -86,6 +90,7 @@ def _data(value: Any) -> Any:
 async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> Answer:
     """POSTs once within REQUEST_TIMEOUT_S; never raises for what the receiver did."""
     started = time.monotonic()
+    timed_out = False
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT_S):
             async with client.stream("POST", url, content=body, headers=headers) as response:
@@ -97,23 +102,25 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
             status: int | None = response.status_code
             error = None
     except TimeoutError:
-        status, head, error = None, b"", f"no answer within {REQUEST_TIMEOUT_S:g} s"
+        status, head, error, timed_out = None, b"", f"no answer within {REQUEST_TIMEOUT_S:g} s", True
     except (httpx.HTTPError, httpx.InvalidURL) as failure:  # refused, reset, not HTTP, a bad URL
         status, head, error = None, b"", f"{type(failure).__name__}: {failure}"[:ERROR_CHARS_MAX]
+        timed_out = isinstance(failure, httpx.TimeoutException)
     except Exception as failure:
         # Whatever a tenant's URL does (port 99999 fails inside anyio as an ExceptionGroup) is a
         # recorded failed attempt, never a dead dispatcher task.
         status, head, error = None, b"", f"{type(failure).__name__}: {failure}"[:ERROR_CHARS_MAX]
     latency_ms = int((time.monotonic() - started) * 1000)
     text = head[:RESPONSE_HEAD_BYTES].decode("utf-8", errors="replace")
-    return Answer(status, text, error, latency_ms)
+    return Answer(status, text, error, latency_ms, timed_out)
 
 
 class Dispatcher:
     """One dispatcher: its HTTP client, its claims in flight and its summary (the only writer of each)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: WebhookMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else WebhookMetrics()
         self.delays_s = settings.webhook_retry_delays_s
         self.summary = DispatchSummary()
         self._in_flight: dict[str, int] = {}  # endpoint id → attempts in flight
@@ -136,7 +143,12 @@ class Dispatcher:
                 follow_redirects=False, limits=limits, headers=headers, timeout=REQUEST_TIMEOUT_S
             ) as client:
                 store = DeliveryStore(pool)
-                await self._loop(store, client, key, stop)
+                backlog = asyncio.create_task(self._watch_backlog(pool, stop), name="webhooks-backlog")
+                try:
+                    await self._loop(store, client, key, stop)
+                finally:
+                    backlog.cancel()
+                    await asyncio.wait([backlog], timeout=STOP_TIMEOUT_S)
         finally:
             await pool.close()
         return self.summary
@@ -163,6 +175,16 @@ class Dispatcher:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+
+    async def _watch_backlog(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        """Refreshes the backlog gauges every BACKLOG_INTERVAL_S until `stop` is set."""
+        while not stop.is_set():  # bounded by `stop`
+            try:
+                await read_backlog(pool, self.metrics)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("webhooks: the backlog query failed (%s); the gauges keep their last values", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BACKLOG_INTERVAL_S)
 
     def _start(self, store: DeliveryStore, client: httpx.AsyncClient, key: bytes, row: dict[str, Any]) -> None:
         endpoint = row["endpoint_id"]
@@ -206,6 +228,8 @@ class Dispatcher:
             decision=decision,
         )
         self._count(decision.status)
+        result = attempt_result(status=answer.status, timed_out=answer.timed_out)
+        self.metrics.attempted(result=result, seconds=answer.latency_ms / 1000, delivery_status=decision.status)
 
     def _count(self, status: str) -> None:
         self.summary.attempts += 1
@@ -217,6 +241,8 @@ class Dispatcher:
             self.summary.retried += 1
 
 
-async def run_dispatcher(settings: Settings, *, stop: asyncio.Event) -> DispatchSummary:
-    """Runs one dispatcher until `stop` is set."""
-    return await Dispatcher(settings).run(stop=stop)
+async def run_dispatcher(
+    settings: Settings, *, stop: asyncio.Event, metrics: WebhookMetrics | None = None
+) -> DispatchSummary:
+    """Runs one dispatcher until `stop` is set, recording into `metrics` (a fresh one if None)."""
+    return await Dispatcher(settings, metrics).run(stop=stop)

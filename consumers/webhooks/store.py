@@ -1,4 +1,4 @@
-"""The webhook tables' SQL (migration 0029): api_events, api_webhook_deliveries, api_webhook_attempts.
+"""The webhook tables' SQL (migrations 0029, 0030): api_events, api_webhook_deliveries, api_webhook_attempts.
 
 Two writers, each on a connection it does not own:
 - `record_events`, called by the views consumer inside the transaction that applies a status
@@ -10,8 +10,6 @@ Two writers, each on a connection it does not own:
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -20,9 +18,7 @@ import asyncpg
 
 from consumers.webhooks.events import EventSpec, ObjectKind, events_for, object_data
 from consumers.webhooks.retries import Decision
-from schemas.webhooks import EVENT_ID_PREFIX
-
-EVENT_ID_RANDOM_BYTES: Final = 16
+from infra.webhook_events import record_event
 
 SELECT_OBJECT: Final[dict[ObjectKind, str]] = {
     "payment": """SELECT id, tenant_id, status, payer, payee, amount, amount_captured, amount_refunded, kind,
@@ -33,15 +29,6 @@ SELECT_OBJECT: Final[dict[ObjectKind, str]] = {
     "top_up": """SELECT id, tenant_id, status, account, amount, failure_code, failure_message, created_at,
                  updated_at FROM api_top_ups WHERE id = $1""",
 }
-INSERT_EVENT: Final = """
-INSERT INTO api_events (id, tenant_id, type, object_id, data) VALUES ($1, $2, $3, $4, $5::jsonb)
-"""
-# One delivery per enabled endpoint of the tenant subscribed to the type, due now.
-INSERT_DELIVERIES: Final = """
-INSERT INTO api_webhook_deliveries (event_id, endpoint_id, tenant_id, next_attempt_at)
-SELECT $1, id, tenant_id, now() FROM api_webhook_endpoints
-WHERE tenant_id = $2 AND status = 'enabled' AND $3 = ANY(events)
-"""
 
 # Due deliveries of enabled endpoints, at most `$3 - in flight` per endpoint ($1/$2: the dispatcher's
 # in-flight count per endpoint), `$4` in all. The window ranks each endpoint's due rows, so one
@@ -83,35 +70,28 @@ DISABLE_ENDPOINT: Final = (
 )
 
 
-def new_event_id() -> str:
-    """A fresh `evt_` + 32 hex digits."""
-    return EVENT_ID_PREFIX + secrets.token_hex(EVENT_ID_RANDOM_BYTES)
-
-
 async def _object(db: asyncpg.Connection, kind: ObjectKind, object_id: str) -> asyncpg.Record | None:
     return await db.fetchrow(SELECT_OBJECT[kind], object_id)
 
 
 async def record_events(db: asyncpg.Connection, *, kind: ObjectKind, object_id: str) -> list[str]:
-    """Records the events the object's status change announces, with their deliveries; their ids.
-    Call inside the transaction that changed the object, after the change."""
+    """Records the events the object's status change announces, with their deliveries; their ids
+    (infra/webhook_events.py writes them). Call inside the transaction that changed the object, after the change."""
     row = await _object(db, kind, object_id)
     if row is None:
         return []
     specs = events_for(
         kind=kind, object_id=object_id, status=row["status"], payment_id=row["payment_id"] if kind == "refund" else None
     )
-    return [await _record(db, spec, row if spec.object_kind == kind else None) for spec in specs]
+    recorded = [await _record(db, spec, row if spec.object_kind == kind else None) for spec in specs]
+    return [event_id for event_id in recorded if event_id is not None]
 
 
-async def _record(db: asyncpg.Connection, spec: EventSpec, row: asyncpg.Record | None) -> str:
+async def _record(db: asyncpg.Connection, spec: EventSpec, row: asyncpg.Record | None) -> str | None:
     row = row if row is not None else await _object(db, spec.object_kind, spec.object_id)
     assert row is not None, f"{spec.object_kind} {spec.object_id} vanished inside its own transaction"
-    event_id = new_event_id()
-    data = json.dumps(object_data(spec.object_kind, dict(row)), separators=(",", ":"))
-    await db.execute(INSERT_EVENT, event_id, row["tenant_id"], spec.type, spec.object_id, data)
-    await db.execute(INSERT_DELIVERIES, event_id, row["tenant_id"], spec.type)
-    return event_id
+    data = object_data(spec.object_kind, dict(row))
+    return await record_event(db, tenant_id=row["tenant_id"], type=spec.type, object_id=spec.object_id, data=data)
 
 
 class DeliveryStore:

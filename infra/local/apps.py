@@ -89,9 +89,11 @@ API: Final = AppSpec("api", "producers.api", "api_port", "the HTTP API", host_fi
 # The API's read model of payments (statuses from the ledger's outcomes); it serves nothing, so it is
 # healthy while its process lives, and its stored offsets make a restart exact.
 VIEWS: Final = AppSpec("views", "consumers.views", None, "the API's payment views")
-# The webhook dispatcher (consumers/webhooks): it serves nothing either; its claims are leases, so a
-# restart resends at most the attempts that were in flight, with the same webhook-id.
-WEBHOOKS: Final = AppSpec("webhooks", "consumers.webhooks", None, "the webhook dispatcher")
+# The webhook dispatcher (consumers/webhooks), healthy when its /metrics answers; its claims are
+# leases, so a restart resends at most the attempts that were in flight, with the same webhook-id.
+WEBHOOKS: Final = AppSpec(
+    "webhooks", "consumers.webhooks", "webhooks_metrics_port", "the webhook dispatcher's /metrics"
+)
 APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API, VIEWS, WEBHOOKS)
 # Only `kpsandbox serve --economy-rate N` runs it (with its arguments, see `economy`). A restart
 # would produce its seed's events again from the first day, so a finished or crashed run stays so.

@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infra.local import apps, procs, stack
+from infra.local.prometheus import console_url
 from infra.settings import Settings
+from kpsandbox.commands.services import console_line
 from kpsandbox.console import console, settings
 from kpsandbox.demo.report import district_shifts, window_share, write_report
 from kpsandbox.demo.run import DemoRun, prepare_run, run_pipeline
@@ -63,20 +65,32 @@ def demo(
                 apps.start_apps(run_settings)
         _print_summary(run)
         console.print(f"report: {folder / 'summary.md'} ({len(written)} files, charts as PNG)")
-        console.print(f"Prometheus: {base.prometheus}   metrics endpoint: {apps.METRICS.url(base)}")
         if keep_up:
+            console.print(f"{console_line(base.prometheus)}   Prometheus: {base.prometheus}")
             console.print(
-                f"still running for this run: ledger {apps.LEDGER.url(base)}, metrics {apps.METRICS.url(base)} "
-                "— `kpsandbox status` lists them, `kpsandbox down` stops them"
+                f"still running for this run: ledger {apps.LEDGER.url(base)}, metrics {apps.METRICS.url(base)}, "
+                "the API, its views and webhooks — `kpsandbox status` lists them, `kpsandbox down` stops them"
             )
         console.print(f"inspect this run: KPSANDBOX_TOPIC_PREFIX={run_settings.topic_prefix} "
                       f"KPSANDBOX_DATABASE_URL={run_settings.dsn} kpsandbox ledger check")  # fmt: skip
         if not all(f.holds for f in run.findings):
             raise typer.Exit(1)
     finally:
-        if started and not keep_up:
-            stack.down(base)
-            console.print(f"stopped the services this demo started ({', '.join(started)}); --keep-up keeps them")
+        if not keep_up:
+            _say_stopped(base, started)
+
+
+def _say_stopped(base: Settings, started: list[str]) -> None:
+    """Without --keep-up the run's consumers have exited: say so, and stop the services this demo
+    started, rather than print URLs that no longer answer."""
+    if started:
+        stack.down(base)
+        console.print(f"stopped: this run's ledger and metrics consumers, and the services this demo started "
+                      f"({', '.join(started)}) — `kpsandbox demo --keep-up` leaves them running with a live "
+                      "operator console")  # fmt: skip
+        return
+    console.print("this run's ledger and metrics consumers have stopped (`--keep-up` keeps them running); "
+                  f"the services were already running: its figures stay at {console_url(base.prometheus)}")  # fmt: skip
 
 
 def _run_with_progress(run_settings: Settings, sim: Simulation, folder: Path) -> DemoRun:

@@ -8,6 +8,7 @@ import typer
 
 from infra.local import apps, stack
 from infra.local.supervisor import RESTART_BACKOFF_S_MAX, RESTART_BACKOFF_S_MIN, RESTARTS_IN_A_ROW_MAX, Supervisor
+from kpsandbox.commands.services import console_line
 from kpsandbox.console import console, settings
 from producers.live import DAYS_DEFAULT, RATE_MAX, check_rate
 from producers.sim.engine import check_parameters
@@ -46,6 +47,7 @@ def serve(
     if report.started:
         console.print(f"started services: {', '.join(report.started)}")
     console.print(f"Prometheus: {config.prometheus}   Kafka: {config.bootstrap_servers}")
+    console.print(console_line(config.prometheus))
     try:
         Supervisor(config, specs, say=console.print).serve_until_signalled()
         console.print("apps stopped")

@@ -8,10 +8,12 @@ import time
 import typer
 from rich.table import Table
 
+from infra.errors import SandboxError
 from infra.local import apps as local_apps
 from infra.local import stack
 from infra.local.base import ServiceStatus
 from infra.local.kafka import check_java, fetch_jars
+from infra.local.prometheus import console_served, console_url
 from kpsandbox.console import console, human_bytes, settings
 
 
@@ -70,30 +72,54 @@ def up(
         f"{len(report.migrations_applied)}, ready in {time.monotonic() - began:.1f} s"
     )
     console.print(f"state folder: {config.state_dir}")
+    console.print(console_line(config.prometheus))
     if with_apps:
         console.print(f"app logs: {config.state_dir / local_apps.APPS_FOLDER}/*.log — `kpsandbox down` stops them")
 
 
 def status() -> None:
-    """Show each service's endpoint, version and health, and each app's URL and health.
+    """Show each service's endpoint, version and health, each app's URL and health, and the
+    operator console's URL.
 
     Exit status 1 if a service is down or a running app does not answer (apps that are not
     running are listed, not counted as failures: they are optional, see `up --apps` and `serve`).
+    An external service (KPSANDBOX_PROMETHEUS_URL, …) that does not answer is a two-line error
+    naming the variable (status 2): `kpsandbox up` cannot start it.
     """
     config = settings()
     statuses = stack.status(config)
     app_rows = local_apps.app_statuses(config)
     console.print(status_table(statuses + app_rows))
+    for row in statuses:
+        if row.mode == "external" and not row.healthy:
+            raise SandboxError(
+                f"{row.name} at {row.endpoint} does not answer",
+                f"check that it runs and that {stack.EXTERNAL_SETTING[row.name]} points at it "
+                "(or unset it to run one locally)",
+            )
     failed = False
     if not all(s.healthy for s in statuses):
         console.print("[red]some services are down[/] — run `kpsandbox up`")
         failed = True
+    else:
+        console.print(console_line(config.prometheus))
     for row in app_rows:
         if row.pid is not None and not row.healthy:
             console.print(f"[red]{row.name} runs but does not answer at {row.endpoint}[/] — read {row.detail}")
             failed = True
     if failed:
         raise typer.Exit(1)
+
+
+def console_line(prometheus: str) -> str:
+    """Where the operator console is, or why this Prometheus does not serve it."""
+    if console_served(prometheus):
+        return f"operator console: {console_url(prometheus)}"
+    return (
+        f"[yellow]operator console: not served by the Prometheus at {prometheus}[/] — it runs without "
+        "--web.console.templates: `kpsandbox up` restarts the local one with them (an external one needs "
+        "infra/prometheus/consoles and console_libraries passed by those flags)"
+    )
 
 
 def down() -> None:

@@ -9,10 +9,10 @@ import asyncpg
 
 ALIAS_CONSTRAINT: Final = "api_accounts_tenant_alias_key"
 
-ACCOUNT_COLUMNS: Final = "id, kind, alias_token, iban, district, gender, category, tier, created_at"
+ACCOUNT_COLUMNS: Final = "id, kind, alias_token, iban, district, gender, category, tier, test_clock_id, created_at"
 INSERT_ACCOUNT: Final = f"""
-INSERT INTO api_accounts (id, tenant_id, kind, alias_token, iban, district, gender, category, tier)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO api_accounts (id, tenant_id, kind, alias_token, iban, district, gender, category, tier, test_clock_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING {ACCOUNT_COLUMNS}
 """
 # available = credits_posted - debits_posted - debits_pending; pending = credits_pending (TigerBeetle's
@@ -20,7 +20,7 @@ RETURNING {ACCOUNT_COLUMNS}
 # Accounts with their balances: one (below) or a page of them (listing_rows.py) adds its WHERE.
 ACCOUNTS_WITH_BALANCES: Final = """
 SELECT account.id, account.kind, account.alias_token, account.iban, account.district, account.gender,
-       account.category, account.tier, account.created_at,
+       account.category, account.tier, account.test_clock_id, account.created_at,
        ledger.id IS NOT NULL AS settled,
        coalesce(ledger.credits_posted - ledger.debits_posted - ledger.debits_pending, 0) AS available,
        coalesce(ledger.credits_pending, 0) AS pending
@@ -48,11 +48,13 @@ class AccountRows:
         gender: str | None,
         category: str | None,
         tier: str | None,
+        test_clock_id: str | None = None,
     ) -> asyncpg.Record:
         """Stores a new account; UniqueViolationError (ALIAS_CONSTRAINT) when the tenant has one with this alias."""
         row = await self._db.fetchrow(
-            INSERT_ACCOUNT, account_id, tenant_id, kind, alias_token, iban, district, gender, category, tier
-        )
+            INSERT_ACCOUNT, account_id, tenant_id, kind, alias_token, iban, district, gender, category, tier,
+            test_clock_id,
+        )  # fmt: skip
         assert row is not None
         return row
 

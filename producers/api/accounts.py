@@ -98,6 +98,7 @@ def account_from_row(row: asyncpg.Record, *, settled: bool, available: int, pend
         gender=row["gender"],
         category=row["category"],
         tier=row["tier"],
+        test_clock=row["test_clock_id"],
         balance=Balance(available=available, pending=pending),
         created_at=row["created_at"],
     )
@@ -158,11 +159,16 @@ class Accounts:
                     gender=request.gender,
                     category=request.category,
                     tier=tier,
+                    test_clock_id=request.test_clock,
                 )
                 try:
                     await self._publish(event)
                 except KAFKA_UNAVAILABLE as error:  # rolls the row back: no account without its event
                     raise unavailable("Kafka") from error
+        except asyncpg.ForeignKeyViolationError as error:  # api_accounts_test_clock_fkey: not the tenant's clock
+            raise ApiError(
+                status=404, code="not_found", detail="you have no test clock with this id", param="test_clock"
+            ) from error
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name != ALIAS_CONSTRAINT:
                 raise  # a repeated 128-bit id or 53-bit account number: a broken random source

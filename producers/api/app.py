@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from infra.settings import Settings
 from producers.api.docs_ui import install_docs
+from producers.api.metrics import install_metrics
 from producers.api.problems import BODY_BYTES_MAX, BodySizeLimit, install_problem_handlers, problem_openapi
 from producers.api.resources import Resources
 from producers.api.routers import (
@@ -29,6 +30,7 @@ from producers.api.routers import (
     payments,
     qr_codes,
     refunds,
+    test_clocks,
     top_ups,
     webhook_endpoints,
 )
@@ -83,6 +85,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
     install_docs(app)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=BODY_BYTES_MAX)
+    install_metrics(app)  # after the other middleware: it is outermost and times them too
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(payments.router)
@@ -90,6 +93,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
     app.include_router(payment_requests.router)
     app.include_router(refunds.router)
     app.include_router(magic_values.router)
+    app.include_router(test_clocks.router)
     app.include_router(qr_codes.router)
     app.include_router(listings.router)
     app.include_router(webhook_endpoints.router)

@@ -20,6 +20,7 @@ from producers.api.qr_codes import QrCodes
 from producers.api.refunds import Refunds
 from producers.api.resources import DB_UNAVAILABLE, Resources, unavailable
 from producers.api.tenants import Tenant, Tenants
+from producers.api.test_clocks import TestClocks
 from producers.api.top_ups import TopUps
 from producers.api.webhook_endpoints import WebhookEndpoints
 
@@ -78,6 +79,14 @@ async def payments(held: ResourcesDep) -> Payments:
 
 
 PaymentsDep = Annotated[Payments, Depends(payments)]
+
+
+async def test_clocks(held: ResourcesDep) -> TestClocks:
+    """The test clocks service over the running API's resources."""
+    return TestClocks(pool=held.pool)
+
+
+TestClocksDep = Annotated[TestClocks, Depends(test_clocks)]
 
 
 async def top_ups(held: ResourcesDep) -> TopUps:

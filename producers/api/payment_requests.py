@@ -15,10 +15,15 @@ approval is taken back: pending again. A claim is a lease: should the process di
 and the payment, the request reads `approved` with no `payment` for at most APPROVAL_LEASE_S, then
 is pending again (no payment can exist for it: the two commit together).
 
-Expiry is lazy: a pending request past its `expires_at` reads as `expired` and is written down as
-such when it is read or acted on; approve and decline then answer 409 `payment_request_expired`.
-No background sweeper runs (when webhooks come, their `payment_request.expired` needs one, or a
-test clock's advance).
+Expiry: a pending request past its `expires_at` reads as `expired` at once, and is written down
+as such by whichever comes first — the API's scheduler, which sweeps expired requests every poll
+(producers/api/announce.py), or a read or answer of the request here; approve and decline then
+answer 409 `payment_request_expired`. Only one of the two can write it (a conditional UPDATE).
+
+Webhook events (producers/api/announce.py) commit with the change they announce: `created` with
+the stored request (and `declined` too for the magic payer), `declined` with the decline,
+`approved` with the payment that names it (withdrawn with the approval when Kafka then refuses
+the payment), `expired` with the write of `expired`.
 """
 
 from __future__ import annotations
@@ -30,15 +35,21 @@ from typing import Final, Literal
 
 import asyncpg
 
+from producers.api.announce import payment_request_event, withdraw_approved_event
 from producers.api.payment_request_rows import PaymentRequestRows
 from producers.api.payment_rows import PaymentRows
 from producers.api.payments import Payments, not_found
 from producers.api.privacy import alias_token, normalize_msisdn
 from producers.api.problems import ApiError
-from producers.api.resources import DB_UNAVAILABLE, unavailable
+from producers.api.resources import DB_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
 from producers.api.tenants import Tenant
 from schemas.api.magic import PAYER_DECLINES_REQUEST
-from schemas.api.payment_requests import PAYMENT_REQUEST_ID_PREFIX, PaymentRequest, PaymentRequestCreate
+from schemas.api.payment_requests import (
+    PAYMENT_REQUEST_ID_PREFIX,
+    PaymentRequest,
+    PaymentRequestCreate,
+    payment_request_from_row,
+)
 from schemas.api.payments import PaymentCreate
 
 REQUEST_ID_RANDOM_BYTES: Final = 16
@@ -103,22 +114,6 @@ def not_answerable(status: str, answer: Answer) -> ApiError:
     )
 
 
-def request_from_row(row: asyncpg.Record) -> PaymentRequest:
-    """The API's view of a stored request."""
-    return PaymentRequest(
-        id=row["id"],
-        status=row["status"],
-        payee=row["payee"],
-        payer=row["payer"],
-        amount=row["amount"],
-        reference=row["reference"],
-        expires_at=row["expires_at"],
-        payment=row["payment_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 class PaymentRequests:
     """Asks for, answers and reads a tenant's requests-to-pay."""
 
@@ -138,20 +133,24 @@ class PaymentRequests:
             if await accounts.account(account_id=request.payee, tenant_id=tenant.id) is None:
                 raise not_found("payee", "account with the payee's id")
             payer = None if magic else await self._payer(tenant, request, payer_param)
-            row = await PaymentRequestRows(self._pool).insert(
-                request_id=PAYMENT_REQUEST_ID_PREFIX + secrets.token_hex(REQUEST_ID_RANDOM_BYTES),
-                tenant_id=tenant.id,
-                payee=request.payee,
-                payer=payer,
-                magic_decline=magic,
-                amount=request.amount,
-                reference=request.reference,
-                status="declined" if magic else "pending",
-                expires_at=now + timedelta(seconds=request.expires_in),
-            )
+            async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection, connection.transaction():
+                row = await PaymentRequestRows(connection).insert(
+                    request_id=PAYMENT_REQUEST_ID_PREFIX + secrets.token_hex(REQUEST_ID_RANDOM_BYTES),
+                    tenant_id=tenant.id,
+                    payee=request.payee,
+                    payer=payer,
+                    magic_decline=magic,
+                    amount=request.amount,
+                    reference=request.reference,
+                    status="declined" if magic else "pending",
+                    expires_at=now + timedelta(seconds=request.expires_in),
+                )
+                await payment_request_event(connection, "payment_request.created", tenant_id=tenant.id, row=row)
+                if magic:
+                    await payment_request_event(connection, "payment_request.declined", tenant_id=tenant.id, row=row)
         except DB_UNAVAILABLE as error:
             raise unavailable("PostgreSQL") from error
-        return request_from_row(row)
+        return payment_request_from_row(row)
 
     async def _payer(self, tenant: Tenant, request: PaymentRequestCreate, payer_param: str) -> str:
         """The payer's account id among the tenant's accounts; 404 when it has none, 400 when it is the payee."""
@@ -180,7 +179,7 @@ class PaymentRequests:
     async def get(self, *, tenant: Tenant, request_id: str) -> PaymentRequest:
         """The tenant's request; a pending one past its expiry is written down as `expired` first."""
         try:
-            return request_from_row(await self._current(tenant, request_id))
+            return payment_request_from_row(await self._current(tenant, request_id))
         except DB_UNAVAILABLE as error:
             raise unavailable("PostgreSQL") from error
 
@@ -197,30 +196,36 @@ class PaymentRequests:
                 )
                 if named is None:  # the lease ran out and someone else answered: store no payment
                     raise not_answerable("approved", "approved")
+                await payment_request_event(connection, "payment_request.approved", tenant_id=tenant.id, row=named)
 
             try:
                 await self._payments.create(tenant=tenant, request=payment_request, on_stored=record)
-            except BaseException:  # no approval without its payment: pending again
-                await rows.undo_approval(request_id=request_id, now=self._now())
+            except BaseException:  # no approval without its payment: pending again, its event withdrawn
+                async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection, connection.transaction():
+                    await PaymentRequestRows(connection).undo_approval(request_id=request_id, now=self._now())
+                    await withdraw_approved_event(connection, request_id=request_id)
                 raise
             row = await rows.get(request_id=request_id, tenant_id=tenant.id)
         except DB_UNAVAILABLE as error:
             raise unavailable("PostgreSQL") from error
         assert row is not None  # requests are never deleted
-        return request_from_row(row)
+        return payment_request_from_row(row)
 
     async def decline(self, *, tenant: Tenant, request_id: str) -> PaymentRequest:
         """Declines a pending request; no payment is made."""
         try:
-            return request_from_row(await self._answer(tenant, request_id, "declined"))
+            return payment_request_from_row(await self._answer(tenant, request_id, "declined"))
         except DB_UNAVAILABLE as error:
             raise unavailable("PostgreSQL") from error
 
     async def _answer(self, tenant: Tenant, request_id: str, answer: Answer) -> asyncpg.Record:
         """Moves the request from pending to `answer`; a 404 or 409 saying why it could not."""
-        row = await PaymentRequestRows(self._pool).answer(
-            request_id=request_id, tenant_id=tenant.id, status=answer, now=self._now()
-        )
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection, connection.transaction():
+            row = await PaymentRequestRows(connection).answer(
+                request_id=request_id, tenant_id=tenant.id, status=answer, now=self._now()
+            )
+            if row is not None and answer == "declined":  # an approval's event waits for its payment
+                await payment_request_event(connection, "payment_request.declined", tenant_id=tenant.id, row=row)
         if row is not None:
             return row
         current = await self._current(tenant, request_id)
@@ -238,8 +243,12 @@ class PaymentRequests:
             row = await rows.get(request_id=request_id, tenant_id=tenant.id)
             assert row is not None  # requests are never deleted
         if shown_status(status=row["status"], expires_at=row["expires_at"], now=now) != row["status"]:
-            row = await rows.expire(request_id=request_id, tenant_id=tenant.id, now=now) or await rows.get(
-                request_id=request_id, tenant_id=tenant.id
-            )
+            async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection, connection.transaction():
+                expired = await PaymentRequestRows(connection).expire(
+                    request_id=request_id, tenant_id=tenant.id, now=now
+                )
+                if expired is not None:  # this read wrote it, not the scheduler's sweep: announce it here
+                    await payment_request_event(connection, "payment_request.expired", tenant_id=tenant.id, row=expired)
+            row = expired or await rows.get(request_id=request_id, tenant_id=tenant.id)
             assert row is not None  # requests are never deleted
         return row

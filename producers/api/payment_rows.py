@@ -16,10 +16,14 @@ PAYMENT_COLUMNS: Final = (
 )
 TOP_UP_COLUMNS: Final = "id, status, account, amount, failure_code, failure_message, created_at, updated_at"
 
-SELECT_TENANT_ACCOUNT: Final = "SELECT id, kind, magic FROM api_accounts WHERE id = $1 AND tenant_id = $2"
-SELECT_TENANT_ACCOUNT_BY_ALIAS: Final = (
-    "SELECT id, kind, magic FROM api_accounts WHERE alias_token = $1 AND tenant_id = $2"
-)
+# An account with what a request needs of it: its kind, its magic behaviour, and its test clock's
+# id and time (NULL for an account on wall time; producers/api/test_clocks.py).
+TENANT_ACCOUNT: Final = """
+SELECT account.id, account.kind, account.magic, account.test_clock_id, clock.frozen_time AS clock_time
+FROM api_accounts AS account LEFT JOIN api_test_clocks AS clock ON clock.id = account.test_clock_id
+"""
+SELECT_TENANT_ACCOUNT: Final = TENANT_ACCOUNT + "WHERE account.id = $1 AND account.tenant_id = $2"
+SELECT_TENANT_ACCOUNT_BY_ALIAS: Final = TENANT_ACCOUNT + "WHERE account.alias_token = $1 AND account.tenant_id = $2"
 
 INSERT_PAYMENT: Final = f"""
 INSERT INTO api_payments (id, tenant_id, request_event_id, awaiting_event_id, payer, payee, amount, kind,
@@ -72,7 +76,7 @@ class PaymentRows:
         self._db = db
 
     async def account(self, *, account_id: str, tenant_id: str) -> asyncpg.Record | None:
-        """The tenant's account (`id`, `kind`, `magic`); None when the tenant has no such account."""
+        """The tenant's account (`id`, `kind`, `magic`, `test_clock_id`, `clock_time`), or None."""
         return await self._db.fetchrow(SELECT_TENANT_ACCOUNT, account_id, tenant_id)
 
     async def account_by_alias(self, *, alias_token: str, tenant_id: str) -> asyncpg.Record | None:

@@ -24,7 +24,6 @@ from typing import Final
 import asyncpg
 
 from producers.api import scheduler
-from producers.api.accounts import PRODUCER
 from producers.api.magic import MagicAccounts, refuse_magic
 from producers.api.magic_numbers import payee_behaviour
 from producers.api.payees import amount_of, check_payee, claim_dynamic_qr, find_payee, qr_contract_kind
@@ -33,6 +32,7 @@ from producers.api.polling import poll_until
 from producers.api.problems import ApiError
 from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
 from producers.api.tenants import Tenant
+from producers.api.test_clocks import check_clock_expiry, clock_of, request_time
 from schemas.api.magic import DELAYED_SUCCESS_S, NO_ANSWER_TIMEOUT_S, MagicBehaviour
 from schemas.api.payments import (
     EXPIRES_IN_DEFAULT_S,
@@ -138,6 +138,7 @@ class Payments:
             if payer is None:
                 raise not_found("payer", "account with the payer's id")
             refuse_magic(payer["magic"], param="payer", use="pay")
+            check_clock_expiry(request, payer, expires_in)
             payee = await find_payee(self._pool, payee_query, tenant_id=tenant.id)
             if payee["id"] == payer["id"]:
                 raise ApiError(
@@ -171,10 +172,11 @@ class Payments:
         asked to debit the magic (always empty) account instead, towards the payer: it refuses."""
         debit, credit = (payee, payer) if behaviour == "insufficient_funds" else (payer, payee)
         event_id = uuid.uuid4()
+        occurred_at, producer = request_time(payer, self._now())  # the payer's test clock, if any
         return PaymentRequested(
             event_id=event_id,
-            occurred_at=self._now(),
-            producer=PRODUCER,
+            occurred_at=occurred_at,
+            producer=producer,
             correlation_id=event_id,  # the flow's id: its capture or cancel carries it too
             kind=qr_contract_kind(request.qr) or CONTRACT_KINDS[request.kind],
             rail="wallet" if debit["kind"] == WALLET_KIND else BANK_RAILS[request.kind],
@@ -223,7 +225,12 @@ class Payments:
             if expires_at is not None:
                 release = self._expiry_release(event, expires_at)
                 await scheduler.schedule(
-                    connection, payment_id=payment_id, action="expire", due_at=expires_at, event=release
+                    connection,
+                    payment_id=payment_id,
+                    action="expire",
+                    due_at=expires_at,
+                    event=release,
+                    test_clock_id=clock_of(event.producer),
                 )
         return row
 
@@ -232,7 +239,7 @@ class Payments:
         return PaymentVoidRequested(
             event_id=uuid.uuid4(),
             occurred_at=expires_at,
-            producer=PRODUCER,
+            producer=event.producer,
             correlation_id=event.event_id,
             pending_id=event.event_id,
             payer_account_id=event.payer_account_id,
@@ -276,10 +283,13 @@ class Payments:
                 rows = PaymentRows(connection)
                 async with connection.transaction():
                     pending = await rows.payment(payment_id=current.id, tenant_id=tenant.id)
-                    assert pending is not None  # payments are never deleted once answered
+                    payer = await rows.account(account_id=current.payer, tenant_id=tenant.id)
+                    assert pending is not None and payer is not None  # neither is ever deleted once answered
+                    at, producer = request_time(payer, self._now())  # on the authorisation's test clock, if any
                     event = self._finishing_event(
-                        action=action, pending_id=pending["request_event_id"], payer=current.payer, amount=amount
-                    )
+                        action=action, pending_id=pending["request_event_id"], payer=current.payer, amount=amount,
+                        at=at, producer=producer,
+                    )  # fmt: skip
                     row = await rows.begin_action(
                         payment_id=current.id,
                         tenant_id=tenant.id,
@@ -301,15 +311,16 @@ class Payments:
         return payment_from_row(row)
 
     def _finishing_event(
-        self, *, action: str, pending_id: uuid.UUID, payer: str, amount: int | None
+        self, *, action: str, pending_id: uuid.UUID, payer: str, amount: int | None, at: datetime, producer: str
     ) -> PaymentPostRequested | PaymentVoidRequested:
-        """The post (capture) or void (cancel) of the authorisation `pending_id`, in its flow."""
+        """The post (capture) or void (cancel) of the authorisation `pending_id`, in its flow, dated
+        `at` by `producer` (the authorisation's own producer: its clock judges the capture)."""
         event_id = uuid.uuid4()
         if action == "capture":
             return PaymentPostRequested(
                 event_id=event_id,
-                occurred_at=self._now(),
-                producer=PRODUCER,
+                occurred_at=at,
+                producer=producer,
                 correlation_id=pending_id,
                 pending_id=pending_id,
                 payer_account_id=payer,
@@ -317,8 +328,8 @@ class Payments:
             )
         return PaymentVoidRequested(
             event_id=event_id,
-            occurred_at=self._now(),
-            producer=PRODUCER,
+            occurred_at=at,
+            producer=producer,
             correlation_id=pending_id,
             pending_id=pending_id,
             payer_account_id=payer,

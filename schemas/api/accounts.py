@@ -68,6 +68,13 @@ class AccountCreate(BaseModel):
             f" balance cap the ledger enforces (default {WALLET_TIER_DEFAULT}; level_2 has none)."
         ),
     )
+    test_clock: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        max_length=40,
+        description="A test clock's id (POST /v1/test_helpers/test_clocks): the account's payments are dated by "
+        "that clock, and its authorisations expire when the clock is advanced past their `expires_at`.",
+    )
 
 
 class Balance(BaseModel):
@@ -91,5 +98,6 @@ class Account(BaseModel):
     gender: Gender | None = None
     category: MerchantCategory | None = None
     tier: WalletTier | None = Field(default=None, description="Citizen wallets: the SBP tier whose limits apply.")
+    test_clock: str | None = Field(default=None, description="The test clock the account lives on, if any.")
     balance: Balance
     created_at: datetime

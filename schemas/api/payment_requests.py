@@ -6,9 +6,10 @@ A request's one `status` field:
         │   ──decline──► declined
         └──(expires_at passes)──► expired
 
-`expired` is read, not swept: a `pending` request whose `expires_at` has passed answers as
-`expired`, and the API writes that down the first time it reads or acts on it (no background job
-runs). The statuses are the ones the webhook events of issue 10 name (`payment_request.created`,
+A `pending` request whose `expires_at` has passed answers as `expired` at once, and is written
+down as such by whichever comes first: the API's scheduler sweeping expired requests (within a
+fraction of a second) or a read of it; either one records `payment_request.expired`, once.
+The statuses are the ones the webhook events of issue 10 name (`payment_request.created`,
 `.approved`, `.declined`, `.expired`). The payer's mobile number, when given, is only in the
 request: the API resolves it through its keyed Raast alias and never stores or returns it.
 """
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.api.accounts import MSISDN_CHARS_MAX, ApiAccountId
 from schemas.api.money import Amount
 from schemas.api.payments import PaymentId
+from schemas.api.rows import Row
 
 PAYMENT_REQUEST_ID_PREFIX: Final = "pr_"
 REQUEST_EXPIRES_IN_DEFAULT_S: Final = 86_400  # a day, unless the payee says otherwise
@@ -86,3 +88,20 @@ class PaymentRequest(BaseModel):
     payment: PaymentId | None = Field(default=None, description="The payment made when it was approved.")
     created_at: datetime
     updated_at: datetime
+
+
+def payment_request_from_row(row: Row) -> PaymentRequest:
+    """The API's view of a stored request (api_payment_requests, migration 0024): what its GET answers
+    and its webhook events carry as `data`."""
+    return PaymentRequest(
+        id=row["id"],
+        status=row["status"],
+        payee=row["payee"],
+        payer=row["payer"],
+        amount=row["amount"],
+        reference=row["reference"],
+        expires_at=row["expires_at"],
+        payment=row["payment_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

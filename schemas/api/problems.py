@@ -35,6 +35,9 @@ ProblemCode = Literal[
     "qr_expired",  # 422: a dynamic QR code past its expiry
     "qr_already_paid",  # 409: a dynamic QR code paid already (or being paid)
     "webhook_endpoints_limit",  # 409: the tenant has the most webhook endpoints it may have
+    "webhook_endpoint_disabled",  # 409: a resend or replay to a disabled webhook endpoint
+    "no_webhook_endpoints",  # 409: a resend no enabled endpoint of the tenant subscribes to
+    "test_clock_not_forward",  # 422: a test clock advanced to a time not after its current time
     "idempotency_key_invalid",  # 400: an Idempotency-Key that is empty, too long or not printable ASCII
     "idempotency_key_reused",  # 409: an Idempotency-Key used before with another request
     "idempotency_key_in_progress",  # 409: the first request with this Idempotency-Key is still running
@@ -65,6 +68,9 @@ TITLES: Final[dict[str, str]] = {
     "qr_expired": "The QR code has expired",
     "qr_already_paid": "The QR code is paid already",
     "webhook_endpoints_limit": "Too many webhook endpoints",
+    "webhook_endpoint_disabled": "The webhook endpoint is disabled",
+    "no_webhook_endpoints": "No webhook endpoint to send to",
+    "test_clock_not_forward": "A test clock only moves forward",
     "idempotency_key_invalid": "The Idempotency-Key is invalid",
     "idempotency_key_reused": "The Idempotency-Key was used with another request",
     "idempotency_key_in_progress": "A request with this Idempotency-Key is in progress",

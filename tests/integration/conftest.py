@@ -23,6 +23,7 @@ from infra.kafka_admin import ensure_topics
 from infra.local import stack
 from infra.settings import Settings, load_settings, with_overrides
 from tests.conftest import REPO_ROOT, RUN_ID
+from tests.integration.operator_support import operator_stack  # noqa: F401  (one session fixture for every module)
 
 TEST_PORTS = {
     "kafka_port": 39092,
@@ -31,6 +32,8 @@ TEST_PORTS = {
     "prometheus_port": 39090,
     "metrics_port": 39464,
     "ledger_metrics_port": 39465,
+    "webhooks_metrics_port": 39466,
+    "api_port": 38080,
 }
 _fresh_counter = itertools.count()
 
@@ -42,10 +45,12 @@ def _test_stack_settings() -> Settings:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/integration carries the `integration` marker."""
+    """Every test under tests/integration carries the `integration` marker. Tests that use
+    `operator_stack` run last: its apps hold the exporter ports (TEST_PORTS) until the session ends."""
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: "operator_stack" in getattr(item, "fixturenames", ()))  # stable: order kept
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ def app_settings(fresh_settings: Settings, tmp_path: Path) -> Settings:
         prometheus_url=fresh_settings.prometheus,
         metrics_port=free_port(),
         ledger_metrics_port=free_port(),
+        webhooks_metrics_port=free_port(),
         api_port=free_port(),
     )
 

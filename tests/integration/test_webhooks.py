@@ -22,6 +22,7 @@ from standardwebhooks import Webhook
 from consumers.views.consumer import run_until_idle
 from consumers.webhooks import dispatcher as dispatcher_module
 from consumers.webhooks.dispatcher import Dispatcher
+from consumers.webhooks.metrics import WebhookMetrics, read_backlog
 from infra.settings import Settings, with_overrides
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _auth, _tenant_key, running_api
 from tests.integration.test_api_payments import _open, _pay, _settle, _top_up
@@ -282,3 +283,32 @@ async def test_a_refund_records_refund_succeeded_then_payment_refunded(
     assert by_type["refund.succeeded"]["id"] == refund.json()["id"], listed
     assert by_type["payment.refunded"]["id"] == payment_id and by_type["payment.refunded"]["amount_refunded"] == 400
     assert {"top_up.succeeded", "payment.succeeded"} <= set(by_type)
+
+
+async def test_the_dispatcher_metrics_count_attempts_and_read_the_backlog(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """A new due delivery adds one to the backlog query's pending count; dispatched with 500 then 200, it
+    is counted as an http_error and a delivered attempt, each timed, and finishes delivered."""
+    key = await _tenant_key(api.config, "metrics shop")
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
+    before, after = WebhookMetrics(), WebhookMetrics()
+    try:
+        async with serving(Receiver(statuses=[500, 200])) as receiver:
+            await _endpoint(client, key, receiver.url)
+            await read_backlog(pool, before)
+            await _payments(client, api, key, 1)
+            await read_backlog(pool, after)
+            assert after.pending == before.pending + 1 and after.oldest_due_age_s >= 0
+            async with dispatching(config) as dispatcher:
+
+                async def two() -> bool:
+                    return len(receiver.received) >= 2
+
+                await wait_for(two, "two attempts")
+                await asyncio.sleep(0.5)  # the second attempt's record commits
+    finally:
+        await pool.close()
+    m = dispatcher.metrics
+    assert m.attempts["http_error"] >= 1 and m.attempts["delivered"] >= 1 and m.finished["delivered"] >= 1
+    assert sum(m.duration_buckets) == sum(m.attempts.values())

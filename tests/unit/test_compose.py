@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from infra.local.prometheus import prometheus_config
 from infra.settings import KAFKA_VERSION_DEFAULT, Settings
+from schemas.metrics import JOBS
 from tests.conftest import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "infra" / "docker-compose.yml"
@@ -64,12 +66,22 @@ def _docker_scrape_targets() -> dict[str, list[str]]:
     }
 
 
-def test_docker_prometheus_scrapes_both_exporters_on_the_default_ports(tmp_path: Path) -> None:
-    """Compose's Prometheus scrapes the metrics exporter and the ledger on the host, at the settings' defaults."""
+def test_docker_prometheus_scrapes_every_exporter_on_the_default_ports(tmp_path: Path) -> None:
+    """Compose's Prometheus scrapes each catalogue job on the host at the port its exporter listens on by
+    default, exactly as the local Prometheus config does (same jobs, same ports)."""
     settings = Settings(state_dir=tmp_path)
+    local = {
+        job["job_name"]: [target.rpartition(":")[2] for static in job["static_configs"] for target in static["targets"]]
+        for job in yaml.safe_load(prometheus_config(settings))["scrape_configs"]
+    }
     targets = _docker_scrape_targets()
+    assert set(targets) == set(local) == {"prometheus", *JOBS}
     assert targets["kpsandbox"] == [f"host.docker.internal:{settings.metrics_port}"]
     assert targets["kpsandbox-ledger"] == [f"host.docker.internal:{settings.ledger_metrics_port}"]
+    assert targets["kpsandbox-api"] == [f"host.docker.internal:{settings.api_port}"]
+    assert targets["kpsandbox-webhooks"] == [f"host.docker.internal:{settings.webhooks_metrics_port}"]
+    for job in JOBS:
+        assert [target.rpartition(":")[2] for target in targets[job]] == local[job], job
 
 
 def test_compose_prometheus_reaches_the_host_on_linux() -> None:
@@ -78,3 +90,4 @@ def test_compose_prometheus_reaches_the_host_on_linux() -> None:
     assert "host.docker.internal:host-gateway" in prometheus["extra_hosts"]
     header = [line for line in COMPOSE.read_text().splitlines() if line.startswith("#")]
     assert any("export KPSANDBOX_METRICS_HOST=0.0.0.0" in line for line in header)
+    assert any("export KPSANDBOX_API_HOST=0.0.0.0" in line for line in header)

@@ -191,10 +191,12 @@ def test_running_prometheus_is_reloaded_with_the_regenerated_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`up` with Prometheus already running asks it to re-read the config (so new jobs are scraped), best effort."""
-    from infra.local.prometheus import PrometheusService
+    from infra.local.prometheus import PrometheusService, console_flags
 
     service = PrometheusService(Settings(state_dir=tmp_path))
     monkeypatch.setattr(service, "_owned_pid", lambda: 4242)
+    # It runs with today's flags (one without the console's is restarted: tests/unit/test_console_templates.py).
+    monkeypatch.setattr(procs, "pid_cmdline", lambda _: " ".join(["prometheus", *console_flags()]))
     reloads: list[str] = []
     monkeypatch.setattr(service, "reload", lambda: reloads.append("reload"))
     assert service.start() is False and reloads == ["reload"]

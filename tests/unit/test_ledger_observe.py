@@ -1,9 +1,9 @@
-"""The ledger's /metrics: LedgerMetrics values and bounded labels, its HTTP server, and docs/ledger_metrics.md."""
+"""The ledger's /metrics: LedgerMetrics values and bounded labels, and its HTTP server (names, labels and
+help texts against the catalogue: tests/unit/test_metric_catalogue.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import socket
 import subprocess
@@ -13,7 +13,6 @@ from typing import get_args
 import pytest
 
 from consumers.ledger.observe import (
-    BATCH_SECONDS_BUCKETS,
     DEAD_LETTER_REASONS,
     OTHER,
     RESULTS,
@@ -26,10 +25,7 @@ from infra.errors import SandboxError
 from infra.metrics_http import bound_port
 from schemas.deadletter import DeadLetterReason
 from schemas.payments import RejectedResult, SettledResult
-from tests.conftest import REPO_ROOT
 
-DOC = REPO_ROOT / "docs" / "ledger_metrics.md"
-ROW = re.compile(r"^\| `(kpsandbox_ledger_[a-z_]+)` \| (counter|gauge|histogram) \|([^|]*)\|")
 GROUP = "kp-ledger"
 HTTP_TIMEOUT_S = 5.0
 PROMTOOL_TIMEOUT_S = 60
@@ -163,41 +159,6 @@ def test_partition_series_follow_the_assignment() -> None:
     m.set_assigned([])
     assert _value(m, "kpsandbox_ledger_assigned_partitions") == 0
     assert _label_values(m, "kpsandbox_ledger_lag_messages", "partition") == set()
-
-
-def _documented() -> dict[str, tuple[str, frozenset[str]]]:
-    rows = {}
-    for line in DOC.read_text().splitlines():
-        match = ROW.match(line)
-        if match:
-            name, kind, labels = match.groups()
-            rows[name] = (kind, frozenset(re.findall(r"`([a-z_]+)`", labels)))
-    return rows
-
-
-def _exported() -> dict[str, tuple[str, frozenset[str]]]:
-    out = {}
-    for family in _busy(_metrics()).registry.collect():
-        name = family.name + ("_total" if family.type == "counter" else "")
-        labels = {key for sample in family.samples for key in sample.labels if key != "le"}
-        out[name] = (family.type, frozenset(labels))
-    return out
-
-
-def test_docs_table_matches_what_is_exported() -> None:
-    """docs/ledger_metrics.md lists every exported series with its type and labels, and nothing else."""
-    documented, exported = _documented(), _exported()
-    assert len(documented) >= 14
-    assert documented == exported
-
-
-def test_names_follow_prometheus_conventions() -> None:
-    """kpsandbox_ledger_ prefix; counters end in _total; units are base units (seconds, messages, rows)."""
-    for name, (kind, _) in _exported().items():
-        assert name.startswith("kpsandbox_ledger_")
-        assert name.endswith("_total") == (kind == "counter"), name
-        assert not re.search(r"_(ms|milliseconds|minutes|percent)\b", name), name
-    assert tuple(sorted(BATCH_SECONDS_BUCKETS)) == BATCH_SECONDS_BUCKETS
 
 
 def _http_get(port: int, path: str) -> tuple[str, bytes]:

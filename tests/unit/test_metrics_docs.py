@@ -1,54 +1,55 @@
-"""docs/metrics.md's catalogue table is exactly what the exporter exports (names, types, labels)."""
+"""The docs' metric tables are generated from the catalogue (schemas/metrics_docs.py) and current."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from consumers.metrics.aggregate import Aggregator
-from consumers.metrics.exporter import new_registry
+import pytest
+
+from schemas.metrics import JOBS, markdown_table
+from schemas.metrics_docs import DOCS, REFRESH_COMMAND, refreshed, stale, tables
 from tests.conftest import REPO_ROOT
 
-DOC = REPO_ROOT / "docs" / "metrics.md"
-README = REPO_ROOT / "README.md"
-ROW = re.compile(r"^\| `(kpsandbox_[a-z_]+)` \| (counter|gauge|histogram) \|([^|]*)\|")
+# Which tables each document carries; every job's table appears somewhere.
+EXPECTED: dict[str, list[str]] = {
+    "README.md": ["kpsandbox", "kpsandbox-api"],
+    "docs/metrics.md": ["kpsandbox"],
+    "docs/ledger_metrics.md": ["kpsandbox-ledger"],
+    "docs/webhooks.md": ["kpsandbox-webhooks"],
+}
 
 
-def _documented(doc: Path = DOC) -> dict[str, tuple[str, frozenset[str]]]:
-    rows = {}
-    for line in doc.read_text().splitlines():
-        match = ROW.match(line)
-        if match:
-            name, kind, labels = match.groups()
-            rows[name] = (kind, frozenset(re.findall(r"`([a-z_]+)`", labels)))
-    return rows
+def test_every_metric_table_is_current() -> None:
+    """Regenerating the tables changes nothing (else: run the refresh command)."""
+    assert stale() == [], f"run `{REFRESH_COMMAND}`"
 
 
-def _exported() -> dict[str, tuple[str, frozenset[str]]]:
-    lag = {("kp-metrics", "kp.cash.v1", 0): 0}
-    out = {}
-    for family in new_registry(Aggregator, lambda: lag).collect():
-        name = family.name + ("_total" if family.type == "counter" else "")
-        labels = {key for sample in family.samples for key in sample.labels if key != "le"}
-        out[name] = (family.type, frozenset(labels))
-    return out
+def test_each_doc_carries_its_tables_and_every_job_is_documented() -> None:
+    """The marked tables are where the docs say they are, and no job is left undocumented."""
+    assert set(DOCS) == set(EXPECTED)
+    found = {doc: tables((REPO_ROOT / doc).read_text()) for doc in DOCS}
+    assert found == EXPECTED
+    assert {job for jobs in found.values() for job in jobs} == set(JOBS)
 
 
-def test_catalogue_table_matches_the_exporter() -> None:
-    """Every exported metric is documented with its type and labels, and nothing else is."""
-    documented, exported = _documented(), _exported()
-    assert len(documented) >= 15
-    assert documented == exported
+def test_refresh_replaces_only_the_marked_table() -> None:
+    """A stale table is rewritten from the catalogue; the text around it is kept."""
+    start, end = "<!-- metric-table:kpsandbox-api -->\n", "<!-- /metric-table -->\n"
+    text = f"before\n{start}| old |\n{end}after\n"
+    assert refreshed(text) == f"before\n{start}{markdown_table('kpsandbox-api')}\n{end}after\n"
 
 
-def test_readme_catalogue_matches_the_exporter() -> None:
-    """The README's metric catalogue lists exactly the exported metrics, types and labels."""
-    assert _documented(README) == _exported()
+def test_an_unknown_job_in_a_marker_names_the_known_ones() -> None:
+    """A typo in a marker is an error naming the jobs, not a silently empty table."""
+    with pytest.raises(ValueError, match="kpsandbox-ledger"):
+        refreshed("<!-- metric-table:kpsandbox-ledgr -->\n<!-- /metric-table -->")
 
 
-def test_every_name_follows_prometheus_conventions() -> None:
-    """kpsandbox_ prefix; counters end in _total; units are base units (seconds, paisa, ratio)."""
-    for name, (kind, _) in _exported().items():
-        assert name.startswith("kpsandbox_")
-        assert name.endswith("_total") == (kind == "counter"), name
-        assert not re.search(r"_(ms|milliseconds|rupees|percent)\b", name), name
+def test_stale_names_a_doc_whose_table_was_edited_by_hand(tmp_path: Path) -> None:
+    """`stale` reports a document whose table differs from the catalogue."""
+    for doc in DOCS:
+        (tmp_path / doc).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / doc).write_text((REPO_ROOT / doc).read_text())
+    edited = tmp_path / "docs/webhooks.md"
+    edited.write_text(edited.read_text().replace("`kpsandbox_webhook_attempts_total`", "`kpsandbox_webhook_tries`"))
+    assert stale(tmp_path) == ["docs/webhooks.md"]

@@ -1,20 +1,21 @@
-"""`/v1/events`: your webhook events and where each was delivered (read-only), and
+"""`/v1/events`: your webhook events, where each was delivered, and resending one;
 `/v1/webhook_endpoints/{id}/deliveries`: one endpoint's delivery log."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from producers.api.deps import EventsDep, TenantDep
+from producers.api.idempotency import IdempotentRoute
 from producers.api.problems import problem_responses
 from producers.api.routers.listings import CursorQuery, LimitQuery
-from schemas.api.events import EventList, WebhookDeliveryList
+from schemas.api.events import EventList, EventResend, WebhookDeliveryList
 from schemas.api.listings import LIMIT_DEFAULT
 from schemas.webhooks import WebhookEvent, WebhookEventType
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=IdempotentRoute)  # POSTs take an Idempotency-Key
 TypeQuery = Annotated[WebhookEventType | None, Query(description="Only events of this type.")]
 
 
@@ -56,3 +57,21 @@ async def event_deliveries(event_id: str, tenant: TenantDep, service: EventsDep)
 async def endpoint_deliveries(endpoint_id: str, tenant: TenantDep, service: EventsDep) -> WebhookDeliveryList:
     """The endpoint's latest deliveries, newest first (at most 100), each with every attempt made."""
     return await service.endpoint_deliveries(tenant=tenant, endpoint_id=endpoint_id)
+
+
+@router.post(
+    "/v1/events/{event_id}/resend",
+    status_code=202,
+    responses=problem_responses(401, 404, 409, 413, 422, 503),
+    summary="Resend an event",
+)
+async def resend_event(
+    event_id: str,
+    tenant: TenantDep,
+    service: EventsDep,
+    body: Annotated[EventResend | None, Body()] = None,
+) -> WebhookDeliveryList:
+    """Queues the event again as new deliveries (`origin: resend`): to `webhook_endpoint` if given,
+    else to every enabled endpoint subscribed to its type (409 when there is none). The `webhook-id`
+    is the event's id, as on its first delivery; answers the new deliveries, `pending`."""
+    return await service.resend(tenant=tenant, event_id=event_id, request=body or EventResend())

@@ -1,13 +1,15 @@
-"""`/v1/webhook_endpoints`: create, list, read, update (URL, events, disabled), delete, rotate the secret."""
+"""`/v1/webhook_endpoints`: create, list, read, update (URL, events, disabled), delete, rotate the secret,
+replay the events since a time."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from producers.api.deps import TenantDep, WebhookEndpointsDep
+from producers.api.deps import EventsDep, TenantDep, WebhookEndpointsDep
 from producers.api.idempotency import IdempotentRoute
 from producers.api.problems import problem_responses
 from producers.api.routers.listings import CursorQuery, LimitQuery
+from schemas.api.events import WebhookReplay, WebhookReplayCreate
 from schemas.api.listings import LIMIT_DEFAULT
 from schemas.api.webhook_endpoints import (
     WebhookEndpoint,
@@ -80,3 +82,18 @@ async def rotate_webhook_endpoint_secret(
     signing every delivery beside the new one for 24 hours (`previous_secret_expires_at`), so switch
     your receiver over within that window."""
     return await endpoints.rotate_secret(tenant=tenant, endpoint_id=endpoint_id)
+
+
+@router.post(
+    "/{endpoint_id}/replay",
+    status_code=202,
+    responses=problem_responses(401, 404, 409, 413, 422, 503),
+    summary="Replay a webhook endpoint's events since a time",
+)
+async def replay_webhook_endpoint(
+    endpoint_id: str, body: WebhookReplayCreate, tenant: TenantDep, events: EventsDep
+) -> WebhookReplay:
+    """Backfills after an outage: every event of the endpoint's types created at or after `since`,
+    oldest first, as new deliveries (`origin: replay`, the same `webhook-id` as before), at most 500
+    a call (REPLAY_EVENTS_MAX): `has_more` says to call again with `starting_after` = `last_event`."""
+    return await events.replay(tenant=tenant, endpoint_id=endpoint_id, request=body)

@@ -1,0 +1,316 @@
+"""Webhook dispatcher benchmark (issue 10, "Speed"): deliveries/s against the ledger's settled/s, event →
+delivery latency at half that rate, and the healthy endpoints' latency while one endpoint fails every request.
+
+    .venv/bin/python bench/webhooks.py [--events 20000] [--endpoints 16] [--paced-seconds 20]
+                                       [--ledger-payments 100000] [--quick] [--keep]
+
+Uses the services of `kpsandbox up` (or KPSANDBOX_* settings); each run gets new databases (bench/ledger.py's
+`fresh`, dropped afterwards unless --keep). The dispatcher (`python -m consumers.webhooks`) and the receiver
+(`bench/webhooks.py --receiver PORT`, uvicorn + httptools answering 200, or 500 on /fail) run as their own
+processes. Figures, all from this one run:
+
+(a) Max: --events events pre-recorded (infra/webhook_events.record_event, as the views consumer records
+    them) for --endpoints tenants with one endpoint each, then the dispatcher started: deliveries/s
+    between 5% and 95% of the attempts (api_webhook_attempts.attempted_at). Against the ledger's settled/s
+    (bench/ledger.py `throughput_run`) and a raw client (httpx, 64 in flight, the same body and receiver).
+(b) Paced at half of (a): events recorded one per transaction at that rate over the healthy tenants;
+    latency = the attempt's `attempted_at` − the event's `created_at` (the commit of the change that made
+    it: what the views consumer adds after the ledger's outcome is not in this figure).
+(c) The same, plus one more tenant whose endpoint answers 500 to everything (retries every second):
+    the healthy endpoints' p99 ÷ (b)'s p99.
+
+Prints a table (figure, measured, target, met) and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.api import Processes, free_port, percentiles
+from bench.ledger import clean_up, fresh, throughput_run
+from infra.secrets import deployment_key
+from infra.settings import Settings, load_settings, with_overrides
+from infra.webhook_events import record_event
+from producers.api.tenants import Tenants
+from producers.api.webhook_endpoints import WebhookEndpoints
+from schemas.api.webhook_endpoints import WebhookEndpointCreate
+
+HOST: Final = "127.0.0.1"
+EVENT_TYPE: Final = "payment.succeeded"
+PRELOAD_CHUNK: Final = 1_000  # events per transaction while pre-recording
+RAW_CONCURRENCY: Final = 64  # the dispatcher's IN_FLIGHT_MAX
+RAW_SECONDS: Final = 5.0
+START_TIMEOUT_S: Final = 60.0
+DRAIN_TIMEOUT_S: Final = 600.0
+POLL_S: Final = 0.25
+SETTLE_AFTER_PACED_S: Final = 10.0  # the last paced events' deliveries land within this
+RETRY_SCHEDULE: Final = "1,1,1,1,1"  # the failing endpoint retries every second through the run
+TARGETS: Final = {"deliveries_vs_ledger": 0.5, "p99_ms": 250.0, "failing_p99_ratio": 1.2}
+DATA: Final = {
+    "object": "payment", "id": "pay_" + "1" * 32, "status": "succeeded", "payer": "acc_" + "2" * 32,
+    "payee": "acc_" + "3" * 32, "amount": 25_000, "amount_captured": 25_000, "amount_refunded": 0,
+    "currency": "PKR", "kind": "p2p", "capture_method": "automatic", "expires_at": None, "failure_code": None,
+    "failure_message": None, "created_at": "2026-11-30T09:00:00Z", "updated_at": "2026-11-30T09:00:01Z",
+}  # fmt: skip
+DELIVERED: Final = "SELECT count(*) FROM api_webhook_deliveries WHERE status <> 'pending'"
+ATTEMPT_TIMES: Final = "SELECT extract(epoch FROM attempted_at) FROM api_webhook_attempts ORDER BY attempted_at"
+LATENCIES: Final = """
+SELECT extract(epoch FROM a.attempted_at - e.created_at) * 1000
+FROM api_webhook_attempts AS a
+JOIN api_webhook_deliveries AS d ON d.id = a.delivery_id
+JOIN api_events AS e ON e.id = d.event_id
+WHERE a.attempt = 1 AND d.endpoint_id = ANY($1::text[])
+"""
+
+
+# --- the receiver (its own process) -----------------------------------------------------------------------
+
+
+async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """200 to everything, except 500 on /fail; reads the whole body first."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    status = 500 if scope["path"] == "/fail" else 200
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def serve_receiver(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(receiver_app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off",
+                http="httptools", loop="uvloop")  # fmt: skip
+
+
+# --- setup ------------------------------------------------------------------------------------------------
+
+
+async def endpoints(config: Settings, count: int, url: str, label: str = "ok") -> list[tuple[str, str]]:
+    """`count` tenants with one endpoint each at `url`: (tenant id, endpoint id)."""
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=2)
+    made = []
+    try:
+        service = WebhookEndpoints(pool=pool, key=deployment_key(config))
+        for n in range(count):
+            async with pool.acquire() as connection:
+                tenant, _ = await Tenants(connection).create(name=f"bench hooks {label} {n}")
+            endpoint = await service.create(tenant=tenant, request=WebhookEndpointCreate(url=url, events=[EVENT_TYPE]))
+            made.append((tenant.id, endpoint.id))
+    finally:
+        await pool.close()
+    return made
+
+
+async def preload(config: Settings, tenants: list[str], events: int) -> None:
+    """`events` events spread over `tenants`, PRELOAD_CHUNK per transaction."""
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        for start in range(0, events, PRELOAD_CHUNK):
+            async with connection.transaction():
+                for n in range(start, min(start + PRELOAD_CHUNK, events)):
+                    await record_event(connection, tenant_id=tenants[n % len(tenants)], type=EVENT_TYPE,
+                                       object_id=f"pay_{n:032x}", data=DATA)  # fmt: skip
+    finally:
+        await connection.close()
+
+
+def start_dispatcher(processes: Processes, config: Settings, name: str) -> None:
+    processes.start(name, [sys.executable, "-m", "consumers.webhooks"], config)
+
+
+async def wait_drained(dsn: str, expected: int, processes: Processes, name: str) -> None:
+    """Until `expected` deliveries have ended (bounded)."""
+    connection = await asyncpg.connect(dsn)
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    try:
+        while await connection.fetchval(DELIVERED) < expected:
+            if processes.running[name].poll() is not None:
+                raise SystemExit(f"{name} exited:\n{processes.log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"deliveries not done within {DRAIN_TIMEOUT_S:.0f} s:\n{processes.log_tail(name)}")
+            await asyncio.sleep(POLL_S)
+    finally:
+        await connection.close()
+
+
+async def wait_listening(port: int, processes: Processes) -> None:
+    """Until the receiver accepts connections (bounded)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or processes.running["receiver"].poll() is not None:
+                raise SystemExit(f"the receiver did not start:\n{processes.log_tail('receiver')}") from None
+            await asyncio.sleep(POLL_S)
+
+
+# --- the figures ------------------------------------------------------------------------------------------
+
+
+async def raw_rate(url: str) -> float:
+    """POSTs/s of a bare httpx client, RAW_CONCURRENCY in flight, the same body, for RAW_SECONDS."""
+    body = json.dumps({"id": "evt_" + "0" * 32, "type": EVENT_TYPE, "data": DATA}).encode()
+    done = 0
+    deadline = time.monotonic() + RAW_SECONDS
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=RAW_CONCURRENCY)) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                response = await client.post(url, content=body, headers={"content-type": "application/json"})
+                done += response.status_code == 200
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(RAW_CONCURRENCY)))
+    return done / (time.monotonic() - started)
+
+
+async def max_rate(base: Settings, args: argparse.Namespace, processes: Processes, url: str) -> dict:
+    config = with_overrides(await fresh(base, "whmax"), webhooks_metrics_port=free_port())
+    made = await endpoints(config, args.endpoints, url)
+    await preload(config, [tenant for tenant, _ in made], args.events)
+    start_dispatcher(processes, config, "dispatcher-max")
+    await wait_drained(config.dsn, args.events, processes, "dispatcher-max")
+    processes.stop("dispatcher-max")
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        times = [float(t) for (t,) in await connection.fetch(ATTEMPT_TIMES)]
+    finally:
+        await connection.close()
+    first, last = times[int(0.05 * len(times))], times[int(0.95 * len(times)) - 1]
+    return {
+        "deliveries": len(times),
+        "per_s": round((int(0.95 * len(times)) - int(0.05 * len(times))) / (last - first)),
+    }
+
+
+async def paced(
+    base: Settings, args: argparse.Namespace, processes: Processes, url: str, *, rate: float, failing: bool
+) -> dict:
+    """Events at `rate`/s over args.endpoints healthy tenants (plus one failing tenant at the same
+    per-tenant rate when `failing`) for --paced-seconds; the healthy endpoints' latencies."""
+    label = "whfail" if failing else "whpaced"
+    config = with_overrides(
+        await fresh(base, label), webhook_retry_schedule=RETRY_SCHEDULE, webhooks_metrics_port=free_port()
+    )
+    healthy = await endpoints(config, args.endpoints, url)
+    broken = await endpoints(config, 1, url.rsplit("/", 1)[0] + "/fail", "failing") if failing else []
+    tenants = [tenant for tenant, _ in healthy + broken]
+    name = f"dispatcher-{label}"
+    start_dispatcher(processes, config, name)
+    await asyncio.sleep(2.0)  # the dispatcher connects before the clock starts
+    connection = await asyncpg.connect(config.dsn)
+    total_rate = rate * len(tenants) / len(healthy)
+    count = int(total_rate * args.paced_seconds)
+    started = time.monotonic()
+    try:
+        for n in range(count):
+            delay = started + n / total_rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await record_event(connection, tenant_id=tenants[n % len(tenants)], type=EVENT_TYPE,
+                               object_id=f"pay_{n:032x}", data=DATA)  # fmt: skip
+        behind_s = time.monotonic() - started - args.paced_seconds
+        await asyncio.sleep(SETTLE_AFTER_PACED_S)
+        latencies = [float(ms) for (ms,) in await connection.fetch(LATENCIES, [e for _, e in healthy])]
+    finally:
+        await connection.close()
+        processes.stop(name)
+    expected = sum(1 for n in range(count) if n % len(tenants) < len(healthy))
+    return {"rate": round(total_rate, 1), "events": count, "healthy_expected": expected,
+            "healthy_delivered": len(latencies), "producer_behind_s": round(behind_s, 2),
+            "latency_ms": percentiles(latencies)}  # fmt: skip
+
+
+def table(result: dict) -> str:
+    a, b, c = result["max"], result["paced"], result["failing"]
+    rows = [
+        ("raw client POSTs/s", f"{result['raw_per_s']:,.0f}", "", ""),
+        ("ledger settled/s", f"{result['ledger']['settled_per_s']:,}", "", ""),
+        ("(a) deliveries/s", f"{a['per_s']:,}", "", ""),
+        ("(a) ÷ ledger settled/s", f"{result['vs_ledger']:.3f}", f"≥ {TARGETS['deliveries_vs_ledger']}",
+         result["vs_ledger"] >= TARGETS["deliveries_vs_ledger"]),
+        ("(a) ÷ raw client", f"{result['vs_raw']:.3f}", "", ""),
+        ("(b) p99 event → delivery, ms", f"{b['latency_ms']['p99_ms']:.0f}", f"≤ {TARGETS['p99_ms']:.0f}",
+         b["latency_ms"]["p99_ms"] <= TARGETS["p99_ms"]),
+        ("(c) healthy p99 with one failing, ms", f"{c['latency_ms']['p99_ms']:.0f}", "", ""),
+        ("(c) ÷ (b)", f"{result['failing_ratio']:.2f}", f"≤ {TARGETS['failing_p99_ratio']}",
+         result["failing_ratio"] <= TARGETS["failing_p99_ratio"]),
+    ]  # fmt: skip
+    lines = [f"{'figure':40} {'measured':>12} {'target':>8}  met"]
+    lines += [f"{name:40} {value:>12} {target:>8}  {'' if met == '' else ('yes' if met else 'NO')}"
+              for name, value, target, met in rows]  # fmt: skip
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> None:
+    base = load_settings()
+    processes = Processes(Path(tempfile.mkdtemp(prefix="bench-webhooks-")))
+    port = free_port()
+    url = f"http://{HOST}:{port}/hook"
+    try:
+        print(f"ledger throughput ({args.ledger_payments:,} payments) …", flush=True)
+        ledger = await throughput_run(base, payments=args.ledger_payments, hot_share=0.0, label="whledger")
+        processes.start("receiver", [sys.executable, str(Path(__file__).resolve()), "--receiver", str(port)], base)
+        await wait_listening(port, processes)
+        print("raw client …", flush=True)
+        raw = await raw_rate(url)
+        print(f"(a) {args.events:,} deliveries to {args.endpoints} endpoints …", flush=True)
+        most = await max_rate(base, args, processes, url)
+        rate = most["per_s"] / 2
+        print(f"(b) paced at {rate:,.0f}/s for {args.paced_seconds} s …", flush=True)
+        healthy = await paced(base, args, processes, url, rate=rate, failing=False)
+        print("(c) the same with one endpoint failing …", flush=True)
+        failing = await paced(base, args, processes, url, rate=rate, failing=True)
+    finally:
+        processes.stop_all()
+        if not args.keep:
+            await clean_up(base)
+    result = {
+        "ledger": ledger, "raw_per_s": round(raw), "max": most, "paced": healthy, "failing": failing,
+        "vs_ledger": most["per_s"] / ledger["settled_per_s"], "vs_raw": most["per_s"] / raw,
+        "failing_ratio": failing["latency_ms"]["p99_ms"] / max(healthy["latency_ms"]["p99_ms"], 1e-9),
+        "logs": str(processes.logs),
+    }  # fmt: skip
+    print(table(result))
+    print(json.dumps(result, default=str))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000, help="events pre-recorded for (a) (default 20000)")
+    parser.add_argument("--endpoints", type=int, default=16, help="healthy tenants/endpoints (default 16)")
+    parser.add_argument("--paced-seconds", type=float, default=20.0, help="length of (b) and (c) (default 20)")
+    parser.add_argument("--ledger-payments", type=int, default=100_000, help="payments for the ledger's figure")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, figures not meaningful")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and topics")
+    parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.events, args.paced_seconds, args.ledger_payments = 2_000, 5.0, 10_000
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.receiver:
+        serve_receiver(arguments.receiver)
+    else:
+        asyncio.run(main(arguments))
