@@ -12,7 +12,7 @@ processes. Figures, all from this one run:
 (a) Max: --events events pre-recorded (infra/webhook_events.record_event, as the views consumer records
     them) for --endpoints tenants with one endpoint each, then the dispatcher started: deliveries/s
     between 5% and 95% of the attempts (api_webhook_attempts.attempted_at). Against the ledger's settled/s
-    (bench/ledger.py `throughput_run`) and a raw client (httpx, 64 in flight, the same body and receiver).
+    (bench/ledger.py `throughput_run`) and a raw client (aiohttp, 64 in flight, the same body and receiver).
 (b) Paced at half of (a): events recorded one per transaction at that rate over the healthy tenants;
     latency = the attempt's `attempted_at` − the event's `created_at` (the commit of the change that made
     it: what the views consumer adds after the ledger's outcome is not in this figure).
@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
 import asyncpg
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -165,17 +165,20 @@ async def wait_listening(port: int, processes: Processes) -> None:
 
 
 async def raw_rate(url: str) -> float:
-    """POSTs/s of a bare httpx client, RAW_CONCURRENCY in flight, the same body, for RAW_SECONDS."""
+    """POSTs/s of a bare aiohttp client (the dispatcher's), RAW_CONCURRENCY in flight, the same body, for
+    RAW_SECONDS: what sending alone costs, with no signing, claiming or recording."""
     body = json.dumps({"id": "evt_" + "0" * 32, "type": EVENT_TYPE, "data": DATA}).encode()
     done = 0
     deadline = time.monotonic() + RAW_SECONDS
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=RAW_CONCURRENCY)) as client:
+    connector = aiohttp.TCPConnector(limit=RAW_CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector, headers={"content-type": "application/json"}) as session:
 
         async def worker() -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                response = await client.post(url, content=body, headers={"content-type": "application/json"})
-                done += response.status_code == 200
+                async with session.post(url, data=body) as response:
+                    await response.read()
+                    done += response.status == 200
 
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(RAW_CONCURRENCY)))

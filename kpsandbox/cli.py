@@ -18,7 +18,9 @@ from kpsandbox.commands import (
     demo,
     events,
     export,
+    fixtures,
     ledger,
+    listen,
     metrics,
     replay,
     schemas,
@@ -63,6 +65,8 @@ for module in (
     tenants,
     events,
     trigger,
+    listen,
+    fixtures,
 ):
     module.register(app)
 

@@ -19,8 +19,10 @@ from infra.errors import SandboxError
 from schemas.api.accounts import Account, AccountCreate
 from schemas.api.events import EventList, EventResend, WebhookDeliveryList
 from schemas.api.payment_requests import PaymentRequest, PaymentRequestCreate
-from schemas.api.payments import WAIT_MAX_S, Payment, PaymentCreate, TopUp, TopUpCreate
+from schemas.api.payments import WAIT_MAX_S, Payment, PaymentCapture, PaymentCreate, TopUp, TopUpCreate
 from schemas.api.refunds import Refund, RefundCreate
+from schemas.api.test_clocks import TestClock, TestClockAdvance, TestClockCreate
+from schemas.api.webhook_endpoints import WebhookEndpointCreate, WebhookEndpointDeleted, WebhookEndpointWithSecret
 from schemas.webhooks import WebhookEvent
 
 REQUEST_TIMEOUT_S: Final = WAIT_MAX_S + 5.0  # a `?wait=` read may take WAIT_MAX_S
@@ -94,6 +96,10 @@ class ApiClient:
         """GET /v1/payments/{id} (with `?wait=` when `wait_s` > 0)."""
         return await self._call("GET", f"/v1/payments/{payment_id}", Payment, params=_wait(wait_s))
 
+    async def capture(self, payment_id: str, request: PaymentCapture) -> Payment:
+        """POST /v1/payments/{id}/capture."""
+        return await self._call("POST", f"/v1/payments/{payment_id}/capture", Payment, body=request)
+
     async def cancel(self, payment_id: str) -> Payment:
         """POST /v1/payments/{id}/cancel."""
         return await self._call("POST", f"/v1/payments/{payment_id}/cancel", Payment)
@@ -131,6 +137,30 @@ class ApiClient:
         """POST /v1/events/{id}/resend."""
         body = EventResend(webhook_endpoint=webhook_endpoint)
         return await self._call("POST", f"/v1/events/{event_id}/resend", WebhookDeliveryList, body=body)
+
+    async def create_endpoint(self, request: WebhookEndpointCreate) -> WebhookEndpointWithSecret:
+        """POST /v1/webhook_endpoints: the answer carries the signing secret in full (only here)."""
+        return await self._call("POST", "/v1/webhook_endpoints", WebhookEndpointWithSecret, body=request)
+
+    async def delete_endpoint(self, endpoint_id: str) -> WebhookEndpointDeleted:
+        """DELETE /v1/webhook_endpoints/{id}."""
+        return await self._call("DELETE", f"/v1/webhook_endpoints/{endpoint_id}", WebhookEndpointDeleted)
+
+    async def endpoint_deliveries(self, endpoint_id: str) -> WebhookDeliveryList:
+        """GET /v1/webhook_endpoints/{id}/deliveries: its latest deliveries, newest first, with every attempt."""
+        return await self._call("GET", f"/v1/webhook_endpoints/{endpoint_id}/deliveries", WebhookDeliveryList)
+
+    async def create_clock(self, request: TestClockCreate) -> TestClock:
+        """POST /v1/test_helpers/test_clocks."""
+        return await self._call("POST", "/v1/test_helpers/test_clocks", TestClock, body=request)
+
+    async def clock(self, clock_id: str) -> TestClock:
+        """GET /v1/test_helpers/test_clocks/{id}."""
+        return await self._call("GET", f"/v1/test_helpers/test_clocks/{clock_id}", TestClock)
+
+    async def advance_clock(self, clock_id: str, request: TestClockAdvance) -> TestClock:
+        """POST /v1/test_helpers/test_clocks/{id}/advance."""
+        return await self._call("POST", f"/v1/test_helpers/test_clocks/{clock_id}/advance", TestClock, body=request)
 
 
 def _wait(wait_s: float) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ Two writers, each on a connection it does not own:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,23 +32,25 @@ SELECT_OBJECT: Final[dict[ObjectKind, str]] = {
 }
 
 # Due deliveries of enabled endpoints, at most `$3 - in flight` per endpoint ($1/$2: the dispatcher's
-# in-flight count per endpoint), `$4` in all. The window ranks each endpoint's due rows, so one
-# endpoint's backlog never fills the batch; SKIP LOCKED lets several dispatchers share the table.
+# in-flight count per endpoint), `$4` in all, oldest due first. Each endpoint's first few due rows come
+# from the index of migration 0036 (a LATERAL probe per enabled endpoint), so one endpoint's backlog
+# never fills the batch and a claim costs the same with 10 or 10,000 rows waiting; SKIP LOCKED lets
+# several dispatchers share the table (rows locked but not returned are released at commit).
 CLAIM_DUE: Final = """
-WITH busy AS (SELECT * FROM unnest($1::text[], $2::int[]) AS b(endpoint_id, in_flight)),
-due AS (
-    SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)
-                 + coalesce(b.in_flight, 0) AS slot
-    FROM api_webhook_deliveries AS d
-    JOIN api_webhook_endpoints AS e ON e.id = d.endpoint_id AND e.status = 'enabled'
-    LEFT JOIN busy AS b ON b.endpoint_id = d.endpoint_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-)
-SELECT d.id FROM api_webhook_deliveries AS d JOIN due ON due.id = d.id
-WHERE due.slot <= $3
-ORDER BY d.next_attempt_at, d.id
+WITH busy AS (SELECT * FROM unnest($1::text[], $2::int[]) AS b(endpoint_id, in_flight))
+SELECT picked.id
+FROM api_webhook_endpoints AS e
+LEFT JOIN busy AS b ON b.endpoint_id = e.id
+CROSS JOIN LATERAL (
+    SELECT d.id, d.next_attempt_at FROM api_webhook_deliveries AS d
+    WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT greatest($3::int - coalesce(b.in_flight, 0), 0)
+    FOR UPDATE OF d SKIP LOCKED
+) AS picked
+WHERE e.status = 'enabled'
+ORDER BY picked.next_attempt_at, picked.id
 LIMIT $4
-FOR UPDATE OF d SKIP LOCKED
 """
 # The claim: the attempt is counted now and the row is due again only when the lease lapses.
 LEASE: Final = """
@@ -56,18 +59,37 @@ SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $
 FROM api_events AS ev, api_webhook_endpoints AS e
 WHERE d.id = ANY($1::bigint[]) AND ev.id = d.event_id AND e.id = d.endpoint_id
 RETURNING d.id, d.attempts, d.endpoint_id, ev.id AS event_id, ev.type, ev.data::text AS data, ev.created_at,
+          now() AS claimed_at,
           e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at
 """
-INSERT_ATTEMPT: Final = """
+# A batch of finished attempts (the dispatcher's Recorder), one array per column.
+INSERT_ATTEMPTS: Final = """
 INSERT INTO api_webhook_attempts (delivery_id, attempt, response_status, error, latency_ms, response_head)
-VALUES ($1, $2, $3, $4, $5, $6)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[])
 """
-UPDATE_DELIVERY: Final = """
-UPDATE api_webhook_deliveries SET status = $2, next_attempt_at = $3, updated_at = now() WHERE id = $1
+UPDATE_DELIVERIES: Final = """
+UPDATE api_webhook_deliveries AS d SET status = u.status, next_attempt_at = u.next_attempt_at, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u (id, status, next_attempt_at)
+WHERE d.id = u.id
 """
-DISABLE_ENDPOINT: Final = (
-    "UPDATE api_webhook_endpoints SET status = 'disabled', updated_at = now() WHERE id = $1 AND status = 'enabled'"
-)
+DISABLE_ENDPOINTS: Final = """
+UPDATE api_webhook_endpoints SET status = 'disabled', updated_at = now()
+WHERE id = ANY($1::text[]) AND status = 'enabled'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt as it ended, with what retries.py decided."""
+
+    delivery_id: int
+    endpoint_id: str
+    attempt: int
+    response_status: int | None
+    error: str | None
+    latency_ms: int
+    response_head: str
+    decision: Decision
 
 
 async def _object(db: asyncpg.Connection, kind: ObjectKind, object_id: str) -> asyncpg.Record | None:
@@ -118,30 +140,28 @@ class DeliveryStore:
                 return []
             return [dict(row) for row in await db.fetch(LEASE, ids, lease_s)]
 
-    async def finish(
-        self,
-        *,
-        delivery_id: int,
-        endpoint_id: str,
-        attempt: int,
-        response_status: int | None,
-        error: str | None,
-        latency_ms: int,
-        response_head: str,
-        decision: Decision,
-    ) -> None:
-        """Records one attempt and what it decided, in one transaction."""
+    async def finish_many(self, attempts: Sequence[Finished]) -> None:
+        """Records finished attempts and their decisions in one transaction (each delivery at most once:
+        a delivery has one attempt in flight, its lease)."""
         async with self._pool.acquire() as db, db.transaction():
-            await db.execute(INSERT_ATTEMPT, delivery_id, attempt, response_status, error, latency_ms, response_head)
-            await db.execute(UPDATE_DELIVERY, delivery_id, decision.status, decision.next_attempt_at)
-            if decision.disable_endpoint:
-                await db.execute(DISABLE_ENDPOINT, endpoint_id)
-
-    async def now(self) -> datetime:
-        """The database's clock: the one next_attempt_at is compared with."""
-        async with self._pool.acquire() as db:
-            value: datetime = await db.fetchval("SELECT now()")
-            return value
+            await db.execute(
+                INSERT_ATTEMPTS,
+                [a.delivery_id for a in attempts],
+                [a.attempt for a in attempts],
+                [a.response_status for a in attempts],
+                [a.error for a in attempts],
+                [a.latency_ms for a in attempts],
+                [a.response_head for a in attempts],
+            )
+            await db.execute(
+                UPDATE_DELIVERIES,
+                [a.delivery_id for a in attempts],
+                [a.decision.status for a in attempts],
+                [a.decision.next_attempt_at for a in attempts],
+            )
+            gone = sorted({a.endpoint_id for a in attempts if a.decision.disable_endpoint})
+            if gone:
+                await db.execute(DISABLE_ENDPOINTS, gone)
 
 
 def previous_secret_valid(expires_at: datetime | None, now: datetime) -> bool:

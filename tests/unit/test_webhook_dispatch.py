@@ -4,9 +4,11 @@ it signs, and how one POST's answer (or its absence) is recorded (consumers/webh
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pydantic
 import pytest
 from standardwebhooks import Webhook
@@ -101,63 +103,91 @@ def test_the_previous_secret_signs_only_until_it_expires() -> None:
     assert sealed_secrets(row | {"previous_secret_sealed": None, "previous_secret_expires_at": None}, NOW) == [b"new"]
 
 
+@dataclass
+class Served:
+    """What a local receiver got: each request's path, headers and body."""
+
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def receiver(answer: bytes, *, hang_s: float = 0.0) -> AsyncIterator[tuple[str, Served]]:
+    """A real HTTP/1.1 server on a free local port that answers `answer` (a whole raw response) to every
+    request, after `hang_s`; yields its base URL and what it received."""
+    served = Served()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        served.requests.append((lines[0].split(" ")[1], headers, body))
+        await asyncio.sleep(hang_s)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", served
+    finally:
+        server.close()
+
+
+def _response(status: int, body: bytes = b"", extra: str = "") -> bytes:
+    return f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n{extra}connection: close\r\n\r\n".encode() + body
+
+
 async def test_post_records_the_status_and_the_first_512_bytes_and_verifies() -> None:
     """What the receiver got verifies with the reference library; the log keeps 512 bytes of a long answer."""
     secret = format_secret(bytes(range(24)))
-    seen: list[httpx.Request] = []
-
-    def receive(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(503, content=b"x" * 2000)
-
     body = event_body(_claimed())
     timestamp = int(datetime.now(UTC).timestamp())
     headers = sign_headers(secrets=[secret], webhook_id=EVENT_ID, timestamp_s=timestamp, body=body)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as client:
-        answer = await post(client, "http://receiver.test/hook", body, headers)
+    async with receiver(_response(503, b"x" * 2000)) as (url, served), dispatcher.http_session() as session:
+        answer = await post(session, f"{url}/hook", body, headers)
     assert answer.status == 503 and answer.error is None and len(answer.head) == 512
-    assert Webhook(secret).verify(seen[0].content, dict(seen[0].headers))["id"] == EVENT_ID
+    [(path, got_headers, got_body)] = served.requests
+    assert path == "/hook" and got_headers["user-agent"] == dispatcher.USER_AGENT
+    assert Webhook(secret).verify(got_body, got_headers)["id"] == EVENT_ID
 
 
 async def test_a_redirect_is_not_followed_and_is_recorded_as_its_status() -> None:
     """A 3xx is the attempt's answer: the signed event is never sent on to the Location."""
-    hosts: list[str] = []
-
-    def receive(request: httpx.Request) -> httpx.Response:
-        hosts.append(request.url.host)
-        return httpx.Response(302, headers={"location": "http://elsewhere.test/"})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(receive), follow_redirects=False) as client:
-        answer = await post(client, "http://receiver.test/hook", b"{}", {})
-    assert answer.status == 302 and hosts == ["receiver.test"]
+    redirect = _response(302, extra="location: /elsewhere\r\n")
+    async with receiver(redirect) as (url, served), dispatcher.http_session() as session:
+        answer = await post(session, f"{url}/hook", b"{}", {})
+    assert answer.status == 302 and [path for path, _, _ in served.requests] == ["/hook"]
 
 
 async def test_an_unreachable_receiver_is_an_error_not_an_exception() -> None:
     """A refused connection is recorded as the attempt's error (no status), so the delivery retries."""
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        answer = await post(client, "http://receiver.test/hook", b"{}", {})
-    assert answer.status is None and answer.error is not None and "ConnectError" in answer.error
+    async with receiver(_response(200)) as (url, _):
+        pass  # the port is closed again: nothing listens there now
+    async with dispatcher.http_session() as session:
+        answer = await post(session, f"{url}/hook", b"{}", {})
+    assert answer.status is None and answer.error is not None and "Connect" in answer.error
 
 
 async def test_a_receiver_that_hangs_is_cut_off_at_the_request_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole attempt is bounded: a hanging receiver becomes a timeout error, not a stuck task."""
     monkeypatch.setattr(dispatcher, "REQUEST_TIMEOUT_S", 0.2)
-
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
-        return httpx.Response(200)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as client:
-        answer = await asyncio.wait_for(post(client, "http://receiver.test/hook", b"{}", {}), 5)
+    async with receiver(_response(200), hang_s=3.0) as (url, _), dispatcher.http_session() as session:
+        answer = await asyncio.wait_for(post(session, f"{url}/hook", b"{}", {}), 5)
     assert answer.status is None and answer.error is not None and "no answer within" in answer.error
+    assert answer.timed_out
 
 
 async def test_a_url_that_is_not_http_is_a_recorded_error() -> None:
-    """A URL httpx cannot send to (here a bad port) is the attempt's error, not a crashed dispatcher."""
-    async with httpx.AsyncClient() as client:
-        answer = await post(client, "http://127.0.0.1:99999/hook", b"{}", {})
+    """A URL the client cannot send to (here a bad port) is the attempt's error, not a crashed dispatcher."""
+    async with dispatcher.http_session() as session:
+        answer = await post(session, "http://127.0.0.1:99999/hook", b"{}", {})
+    assert answer.status is None and answer.error is not None
+
+
+async def test_a_receiver_that_is_not_http_is_a_recorded_error() -> None:
+    """Bytes that are not an HTTP answer are the attempt's error."""
+    async with receiver(b"SSH-2.0-OpenSSH_9.2\r\n\r\n") as (url, _), dispatcher.http_session() as session:
+        answer = await post(session, f"{url}/hook", b"{}", {})
     assert answer.status is None and answer.error is not None
