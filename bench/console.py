@@ -13,7 +13,12 @@ data, against a raw baseline page load in the same run.
    at a 1 d range (`#pctc{"duration":86400}`), and records navigation start → load event, and →
    the last graph drawn (the console library stamps each graph, see kpsandbox.lib). The baseline is
    Prometheus's own classic /graph page (its load event) in the same browser and run.
+4. Profile of the 1 d load (the last round): when the page's HTML arrived (the server-side table
+   queries), each graph query's time in Prometheus and in the browser's queue (Resource Timing),
+   the drawing time after the last answer, and each expression timed alone (sequentially, same
+   range and step) — so a slow page says whether Prometheus or the browser is the cost.
 Prints one JSON object; target: every page's graphs drawn ≤ 2,000 ms after navigation start.
+`--keep DIR` backfills into DIR once and reuses it on later runs (the backfill takes minutes).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +59,15 @@ GROUP: Final = "kp-ledger"
 PARTITIONS: Final = 6
 ROUTES: Final = ("/v1/payments", "/v1/payments/{payment_id}", "/v1/accounts", "/v1/test_helpers/top_ups", "other")
 CATEGORIES: Final = ("grocery", "pharmacy", "fuel", "restaurant", "clothing", "transport")
+PROFILE_SLOWEST: Final = 4  # queries listed per page in the profile
+# The page's query_range requests and its navigation timings, in ms after navigation start.
+TIMINGS_JS: Final = """(() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const queries = performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/query_range'))
+    .map(e => ({url: e.name, start: e.startTime, sent: e.requestStart, first_byte: e.responseStart,
+                end: e.responseEnd}));
+  return {html_ms: nav.responseEnd, queries: queries};
+})()"""
 LEDGER_RESULTS: Final = ("created", "exists", "account_not_found", "exceeds_credits", "payee_limit_exceeded", "other")
 
 Labels = dict[str, str]
@@ -145,8 +160,9 @@ def write_day(out: TextIO, *, start_s: int, steps: int, step_s: int, districts: 
     w.gauge("kpsandbox:payments_rejected:ratio_rate5m", {}, 0.05)
     w.family("kpsandbox_settlement_latency_seconds_bucket")
     w.histogram("kpsandbox_settlement_latency_seconds", m, SETTLEMENT_LATENCY_BUCKETS_S, 40.0, 0.08)
-    w.family("kpsandbox:settlement_latency_seconds:p95_5m")
-    w.gauge("kpsandbox:settlement_latency_seconds:p95_5m", {}, 0.2)
+    for quantile, level in (("p95", 0.2), ("p50", 0.08)):
+        w.family(f"kpsandbox:settlement_latency_seconds:{quantile}_5m")
+        w.gauge(f"kpsandbox:settlement_latency_seconds:{quantile}_5m", {}, level)
     w.family("kpsandbox_consumer_lag_messages")
     for group in ("kp-metrics", GROUP):
         for p in range(PARTITIONS):
@@ -212,6 +228,9 @@ def _ledger(w: Writer) -> None:
     w.family("kpsandbox_ledger_requests_total")
     for result in LEDGER_RESULTS:
         w.counter("kpsandbox_ledger_requests_total", {**lg, "result": result}, 40.0 if result == "created" else 0.5)
+    w.family("kpsandbox:ledger_requests:rate5m_by_result")
+    for result in LEDGER_RESULTS:
+        w.gauge("kpsandbox:ledger_requests:rate5m_by_result", {"result": result}, 40.0 if result == "created" else 0.5)
     w.family("kpsandbox_ledger_retries_total")
     for kind in ("db_unavailable", "kafka_unavailable", "batch_refused", "relay", "assignment", "other"):
         w.counter("kpsandbox_ledger_retries_total", {**lg, "kind": kind}, 0.0)
@@ -220,6 +239,9 @@ def _ledger(w: Writer) -> None:
         w.counter("kpsandbox_ledger_dead_letters_total", {**lg, "reason": reason}, 0.001)
     w.family("kpsandbox_ledger_batch_seconds_bucket")
     w.histogram("kpsandbox_ledger_batch_seconds", lg, LEDGER_BATCH_BUCKETS_S, 5.0, 0.05)
+    for quantile, level in (("p95", 0.12), ("p50", 0.05)):
+        w.family(f"kpsandbox:ledger_batch_seconds:{quantile}_5m_by_group")
+        w.gauge(f"kpsandbox:ledger_batch_seconds:{quantile}_5m_by_group", {"group": GROUP}, level)
     for name, level in (
         ("kpsandbox_ledger_outbox_rows", 20.0),
         ("kpsandbox_ledger_outbox_oldest_age_seconds", 0.3),
@@ -243,6 +265,21 @@ def _api_and_webhooks(w: Writer) -> None:
             w.counter(
                 "kpsandbox_api_requests_total", {**api, "method": method, "route": route, "status": status}, per_s
             )
+    w.family("kpsandbox:api_requests:rate1m_by_route_status")
+    for route in ROUTES:
+        method = "GET" if "{" in route or route == "/v1/accounts" else "POST"
+        for status, per_s in (("200" if method == "GET" else "202", 5.0), ("404", 0.2), ("422", 0.2), ("500", 0.01)):
+            labels = {"method": method, "route": route, "status": status}
+            w.gauge("kpsandbox:api_requests:rate1m_by_route_status", labels, per_s)
+    for name, level in (
+        ("kpsandbox:api_requests_5xx:ratio_rate5m", 0.002),
+        ("kpsandbox:api_requests_4xx:ratio_rate5m", 0.07),
+        ("kpsandbox:api_request_duration_seconds:p50_5m", 0.01),
+        ("kpsandbox:api_request_duration_seconds:p95_5m", 0.05),
+        ("kpsandbox:api_request_duration_seconds:p99_5m", 0.2),
+    ):
+        w.family(name)
+        w.gauge(name, {}, level)
     w.family("kpsandbox_api_request_duration_seconds_bucket")
     for route in ROUTES:
         method = "GET" if "{" in route or route == "/v1/accounts" else "POST"
@@ -261,6 +298,20 @@ def _api_and_webhooks(w: Writer) -> None:
         w.counter(
             "kpsandbox_webhook_attempts_total", {**hooks, "result": result}, 3.0 if result == "delivered" else 0.05
         )
+    w.family("kpsandbox:webhook_attempts:rate1m_by_result")
+    for result in ("delivered", "http_error", "timeout", "connection_error", "gone"):
+        w.gauge(
+            "kpsandbox:webhook_attempts:rate1m_by_result", {"result": result}, 3.0 if result == "delivered" else 0.05
+        )
+    for name, level in (
+        ("kpsandbox:webhook_attempts_delivered:ratio_rate5m", 0.95),
+        ("kpsandbox:webhook_attempt_duration_seconds:p95_5m", 0.08),
+    ):
+        w.family(name)
+        w.gauge(name, {}, level)
+    w.family("kpsandbox:webhook_deliveries_finished:increase5m_by_outcome")
+    for outcome, level in (("delivered", 900.0), ("failed", 3.0)):
+        w.gauge("kpsandbox:webhook_deliveries_finished:increase5m_by_outcome", {"outcome": outcome}, level)
     w.family("kpsandbox_webhook_attempt_duration_seconds_bucket")
     w.histogram("kpsandbox_webhook_attempt_duration_seconds", hooks, WEBHOOK_ATTEMPT_BUCKETS_S, 3.0, 0.03)
     w.family("kpsandbox_webhook_deliveries_finished_total")
@@ -334,6 +385,39 @@ def start_prometheus(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
+def _query_ms(url: str, expr: str, *, start: str, end: str, step: str) -> float:
+    """One range query, alone: ms until Prometheus's whole answer has arrived."""
+    params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
+    began = time.perf_counter()
+    with urllib.request.urlopen(f"{url}/api/v1/query_range?{params}", timeout=60) as response:
+        response.read()
+    return (time.perf_counter() - began) * 1000
+
+
+def profile(browser: Chromium, url: str, settled_ms: float | None) -> dict[str, object]:
+    """Where the time of the page just loaded went (see the module docstring, step 4)."""
+    timings = browser._evaluate(TIMINGS_JS)
+    queries: list[dict[str, object]] = []
+    alone: list[float] = []
+    for entry in timings["queries"]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(entry["url"]).query))
+        alone.append(_query_ms(url, query["query"], start=query["start"], end=query["end"], step=query["step"]))
+        queries.append({"expr": query["query"][:90], "step_s": float(query["step"]),
+                        "queued_ms": round(entry["sent"] - entry["start"]),
+                        "in_prometheus_ms": round(entry["first_byte"] - entry["sent"]),
+                        "alone_ms": round(alone[-1])})  # fmt: skip
+    last_answer = max((entry["end"] for entry in timings["queries"]), default=math.nan)
+    slowest = [queries[i] for i in sorted(range(len(alone)), key=lambda i: -alone[i])[:PROFILE_SLOWEST]]
+    return {
+        "html_ms": round(timings["html_ms"]),
+        "queries": len(queries),
+        "queries_alone_ms_sum": round(sum(alone)),
+        "last_answer_ms": round(last_answer),
+        "drawing_after_last_answer_ms": round((settled_ms or math.nan) - last_answer),
+        "slowest": slowest,
+    }
+
+
 def measure(url: str, rounds: int) -> dict[str, object]:
     """Per page and range: median ms to the load event and to the last graph drawn; baseline too."""
     results: dict[str, object] = {}
@@ -354,6 +438,8 @@ def measure(url: str, rounds: int) -> dict[str, object]:
                     "met": drawn <= TARGET_MS,
                     "problems": sorted(set(bad))[:5],
                 }
+                if label == "1d":
+                    results[f"{page} 1d profile"] = profile(browser, url, loads[-1].settled_ms)
     return results
 
 
@@ -363,10 +449,15 @@ def main() -> None:
     parser.add_argument("--step-s", type=int, default=5)
     parser.add_argument("--districts", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="Backfill into this folder once and reuse it (not removed).")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="kpsandbox-bench-console-"))
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="kpsandbox-bench-console-"))
     try:
-        data = backfill(folder, hours=args.hours, step_s=args.step_s, districts=args.districts)
+        if args.keep and (folder / "data").is_dir():
+            data: dict[str, float] = {"reused": 1.0}
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            data = backfill(folder, hours=args.hours, step_s=args.step_s, districts=args.districts)
         process, url = start_prometheus(folder)
         try:
             results = measure(url, args.rounds)
@@ -375,7 +466,8 @@ def main() -> None:
             process.wait(30)
         print(json.dumps({"data": data, "target_ms": TARGET_MS, **results}, indent=2))
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infra.errors import SandboxError
 from infra.local import apps, procs, stack
 from infra.local.prometheus import console_url
 from infra.settings import Settings
@@ -17,6 +18,7 @@ from kpsandbox.commands.services import console_line
 from kpsandbox.console import console, settings
 from kpsandbox.demo.report import district_shifts, window_share, write_report
 from kpsandbox.demo.run import DemoRun, prepare_run, run_pipeline
+from kpsandbox.demo.traffic import api_traffic, describe
 from producers.sim.engine import Simulation, SimulationConfig, check_parameters
 from producers.sim.scenario import load_scenario
 
@@ -31,8 +33,9 @@ def demo(
     keep_up: bool = typer.Option(
         False,
         "--keep-up",
-        help="Leave the services running afterwards, and this run's ledger and metrics consumers as "
-        "background apps, so every URL printed keeps answering (`kpsandbox down` stops them all).",
+        help="Leave the services running afterwards, and this run's apps (ledger, metrics, API, views, "
+        "webhooks) in the background after a few real API flows, so every URL printed keeps answering and "
+        "the operator console has data on every page (`kpsandbox down` stops them all).",
     ),
 ) -> None:
     """Run the main job: services up, simulate KP into Kafka, settle the ledger, report with charts.
@@ -60,12 +63,11 @@ def demo(
     try:
         run = _run_with_progress(run_settings, Simulation(config), folder)
         written = write_report(run, folder)
-        if keep_up:  # the run's consumers have stopped; the same two resume as background apps
-            with console.status("starting the ledger and metrics in the background…"):
-                apps.start_apps(run_settings)
+        traffic = resume_in_background(run_settings) if keep_up else None
         _print_summary(run)
         console.print(f"report: {folder / 'summary.md'} ({len(written)} files, charts as PNG)")
-        if keep_up:
+        if traffic is not None:
+            console.print(traffic)
             console.print(f"{console_line(base.prometheus)}   Prometheus: {base.prometheus}")
             console.print(
                 f"still running for this run: ledger {apps.LEDGER.url(base)}, metrics {apps.METRICS.url(base)}, "
@@ -78,6 +80,19 @@ def demo(
     finally:
         if not keep_up:
             _say_stopped(base, started)
+
+
+def resume_in_background(run_settings: Settings) -> str:
+    """The run's consumers have stopped: the apps resume in the background on the run's topics and
+    database, and a few real API flows give the console's API and webhook graphs data
+    (kpsandbox/demo/traffic.py). The line to print about that traffic."""
+    with console.status("starting the ledger, metrics, API, views and webhooks in the background…") as status:
+        apps.start_apps(run_settings)
+        try:
+            traffic = asyncio.run(api_traffic(run_settings, say=lambda what: status.update(f"{what}…")))
+        except SandboxError as error:  # the run itself is done and reported; say what the console lacks
+            return f"[yellow]API traffic for the console failed: {error}[/]"
+    return describe(traffic)
 
 
 def _say_stopped(base: Settings, started: list[str]) -> None:

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from schemas.metrics import exposed_name_index
 from tests.console_pages import PAGES, all_graphs, console_files, template_strings
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "kpsandbox_rules.yml"
+EXEC_WAIT_S = 10.0
 _NAME = re.compile(r"\bkpsandbox[_:][A-Za-z0-9_:]*")
 
 
@@ -81,7 +83,11 @@ def test_a_running_prometheus_without_the_console_flags_is_restarted_with_them(
         assert old.wait(timeout=15) is not None, "the old server was not stopped"
         new_pid = procs.read_pid(service.pid_file)
         assert new_pid is not None and new_pid != old.pid
-        assert all(flag in procs.pid_cmdline(new_pid) for flag in console_flags())
+        # The child may not have exec'd the server yet (its command line is still ours): wait, bounded.
+        deadline = time.monotonic() + EXEC_WAIT_S
+        while not all(flag in procs.pid_cmdline(new_pid) for flag in console_flags()):
+            assert time.monotonic() < deadline, f"started without the console flags: {procs.pid_cmdline(new_pid)}"
+            time.sleep(0.05)
         assert service.start() is False and procs.read_pid(service.pid_file) == new_pid, "restarted twice"
     finally:
         old.kill()

@@ -118,3 +118,16 @@ def test_latency_excludes_exactly_the_long_poll_routes() -> None:
     }
     assert waiting, "no route takes ?wait= any more: drop the exclusion from the p99"
     assert {path for path in paths if excluded.fullmatch(path)} == waiting
+
+
+def test_every_api_latency_rule_excludes_the_same_routes() -> None:
+    """The console's p50 and p95 leave out the same long-poll routes as the alert's p99, so the three
+    lines of one graph describe the same requests."""
+    latency = [
+        rule
+        for group in _groups()
+        for rule in group["rules"]
+        if rule.get("record", "").startswith("kpsandbox:api_request_duration_seconds:")
+    ]
+    assert {rule["record"].rpartition(":")[2] for rule in latency} == {"p50_5m", "p95_5m", "p99_5m"}
+    assert len({tuple(LONG_POLL.findall(rule["expr"])) for rule in latency}) == 1, "the exclusions differ"
