@@ -79,7 +79,8 @@ SCRAPED_QUERIES: Final = (
 
 @dataclass
 class Receiver:
-    """A webhook receiver on a free loopback port (a thread) that answers every POST with 204."""
+    """A webhook receiver on a free loopback port (a thread) that answers 204 (or, with `fail_every`
+    N, 500 to every N-th POST, so retries happen)."""
 
     server: ThreadingHTTPServer
     received: list[bytes] = field(default_factory=list)
@@ -91,18 +92,19 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def receiving() -> Iterator[Receiver]:
-    """Runs a Receiver until the block ends."""
+def receiving(fail_every: int | None = None) -> Iterator[Receiver]:
+    """Runs a Receiver until the block ends (also the integration tests' receiver)."""
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            holder[0].received.append(self.rfile.read(int(self.headers.get("content-length", 0))))
-            self.send_response(204)
+            received = holder[0].received
+            received.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+            self.send_response(500 if fail_every and len(received) % fail_every == 0 else 204)
             self.end_headers()
 
         def log_message(self, *_: Any) -> None:
-            """Quiet: the demo prints its own summary."""
+            """Quiet: the demo prints its own summary, and tests show what they assert."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     holder.append(Receiver(server))

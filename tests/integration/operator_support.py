@@ -29,19 +29,16 @@ use this fixture run last (tests/integration/conftest.py orders them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +52,7 @@ from infra.local import apps
 from infra.local.prometheus import PrometheusService
 from infra.secrets import deployment_key
 from infra.settings import Settings, with_overrides
+from kpsandbox.demo.traffic import Receiver, receiving
 from producers.api.tenants import Tenants
 from producers.sim.engine import Simulation, SimulationConfig
 from producers.sim.scenario import load_scenario
@@ -76,44 +74,6 @@ SETTLED_WAIT_S: Final = 60.0
 DATA_WAIT_S: Final = 180.0  # Prometheus scrapes every 5 s; rates and 5 m quantiles need two scrapes
 RANGE_S: Final = 900  # look for data over the last 15 minutes (the console's graphs show 1 h)
 POLL_S: Final = 2.0
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on a free local port (a thread): 204, except every RECEIVER_FAIL_EVERY-th 500."""
-
-    server: ThreadingHTTPServer
-    received: list[bytes] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@contextlib.contextmanager
-def receiving() -> Iterator[Receiver]:
-    """Runs a Receiver until the block ends."""
-    holder: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received = holder[0].received
-            received.append(self.rfile.read(int(self.headers.get("content-length", 0))))
-            self.send_response(500 if len(received) % RECEIVER_FAIL_EVERY == 0 else 204)
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            """Quiet: pytest shows what the tests assert."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder.append(Receiver(server))
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
-    thread.start()
-    try:
-        yield holder[0]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass
@@ -277,7 +237,7 @@ def operator_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
         service.reload()
     apps.start_apps(config)
     try:
-        with receiving() as receiver:
+        with receiving(fail_every=RECEIVER_FAIL_EVERY) as receiver:
             asyncio.run(_simulate(config))
             key = asyncio.run(_tenant_key(config))
             api_url = f"http://127.0.0.1:{config.api_port}"
