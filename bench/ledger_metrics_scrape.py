@@ -65,7 +65,7 @@ def busy_metrics(partitions: int) -> LedgerMetrics:
 def _scrape(port: int) -> bytes:
     """One whole scrape: connect, GET /metrics, read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT_S) as conn:
-        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: text/plain\r\n\r\n")
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: text/plain\r\nConnection: close\r\n\r\n")
         chunks = []
         while chunk := conn.recv(65_536):
             chunks.append(chunk)

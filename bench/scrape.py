@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvicorn
 
+from bench.ledger_metrics_scrape import _time_scrapes as _times
 from bench.ledger_metrics_scrape import busy_metrics
 from consumers.ledger.observe import start_metrics_server as serve_ledger
 from consumers.metrics.aggregate import Aggregator
@@ -50,37 +51,10 @@ from schemas.metrics import WEBHOOK_ATTEMPT_BUCKETS_S
 from schemas.topics import CATALOG
 
 TARGET_MS: Final = 50.0
-HTTP_TIMEOUT_S: Final = 5.0
-WARMUP_SCRAPES: Final = 20
 SERVER_START_S: Final = 10.0
 API_STATUSES: Final = (200, 404, 422)
 
 Serving = Callable[[], contextlib.AbstractAsyncContextManager[int]]  # yields the port it listens on
-
-
-def _scrape(port: int) -> bytes:
-    """One whole scrape (the connection closed by the client's request); the body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT_S) as conn:
-        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: text/plain\r\nConnection: close\r\n\r\n")
-        chunks = []
-        while chunk := conn.recv(65_536):
-            chunks.append(chunk)
-    response = b"".join(chunks)
-    if not response.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"unexpected response: {response[:80]!r}")
-    return response.partition(b"\r\n\r\n")[2]
-
-
-async def _times(port: int, scrapes: int) -> tuple[list[float], bytes]:
-    body = b""
-    for _ in range(WARMUP_SCRAPES):
-        body = await asyncio.to_thread(_scrape, port)
-    times = []
-    for _ in range(scrapes):
-        started = time.perf_counter()
-        body = await asyncio.to_thread(_scrape, port)
-        times.append((time.perf_counter() - started) * 1000)
-    return times, body
 
 
 @contextlib.asynccontextmanager
