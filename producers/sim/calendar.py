@@ -59,6 +59,12 @@ class Calendar:
         total = sum(hour_weights)
         self._hour_cdf = [w / total for w in accumulate(hour_weights)]
         self._hour_cdf[-1] = 1.0  # so every draw (random() < 1) lands on an hour 0..23
+        # Where each hour's slice of the CDF starts, and seconds per unit of probability in it:
+        # one draw gives both the hour and, by its place inside the hour's slice, the second.
+        self._hour_low = [0.0, *self._hour_cdf[:-1]]
+        self._hour_scale = [
+            3600 / (high - low) if high > low else 0.0 for low, high in zip(self._hour_low, self._hour_cdf, strict=True)
+        ]
         self._weekday = weekday_multipliers
         self._payday_days = payday_window_days
         self._payday_multiplier = payday_multiplier
@@ -75,9 +81,24 @@ class Calendar:
         return multiplier
 
     def second_of_day(self, rng: random.Random) -> int:
-        """A time of day in seconds, following the hour-of-day profile."""
-        hour = bisect_right(self._hour_cdf, rng.random())
-        return hour * 3600 + int(rng.random() * 3600)
+        """A time of day in seconds, following the hour-of-day profile, from one random draw."""
+        draw = rng.random()
+        hour = bisect_right(self._hour_cdf, draw)
+        # A draw inside an hour's slice of the CDF is uniform there; scaled, it is the second in
+        # the hour (at most 3599: rounding could give 3600 for a draw just below the slice's end).
+        second = int((draw - self._hour_low[hour]) * self._hour_scale[hour])
+        return hour * 3600 + (second if second < 3600 else 3599)
+
+    def times_of_day(self, rng: random.Random, count: int, day_start: int) -> list[int]:
+        """`count` timestamps on the day starting at `day_start`, each drawn as `second_of_day`
+        draws one (in one call: planning a day draws thousands)."""
+        cdf, low, scale = self._hour_cdf, self._hour_low, self._hour_scale
+        times = []
+        for draw in [rng.random() for _ in range(count)]:
+            hour = bisect_right(cdf, draw)
+            second = int((draw - low[hour]) * scale[hour])
+            times.append(day_start + hour * 3600 + (second if second < 3600 else 3599))
+        return times
 
 
 def poisson_count(rng: random.Random, expected: float) -> int:

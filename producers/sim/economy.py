@@ -5,8 +5,10 @@ intent kinds below. Flows (`flows.py` for retail payments, `orders.py` for e-com
 for wages, G2P and cash-outs) execute intents against the simulation's own view of balances and
 append event records to `out`; the engine drains it as it goes.
 
-This code runs once or more per event, so it binds hot methods once (`_next_uuid`, `_random`,
-`_normal`) instead of looking them up through two attributes on every call.
+This code runs once or more per event, so it binds hot methods once (`_next_uuid`, `_random`)
+instead of looking them up through two attributes on every call, and draws with `random()` only:
+`randrange`, `choice`, `gauss` and `normalvariate` are pure Python in CPython 3.11, so an index is
+drawn as `int(random() * n)` and a normal by an inlined Box-Muller transform (see `amount`).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class EconomyBase:
         self._tickets = {name: (math.log(t.mean_rupees) - t.sigma**2 / 2, t.sigma) for name, t in cal.tickets.items()}
         self._next_uuid = ids.next_uuid
         self._random = rng.random
-        self._normal = rng.normalvariate
+        self._spare_normal: float | None = None  # the second of the last Box-Muller pair, unused yet
         self._start_ts = calendar.day(0).start_ts
         by_place, by_category = merchants.by_district_category, merchants.by_category
         self._shop_pools = [
@@ -94,7 +96,9 @@ class EconomyBase:
         self._order_counter = 0
         self._unknown_counter = 0
         self.labels: IntentLabels | None = None  # ground truth per request, only when asked
-        self.emit_events = True  # False (set by the engine's aggregate-only mode): skip cash purchase records
+        # False (set by the engine's aggregate-only mode): skip the commonest records (cash purchases,
+        # payment requests, agent cash), drawing the same random numbers as with them.
+        self.emit_events = True
 
     def mark(self, event_id: str, label: str) -> None:
         """Notes a request's ground-truth label, if someone asked for labels (rare paths only)."""
@@ -108,8 +112,19 @@ class EconomyBase:
     def amount(self, flow: str) -> int:
         """A ticket in paisa, rounded to whole rupees (at least Rs 10)."""
         mu, sigma = self._tickets[flow]
-        # exp(normalvariate(...)) is exactly random.lognormvariate, one call cheaper.
-        rupees = round(math.exp(self._normal(mu, sigma) if sigma else mu))
+        if sigma:
+            # A lognormal ticket, exp(mu + sigma * z), z standard normal. z comes from the
+            # Box-Muller transform inlined (what random.gauss computes, without its call): two
+            # draws give a pair of independent normals, and the second serves the next ticket.
+            z = self._spare_normal
+            if z is None:
+                radius = math.sqrt(-2.0 * math.log(1.0 - self._random()))
+                angle = math.tau * self._random()
+                z, self._spare_normal = radius * math.cos(angle), radius * math.sin(angle)
+            else:
+                self._spare_normal = None
+            mu += sigma * z
+        rupees = round(math.exp(mu))
         if rupees < TICKET_RUPEES_MIN:
             return TICKET_RUPEES_MIN * 100
         return (rupees if rupees < TICKET_RUPEES_MAX else TICKET_RUPEES_MAX) * 100
@@ -139,21 +154,24 @@ class EconomyBase:
     def _cash(self, cash_in: bool, i: int, amount: int, ts: int) -> None:
         c = self.citizens
         agents = self.inst.agents_by_district[c.district[i]]
-        agent = self.rng.choice(agents)
+        agent = agents[int(self._random() * len(agents))]  # choice(agents), cheaper (module docstring)
         eid = self._next_uuid()
-        self.out.append(
-            AgentCashRec(eid, ts, eid, cash_in, self.reg.citizen_account(i), self.reg.agent_account(agent), amount)
-        )
+        if self.emit_events:  # an aggregate-only run builds no record, nor the account ids in it
+            reg = self.reg
+            self.out.append(
+                AgentCashRec(eid, ts, eid, cash_in, reg.citizen_account(i), reg.agent_account(agent), amount)
+            )
         c.balance[i] += amount if cash_in else -amount
         self.stats.count_event("cash.in" if cash_in else "cash.out")
 
     def _pay(self, kind: str, rail: str, i: int, payee: str, amount: int, ts: int, ref: str | None = None) -> str:
         eid = self._next_uuid()
-        self.out.append(
-            PaymentRequestedRec(
-                eid, ts, eid, kind, rail, self.reg.citizen_account(i), payee, amount, False, 0, None, ref
+        if self.emit_events:  # an aggregate-only run builds no record, nor the payer's account id
+            self.out.append(
+                PaymentRequestedRec(
+                    eid, ts, eid, kind, rail, self.reg.citizen_account(i), payee, amount, False, 0, None, ref
+                )
             )
-        )
         self.stats.count_event("payment.requested")
         return eid
 
@@ -172,7 +190,7 @@ class EconomyBase:
     def _shop(self, district: int, category: int) -> int | None:
         """A merchant of the category in the district (anywhere if none there), None if none at all."""
         pool = self._shop_pools[district * len(MERCHANT_CATEGORIES) + category]
-        return self.rng.choice(pool) if pool else None
+        return pool[int(self._random() * len(pool))] if pool else None  # choice(pool), cheaper
 
     def _rail(self, i: int, bank_rail: str) -> str:
         return bank_rail if self.citizens.account[i] == BANK else "wallet"

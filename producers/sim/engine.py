@@ -88,8 +88,8 @@ class Simulation:
     """One seeded run of the KP economy."""
 
     def __init__(self, config: SimulationConfig, *, emit_events: bool = True) -> None:
-        """`emit_events=False` builds no event ids, opening or cash purchase records: for
-        `run_aggregates`."""
+        """`emit_events=False` builds no event ids and none of the commonest records (openings,
+        cash purchases, payment requests, agent cash): for `run_aggregates`."""
         self.config = config
         cal = config.calibration
         rng = random.Random(f"{config.seed}:population")

@@ -75,6 +75,11 @@ class Sampler:
         """An index, with probability proportional to its weight."""
         return bisect_right(self._cdf, rng.random())
 
+    def draws(self, rng: random.Random, count: int) -> list[int]:
+        """`count` indices, each drawn as `draw` draws one (in one call, for the hot paths)."""
+        cdf, random_ = self._cdf, rng.random
+        return [bisect_right(cdf, random_()) for _ in range(count)]
+
 
 @dataclass
 class Citizens:

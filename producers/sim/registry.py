@@ -72,6 +72,7 @@ class Registry:
         # The ids named on most events, cached (tokens are pure functions of the index).
         self._holders = TokenCache(len(citizens), partial(token, "cit", self._holder))
         self._merchant_accounts = TokenCache(len(merchants), partial(token, "mch", self._account))
+        self._biller_accounts = tuple(token("blr", self._account, b) for b in range(len(BILLERS)))  # every bill
 
     # -- identifiers ---------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class Registry:
         return token("emp", self._account, e)
 
     def biller_account(self, b: int) -> str:
-        return token("blr", self._account, b)
+        return self._biller_accounts[b]
 
     def government_account(self, g: int) -> str:
         return token("gov", self._account, g)

@@ -102,6 +102,8 @@ class RunStats:
     _payers_by_day: dict[int, list[int]] = field(default_factory=dict)
     _today: int = 0
     _events_mark: int = 0
+    _stages_counted: bytes = b""  # the citizens' stages when `_by_stage` was counted
+    _by_stage: Counter = field(default_factory=Counter)  # citizens by (cell, stage) at that time
 
     def __post_init__(self) -> None:
         self.panel = PanelRows(self.districts, GENDERS)
@@ -119,6 +121,7 @@ class RunStats:
         """Resets the per-cell state for a population whose citizen i lives in cell cells[i]."""
         n = len(self.districts) * len(GENDERS)
         self._cell = cells
+        self._stages_counted, self._by_stage = b"", Counter()
         self._adults = [0] * n
         for k in cells:
             self._adults[k] += 1
@@ -188,7 +191,7 @@ class RunStats:
         """Records the day just simulated (accounts measured at the end of the day)."""
         genders = len(GENDERS)
         n = len(self._adults)
-        by_stage = Counter(zip(self._cell, citizens.stage, strict=True))
+        by_stage = self._stage_counts(citizens)
         holders = [by_stage[k, HOLDER] + by_stage[k, ACTIVE] for k in range(n)]
         adults_g = [sum(self._adults[g::genders]) for g in range(genders)]
         holders_g = [sum(holders[g::genders]) for g in range(genders)]
@@ -231,6 +234,15 @@ class RunStats:
         self._events_mark = total
         self._next_day(n)
         return day
+
+    def _stage_counts(self, citizens: Citizens) -> Counter:
+        """Citizens by (cell, stage). Stages change on few days (month starts, G2P days), so they
+        are counted again only when they differ from the last count's (one byte comparison)."""
+        stages = citizens.stage.tobytes()
+        if stages != self._stages_counted:
+            self._by_stage = Counter(zip(self._cell, citizens.stage, strict=True))
+            self._stages_counted = stages
+        return self._by_stage
 
     def _next_day(self, cells: int) -> None:
         """Starts a new day: zero today's counters; payers whose last digital day leaves the window
