@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from consumers.archive.reader import RangeReader
+from consumers.archive.reader import RangeReader, Ranges
 from consumers.archive.writer import PartWriter
 from infra.archive import MANIFEST_NAME, PART_GLOB, Manifest, PartitionRange, RunInfo, load_manifest, save_manifest
 from infra.errors import SandboxError
@@ -124,14 +124,12 @@ class Archiver:
     def _archive(self, progress: Progress | None) -> None:
         reader = RangeReader(self.settings)
         try:
-            todo = self._plan(reader)
-            for topic, ranges in sorted(todo.items()):
-                self._copy_topic(reader, topic, ranges, progress)
+            self._copy(reader, self._plan(reader), progress)
         finally:
             reader.close()
         self._checkpoint(complete=True)
 
-    def _plan(self, reader: RangeReader) -> dict[str, dict[int, tuple[int, int]]]:
+    def _plan(self, reader: RangeReader) -> Ranges:
         """Per topic, every partition with something new: (first offset to read, end offset)."""
         found = reader.offsets(self._names)
         if not found:
@@ -139,7 +137,7 @@ class Archiver:
                 f"no catalog topic with prefix {self.settings.topic_prefix!r} on {self.settings.bootstrap_servers}",
                 "pass the run's --prefix (the demo prints it; `kpsandbox topics list` shows the names)",
             )
-        todo: dict[str, dict[int, tuple[int, int]]] = {}
+        todo: Ranges = {}
         for topic, partitions in found.items():
             for partition, (first, end) in partitions.items():
                 start = self._start(Place(topic, partition), first)
@@ -166,25 +164,24 @@ class Archiver:
     def _set_range(self, tp: Place, value: PartitionRange) -> None:
         self.manifest.partitions.setdefault(self._names[tp.topic], {})[str(tp.partition)] = value
 
-    def _copy_topic(
-        self, reader: RangeReader, topic: str, ranges: dict[int, tuple[int, int]], progress: Progress | None
-    ) -> None:
-        name = self._names[topic]
-        reading = set(ranges)
-        for batch in reader.read(topic, ranges):
+    def _copy(self, reader: RangeReader, todo: Ranges, progress: Progress | None) -> None:
+        """Reads every topic at once (as raw consume does), handing each topic's records to the writer."""
+        reading = {topic: set(ranges) for topic, ranges in todo.items()}
+        for batch in reader.read(todo):
             if self._stopping.is_set():
                 raise Stopped
-            reading.difference_update(batch.finished)
-            self.writer.add_chunk(name, batch.chunk, frozenset(reading))
-            if batch.chunk:
-                for partition, last in batch.chunk.last_offsets().items():
+            topic, chunk = batch.topic, batch.chunk
+            reading[topic].difference_update(batch.finished)
+            self.writer.add_chunk(self._names[topic], chunk, frozenset(reading[topic]))
+            if chunk:
+                for partition, last in chunk.last_offsets().items():
                     self._last[Place(topic, partition)] = last
-                for partition, count in Counter(batch.chunk.partitions).items():
+                for partition, count in Counter(chunk.partitions).items():
                     place = Place(topic, partition)
                     self._rows[place] = self._rows.get(place, 0) + count
-                self.summary.rows_new += len(batch.chunk)
+                self.summary.rows_new += len(chunk)
             for partition in batch.finished:  # read to its end, markers included
-                self._last[Place(topic, partition)] = ranges[partition][1] - 1
+                self._last[Place(topic, partition)] = todo[topic][partition][1] - 1
             if self.writer.buffered >= BUFFER_ROWS_MAX:
                 self._checkpoint(complete=False)
             if progress:

@@ -1,4 +1,4 @@
-"""Reads one topic's partitions from a start to an end offset, a consume batch at a time, as columns.
+"""Reads a run's partitions from a start to an end offset, a consume batch at a time, as columns.
 
 The archive uses librdkafka (confluent-kafka) here, not aiokafka: it reads every record of a run
 and does nothing per record but hand it to Arrow, and aiokafka builds a Python record object per
@@ -65,26 +65,43 @@ class RawChunk:
 
 
 def _chunk(messages: list[Message]) -> RawChunk:
+    """The records' columns (map over the C methods: no Python frame per record)."""
     return RawChunk(
-        cast(list[int], [m.partition() for m in messages]),  # never None on a record
-        cast(list[int], [m.offset() for m in messages]),
-        [m.timestamp()[1] for m in messages],
-        [m.key() for m in messages],
-        [m.headers() for m in messages],
-        [m.value() for m in messages],
+        cast(list[int], list(map(Message.partition, messages))),  # never None on a record
+        cast(list[int], list(map(Message.offset, messages))),
+        [stamp for _, stamp in map(Message.timestamp, messages)],
+        list(map(Message.key, messages)),
+        list(map(Message.headers, messages)),
+        list(map(Message.value, messages)),
     )
+
+
+def _by_topic(messages: list[Message]) -> dict[str, list[Message]]:
+    """The records of one consume call per topic, each in the order read."""
+    topics = list(map(Message.topic, messages))
+    first = topics[0] if topics else None
+    if topics.count(first) == len(topics):  # the common case: one topic per fetch response
+        return {first: messages} if first else {}
+    found: dict[str, list[Message]] = {}
+    for topic, message in zip(topics, messages, strict=True):
+        found.setdefault(cast(str, topic), []).append(message)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What one consume call gave: records (possibly none) and the partitions it finished."""
+    """What one consume call gave for one topic: records (possibly none) and the partitions it finished."""
 
+    topic: str
     chunk: RawChunk
     finished: list[int]
 
 
+Ranges = dict[str, dict[int, tuple[int, int]]]  # topic -> partition -> [start, end) offsets
+
+
 class RangeReader:
-    """Owns one librdkafka consumer; reads one topic at a time."""
+    """Owns one librdkafka consumer; reads every topic of a run at once, as the broker serves them."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -103,7 +120,7 @@ class RangeReader:
                 "logger": log,  # type: ignore[dict-item]  # confluent-kafka takes a logging.Logger here
             }
         )
-        self._next: dict[int, int] = {}  # per partition of the topic being read: the next offset expected
+        self._next: dict[tuple[str, int], int] = {}  # per partition being read: the next offset expected
         self._admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": log})  # type: ignore[dict-item]
         try:
             self._metadata = self._consumer.list_topics(timeout=CONNECT_TIMEOUT_S)
@@ -114,7 +131,7 @@ class RangeReader:
     def close(self) -> None:
         self._consumer.close()
 
-    def offsets(self, topics: Iterable[str]) -> dict[str, dict[int, tuple[int, int]]]:
+    def offsets(self, topics: Iterable[str]) -> Ranges:
         """(first offset, last stable offset) of every partition of the given topics that exist."""
         wanted = [
             TopicPartition(name, partition)
@@ -136,64 +153,88 @@ class RangeReader:
             found = [(tp, firsts[tp].result().offset, ends[tp].result().offset) for tp in wanted]
         except KafkaException as error:
             raise kafka_unreachable(self.settings) from error
-        result: dict[str, dict[int, tuple[int, int]]] = {}
+        result: Ranges = {}
         for tp, first, end in found:
             result.setdefault(tp.topic, {})[tp.partition] = (first, end)
         return result
 
-    def read(self, topic: str, ranges: dict[int, tuple[int, int]]) -> Iterator[Batch]:
-        """Every record of `topic` in [start, end) per partition, a consume batch at a time."""
-        limits = {partition: end for partition, (_, end) in ranges.items()}
+    def read(self, ranges: Ranges) -> Iterator[Batch]:
+        """Every record in [start, end) of every partition of `ranges`, all topics at once (no
+        wait between topics), a consume batch at a time, split per topic."""
+        limits = {(topic, p): end for topic, parts in ranges.items() for p, (_, end) in parts.items()}
         remaining = dict(limits)
-        self._next = {partition: start for partition, (start, _) in ranges.items()}
-        self._consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in ranges.items()])
+        self._next = {(topic, p): start for topic, parts in ranges.items() for p, (start, _) in parts.items()}
+        self._consumer.assign([TopicPartition(t, p, start) for (t, p), start in self._next.items()])
         try:
             waited_since = time.monotonic()
             while remaining:
-                batch = self._consume(topic, limits, remaining)
-                if batch.finished:
-                    self._consumer.pause([TopicPartition(topic, p) for p in batch.finished])
-                if batch.chunk or batch.finished:
+                batches = self._consume(limits, remaining)
+                for batch in batches:
+                    if batch.finished:
+                        self._consumer.pause([TopicPartition(batch.topic, p) for p in batch.finished])
+                if batches:
                     waited_since = time.monotonic()
-                    yield batch
+                    yield from batches
                 elif time.monotonic() - waited_since > STALL_S_MAX:
-                    late = ", ".join(f"{topic}[{p}]" for p in sorted(remaining))
+                    late = ", ".join(f"{t}[{p}]" for t, p in sorted(remaining))
                     raise SandboxError(f"no progress reading {late}", "check that Kafka is healthy and re-run")
         finally:
             self._consumer.unassign()
 
-    def _consume(self, topic: str, limits: dict[int, int], remaining: dict[int, int]) -> Batch:
-        """One consume call; removes the partitions it finishes from `remaining`."""
+    def _consume(self, limits: dict[tuple[str, int], int], remaining: dict[tuple[str, int], int]) -> list[Batch]:
+        """One consume call, per topic; removes the partitions it finishes from `remaining`."""
         # Ask for no more than are left: consume returns as soon as it has that many.
-        left = sum(limits[p] - self._next[p] for p in remaining) + len(remaining)  # + an end-of-partition each
+        left = sum(limits[tp] - self._next[tp] for tp in remaining) + len(remaining)  # + an end-of-partition each
         messages = self._consumer.consume(max(1, min(CONSUME_BATCH_MAX, left)), POLL_TIMEOUT_S)
-        finished: list[int] = []
-        errors = [m.error() for m in messages]
+        finished: dict[str, list[int]] = {}
+        errors = list(map(Message.error, messages))
         if any(errors):
             for message, error in zip(messages, errors, strict=True):
                 if error is not None:
-                    self._on_error(topic, message, error, remaining, finished)
+                    self._on_error(message, error, remaining, finished)
             messages = [m for m, e in zip(messages, errors, strict=True) if e is None]
+        batches = [
+            self._batch(topic, found, limits, remaining, finished) for topic, found in _by_topic(messages).items()
+        ]
+        done = {b.topic for b in batches}
+        return batches + [
+            Batch(topic, RawChunk(), partitions) for topic, partitions in finished.items() if topic not in done
+        ]
+
+    def _batch(
+        self,
+        topic: str,
+        messages: list[Message],
+        limits: dict[tuple[str, int], int],
+        remaining: dict[tuple[str, int], int],
+        finished: dict[str, list[int]],
+    ) -> Batch:
+        """One topic's records of a consume call, without those at or past the end; the partitions
+        this call finished (by an end-of-partition or by reaching the end offset)."""
         chunk = _chunk(messages)
         last = chunk.last_offsets()
-        self._next.update((p, offset + 1) for p, offset in last.items())
-        if any(offset >= limits[p] - 1 for p, offset in last.items()):
-            rows = [i for i, (p, o) in enumerate(zip(chunk.partitions, chunk.offsets, strict=True)) if o < limits[p]]
+        self._next.update(((topic, p), offset + 1) for p, offset in last.items())
+        ended = finished.setdefault(topic, [])
+        if any(offset >= limits[topic, p] - 1 for p, offset in last.items()):
+            rows = [
+                i for i, (p, o) in enumerate(zip(chunk.partitions, chunk.offsets, strict=True)) if o < limits[topic, p]
+            ]
             chunk = chunk.keep(rows) if len(rows) < len(chunk) else chunk
             for partition, offset in last.items():
-                if partition in remaining and offset >= limits[partition] - 1:
-                    finished.append(partition)
-                    del remaining[partition]
-        return Batch(chunk, finished)
+                if (topic, partition) in remaining and offset >= limits[topic, partition] - 1:
+                    ended.append(partition)
+                    del remaining[topic, partition]
+        return Batch(topic, chunk, ended)
 
     def _on_error(
-        self, topic: str, message: Message, error: KafkaError, remaining: dict[int, int], done: list[int]
+        self, message: Message, error: KafkaError, remaining: dict[tuple[str, int], int], done: dict[str, list[int]]
     ) -> None:
+        topic = message.topic() or "the run's topics"
         if error.code() == KafkaError._PARTITION_EOF:
-            partition = message.partition()
-            if partition in remaining and (message.offset() or 0) >= remaining[partition]:
-                done.append(partition)
-                del remaining[partition]
+            place = (topic, cast(int, message.partition()))
+            if place in remaining and (message.offset() or 0) >= remaining[place]:
+                done.setdefault(topic, []).append(place[1])
+                del remaining[place]
             return
         if error.code() in GONE:
             raise kafka_unreachable(self.settings)

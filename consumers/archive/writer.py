@@ -3,23 +3,27 @@
 Each consume batch is turned into an Arrow table (raw columns, JSON parsed into typed columns in
 bulk, each row's simulated date) on a worker thread as soon as it arrives, so that work overlaps
 reading the next batch (Arrow releases the GIL); a per-record Python step would cost more than
-reading the record from Kafka.
+reading the record from Kafka. The same worker sorts the batch by (date, partition, offset) and
+notes its runs per (date, partition): from then on rows are only sliced, never copied again.
 
 Dates are sealed early: a producer writes a partition in time order, so once every partition still
-being read has reached date D, the rows before D are complete. They are sorted by (date, partition,
-offset), split per date and encoded as part files on a worker thread while reading goes on. A row
-that arrives late for a sealed date (a producer out of time order) is not lost: it goes into one
-more part file for that date. `flush` seals the rest, writes every encoded file under a temporary
-name, renames it (infra.archive), and syncs them all at once.
+being read has reached date D, the rows before D are complete (a prefix of every sorted batch).
+Each sealed date's runs, ordered by (partition, batch), are one part file: it is encoded and
+written under a hidden temporary name on a worker thread while reading goes on. A row that arrives
+late for a sealed date (a producer out of time order) is not lost: it goes into one more part file
+for that date. `flush` seals the rest, renames every encoded file into place in order (numbering
+them), and syncs them all at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,33 +33,59 @@ import pyarrow.parquet as pq
 
 from consumers.archive.columns import DICTIONARY_COLUMNS, build_table
 from consumers.archive.reader import RawChunk
-from infra.archive import PartFile, part_path, write_atomically
+from infra.archive import PartFile, part_path
 
 COMPRESSION: Final = "zstd"
 ROW_GROUP_ROWS_MAX: Final = 64_000
 COMPRESSION_LEVEL: Final = 1  # zstd's fastest level: part files are written once, read often, and
 # at level 1 they are within a few per cent of the default size here (JSON values dominate).
 BUILD_THREADS: Final = 2  # building batch tables: first in line, they keep up with reading
-ENCODE_THREADS: Final = 2  # sorting, splitting and encoding part files
+ENCODE_THREADS: Final = 2  # splitting and encoding part files
+PENDING_GLOB: Final = "topic=*/date=*/.pending-*.tmp"  # part files encoded, not yet renamed into place
+EPOCH: Final = date(1970, 1, 1)
+RUN_KEY_SCALE: Final = 2**32  # (days since the epoch) * RUN_KEY_SCALE + partition: one key per run
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """The rows of one (date, partition) in a built table: [begin, begin + rows), offsets first..last."""
+
+    day: date
+    partition: int
+    begin: int
+    rows: int
+    first: int
+    last: int
 
 
 @dataclass(frozen=True, slots=True)
 class _Built:
-    """One batch as a table, with each row's date and each partition's last date."""
+    """One batch as a table (in the order read) and its runs: the maximal row ranges of one date
+    and one partition, in table order."""
 
     table: pa.Table
-    dates: pa.Array
-    last_dates: dict[int, date]
+    runs: tuple[_Run, ...]
+
+    def last_dates(self) -> dict[int, date]:
+        """Each partition's date at its last row in this batch."""
+        return {run.partition: run.day for run in self.runs}  # a later run overwrites
+
+    def cut(self, before: date) -> tuple[_Built, _Built]:
+        """(the runs dated before `before`, the rest), over the same table: no copy."""
+        early = tuple(run for run in self.runs if run.day < before)
+        late = tuple(run for run in self.runs if run.day >= before)
+        return _Built(self.table, early), _Built(self.table, late)
 
 
 @dataclass(frozen=True, slots=True)
 class _Encoded:
-    """One part file, ready to write."""
+    """One part file, encoded and written under a temporary name, ready to be renamed."""
 
     topic: str
     date: str  # YYYY-MM-DD
     rows: int
-    data: pa.Buffer
+    temporary: Path
+    bytes: int
     sha256: str
     offsets: dict[str, tuple[int, int]]  # partition → (first, last offset)
 
@@ -68,7 +98,7 @@ class _TopicBuffer:
     building: list[Future[_Built]] = field(default_factory=list)
     built: list[_Built] = field(default_factory=list)
     latest: dict[int, date] = field(default_factory=dict)  # per partition, the date of its last row
-    sealed: list[Future[list[Future[_Encoded]]]] = field(default_factory=list)  # sorted, split, encoding
+    sealed: list[Future[list[Future[_Encoded]]]] = field(default_factory=list)  # split, encoding
 
 
 class PartWriter:
@@ -82,6 +112,8 @@ class PartWriter:
         self.next_part = next_part
         self.buffered = 0
         self._topics: dict[str, _TopicBuffer] = {}
+        self._pending = itertools.count()  # numbers the temporary files (next() is atomic)
+        self._folders: set[Path] = set()  # date folders known to exist
         self._builders = ThreadPoolExecutor(BUILD_THREADS, thread_name_prefix="kpsandbox-archive-build")
         self._encoders = ThreadPoolExecutor(ENCODE_THREADS, thread_name_prefix="kpsandbox-archive-encode")
 
@@ -112,15 +144,21 @@ class PartWriter:
             self._seal_early(topic, buffer, reading)
 
     def flush(self) -> list[PartFile]:
-        """Writes everything buffered as part files; returns the files written. On an OSError (a
-        full disk) nothing half-written is left under a part file's name."""
+        """Renames every encoded part file into place (numbered in order) and syncs them; returns
+        the files written. On an OSError (a full disk) nothing is left under a part file's name and
+        no temporary file is left behind."""
         for topic, buffer in self._topics.items():
             self._seal_all(topic, buffer)
-        splits = [future.result() for _, buffer in sorted(self._topics.items()) for future in buffer.sealed]
-        encoded = [future.result() for files in splits for future in files]
+        sealed = [future for _, buffer in sorted(self._topics.items()) for future in buffer.sealed]
         self._topics.clear()
         self.buffered = 0
-        written = [self._write(piece) for piece in encoded]
+        written: list[PartFile] = []
+        try:
+            for files in sealed:
+                written.extend(self._rename(future.result()) for future in files.result())
+        except OSError:
+            self._discard(sealed, written)
+            raise
         if written:
             os.sync()  # every part file on disk before the caller writes the manifest naming them
         return written
@@ -135,11 +173,11 @@ class PartWriter:
         while buffer.building and buffer.building[0].done():
             built = buffer.building.pop(0).result()
             buffer.built.append(built)
-            buffer.latest.update(built.last_dates)
+            buffer.latest.update(built.last_dates())
         if not reading or not buffer.built or any(p not in buffer.latest for p in reading):
             return
         watermark = min(buffer.latest[p] for p in reading)
-        if min(pc.min(b.dates).as_py() for b in buffer.built) < watermark:
+        if min(run.day for built in buffer.built for run in built.runs) < watermark:
             self._seal(topic, buffer, watermark)
 
     def _seal_all(self, topic: str, buffer: _TopicBuffer) -> None:
@@ -150,66 +188,88 @@ class PartWriter:
             buffer.sealed.append(self._encoders.submit(self._split, topic, built, building))
 
     def _seal(self, topic: str, buffer: _TopicBuffer, before: date) -> None:
-        """Hands the built rows dated before `before` to a worker to encode."""
-        taken, kept = [], []
-        for built in buffer.built:
-            early = pc.less(built.dates, before)
-            taken.append(_Built(built.table.filter(early), built.dates.filter(early), {}))
-            late = pc.invert(early)
-            kept.append(_Built(built.table.filter(late), built.dates.filter(late), {}))
-        buffer.built = [b for b in kept if len(b.dates)]
-        buffer.sealed.append(self._encoders.submit(self._split, topic, taken, []))
+        """Hands the built rows dated before `before` to a worker."""
+        cuts = [built.cut(before) for built in buffer.built]
+        buffer.built = [late for _, late in cuts if late.runs]
+        buffer.sealed.append(self._encoders.submit(self._split, topic, [early for early, _ in cuts], []))
 
     def _split(self, topic: str, built: list[_Built], building: list[Future[_Built]]) -> list[Future[_Encoded]]:
-        """On a worker: sorts and splits sealed rows per date, and queues each part file's encoding on
-        its own. It waits for builds (another pool) but never for the encodings it queues."""
-        pieces = [piece for piece in [*built, *(future.result() for future in building)] if len(piece.dates)]
-        return [self._encoders.submit(_encode, topic, day, table) for day, table in _by_date(pieces)] if pieces else []
+        """On a worker: gathers each date's rows and queues each part file's encoding on its own. It
+        waits for builds (another pool) but never for the encodings it queues."""
+        pieces = [*built, *(future.result() for future in building)]
+        return [self._encoders.submit(self._encode, topic, day, slices) for day, slices in _by_date(pieces)]
 
-    def _write(self, encoded: _Encoded) -> PartFile:
+    def _encode(self, topic: str, day: date, slices: list[tuple[_Run, pa.Table]]) -> _Encoded:
+        """Encodes one part file (on a worker) and writes it under a hidden temporary name in its
+        date folder; `flush` renames it."""
+        folder = self.folder / part_path(topic, day.isoformat(), 0).rpartition("/")[0]
+        if folder not in self._folders:  # a set's add and `in` are atomic; a race only repeats mkdir
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        return _encode(topic, day.isoformat(), slices, folder / f".pending-{next(self._pending)}.tmp")
+
+    def _rename(self, encoded: _Encoded) -> PartFile:
         relative = part_path(encoded.topic, encoded.date, self.next_part)
-        path = self.folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, memoryview(encoded.data), sync=False)  # type: ignore[arg-type]  # flush() syncs
+        os.replace(encoded.temporary, self.folder / relative)
         self.next_part += 1
         return PartFile(
             path=relative,
             topic=encoded.topic,
             date=encoded.date,
             rows=encoded.rows,
-            bytes=encoded.data.size,
+            bytes=encoded.bytes,
             sha256=encoded.sha256,
             offsets=encoded.offsets,
         )
 
+    def _discard(self, sealed: list[Future[list[Future[_Encoded]]]], written: list[PartFile]) -> None:
+        """After a failed flush: waits for every encoding, then removes its temporary files and the
+        part files this flush renamed (the manifest never names them)."""
+        for files in sealed:
+            with contextlib.suppress(OSError):
+                for future in files.result():
+                    with contextlib.suppress(OSError):
+                        future.result()
+        for path in self.folder.glob(PENDING_GLOB):
+            path.unlink(missing_ok=True)
+        for part in written:
+            (self.folder / part.path).unlink(missing_ok=True)
+
 
 def _build(topic: str, chunk: RawChunk) -> _Built:
-    """A batch's table, its rows' dates, and each partition's last date (on a worker thread)."""
+    """A batch's table and its runs per (date, partition), on a worker thread. Rows stay in the
+    order read: a partition's rows are in offset order, so its runs taken in order are too."""
     table = build_table(topic, chunk)
-    dates = _dates(table)
-    last_rows = dict(zip(chunk.partitions, range(len(chunk)), strict=True))  # a later row overwrites
-    return _Built(table, dates, {p: dates[i].as_py() for p, i in last_rows.items()})
+    # One key per (date, partition); a run starts wherever the key changes.
+    keys = pc.add(pc.multiply(_dates(table).cast(pa.int32()).cast(pa.int64()), RUN_KEY_SCALE), table["partition"])
+    changes = pc.indices_nonzero(pc.not_equal(keys[1:], keys[:-1])).to_pylist()
+    begins = [0, *(change + 1 for change in changes)]
+    ends = [*begins[1:], len(table)]
+    offsets = table["offset"]
+    firsts = offsets.take(begins).to_pylist()
+    lasts = offsets.take([end - 1 for end in ends]).to_pylist()
+    runs = [
+        _Run(EPOCH + timedelta(days=key // RUN_KEY_SCALE), key % RUN_KEY_SCALE, begin, end - begin, first, last)
+        for key, begin, end, first, last in zip(keys.take(begins).to_pylist(), begins, ends, firsts, lasts, strict=True)
+    ]
+    return _Built(table, tuple(runs))
 
 
-def _by_date(pieces: list[_Built]) -> list[tuple[str, pa.Table]]:
-    """Rows joined, sorted by (date, partition, offset), split per date (Arrow releases the GIL)."""
-    table = pa.concat_tables([piece.table for piece in pieces])
-    dates = pa.chunked_array([piece.dates for piece in pieces]).combine_chunks()
-    order = pc.sort_indices(
-        pa.table({"d": dates, "p": table["partition"], "o": table["offset"]}),
-        sort_keys=[("d", "ascending"), ("p", "ascending"), ("o", "ascending")],
-    )
-    table, dates = table.take(order), dates.take(order)
-    counts = pc.value_counts(dates)  # in order of first appearance: the dates are sorted
-    split, begin = [], 0
-    for day, rows in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
-        split.append((day.isoformat(), table.slice(begin, rows)))
-        begin += rows
-    return split
+def _by_date(pieces: list[_Built]) -> list[tuple[date, list[tuple[_Run, pa.Table]]]]:
+    """Per date, the slices of its rows ordered by (partition, offset): a partition's rows are read
+    in offset order, so its runs taken in (batch, place in the batch) order are too; ordering the
+    runs by partition (a stable sort) orders the rows without copying them."""
+    runs: dict[date, list[tuple[_Run, pa.Table]]] = {}
+    for piece in pieces:
+        for run in piece.runs:
+            runs.setdefault(run.day, []).append((run, piece.table.slice(run.begin, run.rows)))
+    return [(day, sorted(found, key=lambda f: f[0].partition)) for day, found in sorted(runs.items())]
 
 
-def _encode(topic: str, day: str, table: pa.Table) -> _Encoded:
-    """One part file's bytes, checksum and offset spans (Parquet and SHA-256 release the GIL)."""
+def _encode(topic: str, day: str, slices: list[tuple[_Run, pa.Table]], temporary: Path) -> _Encoded:
+    """Encodes one part file into `temporary` with its checksum and offset spans (Parquet, SHA-256
+    and the write release the GIL)."""
+    table = pa.concat_tables([piece for _, piece in slices])
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
@@ -220,19 +280,18 @@ def _encode(topic: str, day: str, table: pa.Table) -> _Encoded:
         use_dictionary=[name for name in table.column_names if name in DICTIONARY_COLUMNS],
     )
     data = sink.getvalue()
-    spans = table.group_by("partition").aggregate([("offset", "min"), ("offset", "max")])
-    offsets = {
-        str(p): (first, last)
-        for p, first, last in sorted(
-            zip(
-                spans["partition"].to_pylist(),
-                spans["offset_min"].to_pylist(),
-                spans["offset_max"].to_pylist(),
-                strict=True,
-            )
-        )
-    }
-    return _Encoded(topic, day, table.num_rows, data, hashlib.sha256(memoryview(data)).hexdigest(), offsets)
+    with temporary.open("wb") as handle:
+        handle.write(memoryview(data))  # type: ignore[arg-type]  # flush() renames and syncs
+    sha256 = hashlib.sha256(memoryview(data)).hexdigest()
+    return _Encoded(topic, day, table.num_rows, temporary, data.size, sha256, _spans([run for run, _ in slices]))
+
+
+def _spans(runs: list[_Run]) -> dict[str, tuple[int, int]]:
+    """Per partition, the first and last offset of a part file's runs (in (partition, offset) order)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for run in runs:
+        spans[str(run.partition)] = (spans.get(str(run.partition), (run.first, run.last))[0], run.last)
+    return spans
 
 
 def _dates(table: pa.Table) -> pa.Array:

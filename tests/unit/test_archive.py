@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from consumers.archive import archiver as archiver_module
+from consumers.archive import writer as writer_module
 from consumers.archive.archiver import Archiver
 from consumers.archive.columns import event_date
 from consumers.archive.reader import RawChunk
@@ -177,3 +178,59 @@ def test_dates_seal_early_and_a_late_row_gets_its_own_file(tmp_path: Path) -> No
     ]
     amounts = sorted(a for f in written for a in pq.read_table(tmp_path / f.path)["amount"].to_pylist())
     assert amounts == [1, 2, 3, 4, 5]
+
+
+def test_runs_from_interleaved_batches_make_files_in_partition_and_offset_order(tmp_path: Path) -> None:
+    """Batches that interleave partitions and dates (as librdkafka hands them over) still give one
+    file per date, sorted by (partition, offset), with each partition's first and last offset."""
+    topic = "kp.payments.requests.v1"
+    writer = PartWriter(tmp_path, next_part=0)
+    first = RawChunk(
+        [1, 1, 0, 0, 1],
+        [0, 1, 0, 1, 2],
+        [0] * 5,
+        [None] * 5,
+        [None] * 5,
+        [
+            _event_on(day, n)
+            for n, day in enumerate(["2026-01-01", "2026-01-02", "2026-01-01", "2026-01-01", "2026-01-02"])
+        ],
+    )
+    second = RawChunk([0, 1], [2, 3], [0] * 2, [None] * 2, [None] * 2, [_event_on("2026-01-02", 9)] * 2)
+    writer.add_chunk(topic, first)
+    writer.add_chunk(topic, second)
+    written = {f.date: f for f in writer.flush()}
+    writer.close()
+    day1, day2 = (pq.read_table(tmp_path / written[d].path) for d in ("2026-01-01", "2026-01-02"))
+    assert list(zip(day1["partition"].to_pylist(), day1["offset"].to_pylist(), strict=True)) == [(0, 0), (0, 1), (1, 0)]
+    assert list(zip(day2["partition"].to_pylist(), day2["offset"].to_pylist(), strict=True)) == [
+        (0, 2),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
+    assert written["2026-01-01"].offsets == {"0": (0, 1), "1": (0, 0)}
+    assert written["2026-01-02"].offsets == {"0": (2, 2), "1": (1, 3)}
+
+
+def test_a_failed_flush_leaves_neither_part_files_nor_temporary_files(tmp_path: Path, monkeypatch) -> None:
+    """The disk fills up after one part file was renamed into place: that file and every encoded
+    temporary file are removed, so nothing outside the manifest is left looking complete."""
+    writer = PartWriter(tmp_path, next_part=0)
+    for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
+        writer.add("kp.payments.requests.v1", 0, int(day[-1]), 0, None, [], _event_on(day, 1))
+    renamed = []
+    real_replace = writer_module.os.replace
+
+    def replace_once(src: Path, dst: Path) -> None:
+        if renamed:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        renamed.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writer_module.os, "replace", replace_once)
+    with pytest.raises(OSError):
+        writer.flush()
+    writer.close()
+    assert len(renamed) == 1
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
