@@ -161,6 +161,17 @@ def has_sample(prometheus: str, expr: str) -> bool:
         return False
 
 
+def scrapes_port(prometheus: str, port: int) -> bool:
+    """True when Prometheus has an active target on `port` (its configuration, not timing: a
+    Prometheus that does not scrape these apps — another stack's, or an external one — is never waited for)."""
+    try:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/targets?state=active", timeout=HTTP_TIMEOUT_S) as response:
+            targets = json.loads(response.read())["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return any(urllib.parse.urlsplit(target.get("scrapeUrl", "")).port == port for target in targets)
+
+
 async def wait_scraped(prometheus: str, queries: tuple[str, ...], *, since: float, ended: float = 0) -> list[str]:
     """Waits (at most SCRAPED_WAIT_S) until every query has a sample — `{window}` in it is the
     seconds since `since`, `{ended}` is `ended` (both Unix seconds); the ones still without."""
@@ -182,8 +193,10 @@ async def api_traffic(settings: Settings, say: Callable[[str], None] = lambda _:
     """Runs FLOWS through the running API with a webhook endpoint to a local receiver, waits until
     the deliveries finished and Prometheus has them, and deletes the endpoint."""
     began = time.time()
-    say("waiting for Prometheus to scrape the API and the webhook dispatcher once")
-    await wait_scraped(settings.prometheus, READY_QUERIES, since=began)
+    scraped = await asyncio.to_thread(scrapes_port, settings.prometheus, settings.api_port)
+    if scraped:
+        say("waiting for Prometheus to scrape the API and the webhook dispatcher once")
+        await wait_scraped(settings.prometheus, READY_QUERIES, since=began)
     key = await create_tenant(settings, f"demo traffic {uuid.uuid4().hex[:8]}")
     async with ApiClient(api_base_url(settings.api_host, settings.api_port), key) as client:
         with receiving() as receiver:
@@ -198,6 +211,10 @@ async def api_traffic(settings: Settings, say: Callable[[str], None] = lambda _:
                 deliveries = await _finished_deliveries(client, endpoint.id, events)
             finally:
                 await client.delete_endpoint(endpoint.id)
+    if not scraped:
+        return Traffic(
+            len(FLOWS), deliveries, [f"{settings.prometheus} does not scrape the API's port {settings.api_port}"]
+        )
     say("waiting for Prometheus to scrape the API, the ledger and the webhook dispatcher")
     missing = await wait_scraped(settings.prometheus, SCRAPED_QUERIES, since=began, ended=time.time())
     return Traffic(len(FLOWS), deliveries, missing)

@@ -67,6 +67,15 @@ def _fake_prometheus(tmp_path: Path) -> Path:
     return script
 
 
+def _wait_exec(pid: int, *words: str) -> None:
+    """Until the process's command line holds every word: a child that has not exec'd the server yet
+    still shows its parent's command line (bounded by EXEC_WAIT_S)."""
+    deadline = time.monotonic() + EXEC_WAIT_S
+    while not all(word in procs.pid_cmdline(pid) for word in words):
+        assert time.monotonic() < deadline, f"{pid} never ran with {words}: {procs.pid_cmdline(pid)}"
+        time.sleep(0.05)
+
+
 def test_a_running_prometheus_without_the_console_flags_is_restarted_with_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,15 +88,12 @@ def test_a_running_prometheus_without_the_console_flags_is_restarted_with_them(
     old = subprocess.Popen([str(binary), f"--config.file={service.config_file}"], start_new_session=True)
     service.pid_file.write_text(f"{old.pid}\n")
     try:
+        _wait_exec(old.pid, str(service.config_file))  # until then its command line is still ours
         assert service.start() is False
         assert old.wait(timeout=15) is not None, "the old server was not stopped"
         new_pid = procs.read_pid(service.pid_file)
         assert new_pid is not None and new_pid != old.pid
-        # The child may not have exec'd the server yet (its command line is still ours): wait, bounded.
-        deadline = time.monotonic() + EXEC_WAIT_S
-        while not all(flag in procs.pid_cmdline(new_pid) for flag in console_flags()):
-            assert time.monotonic() < deadline, f"started without the console flags: {procs.pid_cmdline(new_pid)}"
-            time.sleep(0.05)
+        _wait_exec(new_pid, *console_flags())  # started with the console flags
         assert service.start() is False and procs.read_pid(service.pid_file) == new_pid, "restarted twice"
     finally:
         old.kill()
