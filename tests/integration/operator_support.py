@@ -52,12 +52,13 @@ from infra.local import apps
 from infra.local.prometheus import PrometheusService
 from infra.secrets import deployment_key
 from infra.settings import Settings, with_overrides
-from kpsandbox.demo.traffic import Receiver, receiving
+from kpsandbox.demo.traffic import Receiver, receiving, wait_scraped
 from producers.api.tenants import Tenants
 from producers.sim.engine import Simulation, SimulationConfig
 from producers.sim.scenario import load_scenario
 from producers.sinks import KafkaSink, produce_kafka
 from schemas.api.magic import PAYEE_INSUFFICIENT_FUNDS, PAYEE_NOT_FOUND
+from schemas.metrics import JOBS
 from tests.conftest import RUN_ID
 from tests.console_pages import all_graphs
 
@@ -68,6 +69,11 @@ PAYMENTS_OK: Final = 12
 PAYMENTS_FAILING: Final = 4  # per failing magic payee
 TOP_UP_PAISA: Final = 5_000_000
 PAYMENT_PAISA: Final = 10_000
+APPS_SCRAPED: Final = (  # wait_scraped's form: {window} is the time since the fixture started
+    *(f'max_over_time(up{{{{job="{job}"}}}}[{{window}}]) == 1' for job in JOBS),
+    "count(kpsandbox_payments_total) > 0",
+    "count(kpsandbox_settlement_latency_seconds_count) > 0",
+)
 RECEIVER_FAIL_EVERY: Final = 4  # every 4th webhook attempt is answered 500 (then retried)
 HTTP_TIMEOUT_S: Final = 10.0
 SETTLED_WAIT_S: Final = 60.0
@@ -238,6 +244,11 @@ def operator_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     apps.start_apps(config)
     try:
         with receiving(fail_every=RECEIVER_FAIL_EVERY) as receiver:
+            # Traffic only once Prometheus has scraped every app, and the metrics consumer's counters at
+            # zero: counted before that, a counter would first be seen at its final value, and every
+            # rate over it would read 0 ÷ 0 (no data) however long the test waits.
+            unready = asyncio.run(wait_scraped(settings.prometheus, APPS_SCRAPED, since=started_at))
+            assert not unready, f"Prometheus did not scrape the apps: {unready}"
             asyncio.run(_simulate(config))
             key = asyncio.run(_tenant_key(config))
             api_url = f"http://127.0.0.1:{config.api_port}"
