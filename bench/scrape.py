@@ -36,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvicorn
 
+from bench.ledger_metrics_scrape import _static_server, busy_metrics
 from bench.ledger_metrics_scrape import _time_scrapes as _times
-from bench.ledger_metrics_scrape import busy_metrics
 from consumers.ledger.observe import start_metrics_server as serve_ledger
 from consumers.metrics.aggregate import Aggregator
 from consumers.metrics.exporter import new_registry
 from consumers.metrics.exporter import serve as serve_consumer
 from consumers.webhooks.metrics import ATTEMPT_RESULTS, WebhookMetrics
 from consumers.webhooks.metrics import start_metrics_server as serve_webhooks
-from infra.metrics_http import CONTENT_TYPE, bound_port
+from infra.metrics_http import bound_port
 from infra.settings import Settings
 from producers.api.app import create_app
 from schemas.metrics import WEBHOOK_ATTEMPT_BUCKETS_S
@@ -69,21 +69,8 @@ async def _server(start: Awaitable[asyncio.Server]) -> AsyncIterator[int]:
 
 @contextlib.asynccontextmanager
 async def _static(body: bytes) -> AsyncIterator[int]:
-    """The baseline: the same loop and framing, a body computed once."""
-    response = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: " + CONTENT_TYPE.encode() + b"\r\nContent-Length: "
-        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
-    )  # fmt: skip
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(response)
-            await writer.drain()
-        finally:
-            writer.close()
-
-    async with _server(asyncio.start_server(handle, "127.0.0.1", 0)) as port:
+    """The baseline: the same loop and framing, a body computed once (the ledger scrape bench's server)."""
+    async with _server(_static_server(body)) as port:
         yield port
 
 
