@@ -88,10 +88,10 @@ class KafkaService:
         self.config_file.write_text(_server_properties(self.settings, self.data_dir))
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = _kafka_uuid(uuid.uuid4())
+        cluster_id = _kafka_uuid(uuid.uuid4())  # 1 in 64 begins with '-': passed as --cluster-id=ID
         completed = subprocess.run(
             [java, "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.config_file), "--standalone", "--ignore-formatted"],
+             f"--cluster-id={cluster_id}", "-c", str(self.config_file), "--standalone", "--ignore-formatted"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if completed.returncode != 0:

@@ -67,6 +67,20 @@ def test_kafka_port_in_use_names_port_and_setting(settings: Settings, tmp_path) 
     assert "KPSANDBOX_KAFKA_PORT" in caught.value.hint
 
 
+def test_storage_formats_when_the_random_cluster_id_begins_with_a_dash(
+    settings: Settings, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """1 in 64 random cluster ids begins with '-'; formatting must not read it as a flag (CI failure)."""
+    if not settings.kafka_embedded:
+        pytest.skip("formats a local broker's storage")
+    dashed = uuid.UUID(bytes=b"\xf8" + bytes(range(1, 16)))
+    monkeypatch.setattr("infra.local.kafka.uuid.uuid4", lambda: dashed)
+    service = KafkaService(with_overrides(settings, state_dir=tmp_path))
+    service.prepare()
+    meta = (service.data_dir / "meta.properties").read_text()
+    assert "cluster.id=-" in meta, meta
+
+
 def test_down_with_nothing_up_stops_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`down` on a state folder where nothing runs reports nothing stopped and kills nothing."""
     assert stack.down(Settings(state_dir=tmp_path)) == []
