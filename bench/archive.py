@@ -22,9 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.archive.archiver import Archiver
+from infra import kafka_clients
 from infra.kafka_admin import delete_topics, end_offsets, ensure_topics
 from infra.settings import Settings, load_settings, with_overrides
 from producers.replay.filters import ReplayFilter
@@ -60,8 +61,9 @@ async def raw_consume(config: Settings) -> tuple[int, float, list]:
     """Reads every catalog topic to its end offsets with plain aiokafka; (records, seconds, records)."""
     ends = await end_offsets(config, [config.topic(spec) for spec in CATALOG])
     wanted = {TopicPartition(t, p): end for (t, p), end in ends.items() if end > 0}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        config,
+        "researcher",
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -88,8 +90,9 @@ async def raw_produce(config: Settings, records: list[tuple[str, int, bytes, byt
     """Sends the records to the same partitions of a new prefix with plain aiokafka; seconds."""
     await ensure_topics(config)
     names = {spec.name: config.topic(spec) for spec in CATALOG}
-    producer = AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers,
+    producer = kafka_clients.producer(
+        config,
+        "researcher",
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

@@ -16,10 +16,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
+from infra import kafka_clients
 from infra.kafka_admin import delete_topics, ensure_topic
-from infra.settings import load_settings, with_overrides
+from infra.settings import Settings, load_settings
 
 IN_FLIGHT_MAX: Final = 20_000  # sends awaited in chunks of this many
 PARTITIONS: Final = 6
@@ -61,14 +60,13 @@ def payment_payloads(count: int) -> list[bytes]:
     return out
 
 
-async def measure(bootstrap_servers: str, topic: str, messages: int) -> BaselineResult:
+async def measure(settings: Settings, topic: str, messages: int) -> BaselineResult:
     """Produces `messages` payloads with acks=all to a fresh topic, then consumes them all back."""
-    settings = with_overrides(load_settings(), kafka_bootstrap_servers=bootstrap_servers)
     await ensure_topic(settings, topic, PARTITIONS)
     payloads = payment_payloads(messages)
     keys = [p[p.index(b"acc_") : p.index(b"acc_") + 20] for p in payloads]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256_000
+    producer = kafka_clients.producer(
+        settings, "admin", acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256_000
     )
     await producer.start()
     began = time.perf_counter()
@@ -82,15 +80,16 @@ async def measure(bootstrap_servers: str, topic: str, messages: int) -> Baseline
     finally:
         await producer.stop()
     produce_s = time.perf_counter() - began
-    consume_s = await _consume_all(bootstrap_servers, topic, messages)
+    consume_s = await _consume_all(settings, topic, messages)
     await delete_topics(settings, [topic])
     return BaselineResult(messages, max(map(len, payloads)), messages / produce_s, messages / consume_s)
 
 
-async def _consume_all(bootstrap_servers: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(
+async def _consume_all(settings: Settings, topic: str, expected: int) -> float:
+    consumer = kafka_clients.consumer(
+        settings,
+        "admin",
         topic,
-        bootstrap_servers=bootstrap_servers,
         group_id=f"bench-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -122,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     topic = f"{settings.topic_prefix}bench.baseline.{uuid.uuid4().hex[:6]}"
-    result = asyncio.run(measure(settings.bootstrap_servers, topic, args.messages))
+    result = asyncio.run(measure(settings, topic, args.messages))
     print(
         json.dumps(
             {

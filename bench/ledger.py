@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
 from consumers.ledger import sql
+from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.kafka_admin import delete_topics, ensure_topics
 from infra.settings import Settings, load_settings, with_overrides
@@ -122,9 +122,7 @@ def payment_stream(count: int, *, hot_share: float, seed: int = 1) -> list[tuple
 
 async def send(config: Settings, topic: str, events: list[tuple[str, bytes]]) -> None:
     """Produces (key, value) pairs with acks=all, awaiting in chunks."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
-    )
+    producer = kafka_clients.producer(config, "admin", acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         for start in range(0, len(events), SEND_CHUNK):
@@ -260,9 +258,10 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
     funding = [payment(employer, c, 10_000_000_000, "wage", datetime.now(UTC)) for c in citizens]
     await send(config, config.topic(PAYMENT_REQUESTS), funding)
     process = await start_consumer(config, until_idle=False)
-    outcomes = AIOKafkaConsumer(
+    outcomes = kafka_clients.consumer(
+        config,
+        "admin",
         config.topic(PAYMENT_OUTCOMES),
-        bootstrap_servers=config.bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=None,
     )
@@ -293,9 +292,7 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
             await asyncio.sleep(POLL_S)
     finally:
         await connection.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=2
-    )
+    producer = kafka_clients.producer(config, "admin", acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     rng = random.Random(3)
     tick_s = 0.01

@@ -73,7 +73,7 @@ async def bench_kafka(args: argparse.Namespace) -> dict:
     finally:
         await sink.close()
     elapsed = time.perf_counter() - started
-    baseline = await measure(settings.bootstrap_servers, f"bench-sim-baseline-{uuid.uuid4().hex[:6]}", args.baseline)
+    baseline = await measure(settings, f"bench-sim-baseline-{uuid.uuid4().hex[:6]}", args.baseline)
     from schemas.topics import CATALOG
 
     await delete_topics(settings, [settings.topic(spec) for spec in CATALOG])

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Final, get_args
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -135,8 +135,9 @@ async def read_dead_letters(
 ) -> DeadLetterRead:
     """Reads the dead-letter topic from the beginning up to its end offsets (bounded)."""
     topic = settings.topic(DEAD_LETTER)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        settings,
+        "admin",
         group_id=None,
         client_id="kpsandbox-deadletters",
         enable_auto_commit=False,
@@ -156,8 +157,9 @@ async def read_dead_letters(
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:
     """The topic's partitions, asked of the cluster (a consumer only knows topics it has read)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
+    admin = kafka_clients.admin(
+        settings,
+        "admin",
         client_id="kpsandbox-deadletters",
         request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
     )

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Iterable
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.settings import Settings
 from schemas.topics import CATALOG, TopicSpec
@@ -31,15 +32,13 @@ class _BootstrapNoise(logging.Filter):
         return False
 
 
-def _admin(bootstrap: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS, client_id="kpsandbox-admin"
-    )
+def _admin(settings: Settings) -> AIOKafkaAdminClient:
+    return kafka_clients.admin(settings, "admin", request_timeout_ms=ADMIN_TIMEOUT_MS, client_id="kpsandbox-admin")
 
 
 async def _started_admin(settings: Settings) -> AIOKafkaAdminClient:
     """A connected admin client (the caller closes it); SandboxError naming the setting if Kafka is away."""
-    admin = _admin(settings.bootstrap_servers)
+    admin = _admin(settings)
     try:
         await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
     except (TimeoutError, KafkaConnectionError, OSError) as error:
@@ -48,8 +47,8 @@ async def _started_admin(settings: Settings) -> AIOKafkaAdminClient:
     return admin
 
 
-async def _cluster_answers(bootstrap: str) -> bool:
-    admin = _admin(bootstrap)
+async def _cluster_answers(settings: Settings) -> bool:
+    admin = _admin(settings)
     noise = _BootstrapNoise()
     for name in PROBE_LOGGERS:
         logging.getLogger(name).addFilter(noise)
@@ -65,9 +64,10 @@ async def _cluster_answers(bootstrap: str) -> bool:
             logging.getLogger(name).removeFilter(noise)
 
 
-def cluster_answers(bootstrap: str) -> bool:
-    """True when the cluster answers a DescribeCluster request with at least one broker."""
-    return asyncio.run(_cluster_answers(bootstrap))
+def cluster_answers(settings: Settings) -> bool:
+    """True when the cluster answers a DescribeCluster request with at least one broker, asked as
+    every client of these settings asks (the `admin` principal on a secured local broker)."""
+    return asyncio.run(_cluster_answers(settings))
 
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = CATALOG) -> list[str]:
@@ -147,7 +147,7 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, 
     partitions = [
         TopicPartition(topic["topic"], part["partition"]) for topic in described for part in topic["partitions"]
     ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = kafka_clients.consumer(settings, "admin", enable_auto_commit=False)
     await consumer.start()
     try:
         ends = await consumer.end_offsets(partitions) if partitions else {}

@@ -10,10 +10,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
+from infra import kafka_clients
 from infra.kafka_admin import ensure_topic, kafka_unreachable
 from infra.settings import Settings
 
@@ -36,7 +35,7 @@ async def round_trip(settings: Settings, topic: str, payloads: list[bytes], grou
     """Produces payloads (acks=all, idempotent), consumes them back in group_id and commits."""
     began = time.monotonic()
     await ensure_topic(settings, topic, partitions=1)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = kafka_clients.producer(settings, "admin", acks="all", enable_idempotence=True)
     try:
         await producer.start()
     except KafkaConnectionError as error:
@@ -61,9 +60,10 @@ async def round_trip(settings: Settings, topic: str, payloads: list[bytes], grou
 
 
 async def _consume_marked(settings: Settings, topic: str, group_id: str, marker: bytes, expected: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        settings,
+        "admin",
         topic,
-        bootstrap_servers=settings.bootstrap_servers,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -84,7 +84,7 @@ async def _consume_marked(settings: Settings, topic: str, group_id: str, marker:
 
 async def _committed_total(settings: Settings, topic: str, group_id: str) -> int:
     """Sum of the group's committed offsets on topic, as the group coordinator reports them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_clients.admin(settings, "admin")
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)

@@ -11,9 +11,10 @@ import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
@@ -26,6 +27,8 @@ HOSTNAME: Final = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})
+# libpq's sslmode values, which asyncpg reads from the URL (with sslrootcert=, sslcert=, sslkey=).
+SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 WEBHOOK_RETRY_SCHEDULE_DEFAULT: Final = "5,30,120,600,1800"  # six attempts within 45 minutes
 WEBHOOK_RETRIES_MAX: Final = 16  # retries after the first attempt; the delivery then fails
 WEBHOOK_RETRY_DELAY_S_MAX: Final = 86_400
@@ -57,7 +60,9 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """Every knob of the sandbox. Each field maps to the env var `KPSANDBOX_<FIELD>`."""
 
-    model_config = SettingsConfigDict(env_prefix="KPSANDBOX_", frozen=True, extra="ignore")
+    # Inputs stay out of str(ValidationError): a model-level error's input is every setting, the
+    # SASL password included, and such errors end up in tracebacks and logs.
+    model_config = SettingsConfigDict(env_prefix="KPSANDBOX_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     state_dir: Path = Field(
         default_factory=_default_state_dir,
@@ -82,6 +87,28 @@ class Settings(BaseSettings):
         default=1, ge=1, le=7, description="Replication factor of created topics (raise it on real clusters)."
     )
     kafka_heap_mb: int = Field(default=768, ge=256, le=1024)
+    kafka_security: Literal["plaintext", "sasl_ssl"] = Field(
+        default="plaintext",
+        description="The local broker's client listener: plaintext, or sasl_ssl (SCRAM-SHA-512 over TLS, "
+        "ACLs, one principal per sandbox process; a CA and broker certificate are made once).",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = Field(
+        default=None,
+        description="How clients reach an external cluster. Unset: SASL_SSL when KPSANDBOX_KAFKA_SECURITY is "
+        "sasl_ssl, else PLAINTEXT.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism for SASL_PLAINTEXT / SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, min_length=1, description="SASL user every client of this process logs in as."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (a secret: never printed or logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
     postgres_port: Port = 15432
     postgres_db: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     postgres_user: str = Field(default="kpsandbox", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
@@ -127,8 +154,18 @@ class Settings(BaseSettings):
     @classmethod
     def check_database_url(cls, value: str | None) -> str | None:
         """Must be a postgresql:// URL."""
-        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        if value is None:
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with 'postgresql://' (e.g. 'postgresql://user:pw@host:5432/db')")
+        query = parse_qs(urlsplit(value).query)
+        for mode in query.get("sslmode", []):
+            if mode not in SSL_MODES:
+                raise ValueError(f"sslmode={mode} is not one of {', '.join(SSL_MODES)}")
+        for name in ("sslrootcert", "sslcert", "sslkey"):
+            for path in query.get(name, []):
+                if not Path(path).expanduser().is_file():
+                    raise ValueError(f"{name}={path} is not a readable file (the PEM file PostgreSQL's TLS needs)")
         return value
 
     @field_validator("ledger_metrics_port")
@@ -174,6 +211,39 @@ class Settings(BaseSettings):
             if not HOSTNAME.match(value):
                 raise ValueError("is not an IP address or host name (e.g. '127.0.0.1' or '0.0.0.0')") from None
         return value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def check_cafile(cls, value: Path | None) -> Path | None:
+        """A CA file that is not there fails now, not at the first TLS handshake."""
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file (a PEM CA certificate)")
+        return value
+
+    @model_validator(mode="after")
+    def check_kafka_security(self) -> Settings:
+        """SASL needs a mechanism and credentials; local security applies only to the local broker."""
+        if self.kafka_security != "plaintext" and not self.kafka_embedded:
+            raise ValueError(
+                "KPSANDBOX_KAFKA_SECURITY secures the local broker only; for an external cluster set "
+                "KPSANDBOX_KAFKA_SECURITY_PROTOCOL and the KPSANDBOX_KAFKA_SASL_* settings instead"
+            )
+        if self.kafka_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL") and not self.kafka_embedded:
+            missing = [
+                f"KPSANDBOX_KAFKA_SASL_{name.upper()}"
+                for name in ("mechanism", "username", "password")
+                if getattr(self, f"kafka_sasl_{name}") is None
+            ]
+            if missing:
+                raise ValueError(f"{self.kafka_security_protocol} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def kafka_protocol(self) -> str:
+        """The security protocol every Kafka client of this process uses."""
+        if self.kafka_security_protocol is not None:
+            return self.kafka_security_protocol
+        return "SASL_SSL" if self.kafka_security == "sasl_ssl" else "PLAINTEXT"
 
     @property
     def kafka_embedded(self) -> bool:
@@ -225,6 +295,12 @@ class Settings(BaseSettings):
         return self.prometheus_url or f"http://127.0.0.1:{self.prometheus_port}"
 
 
+# Settings whose value is never shown (SecretStr fields): error messages name them without their value.
+SECRET_SETTINGS: Final = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in repr(field.annotation)
+)
+
+
 def with_overrides(settings: Settings, **updates: object) -> Settings:
     """A copy of settings with some fields replaced (a fresh object: no stale cached properties)."""
     return Settings(**(settings.model_dump() | updates))
@@ -234,7 +310,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The KPSANDBOX_* environment that makes a child process load exactly these settings."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
-        if value is not None:
+        if isinstance(value, SecretStr):
+            env[f"KPSANDBOX_{name.upper()}"] = value.get_secret_value()
+        elif value is not None:
             env[f"KPSANDBOX_{name.upper()}"] = str(value)
     return env
 

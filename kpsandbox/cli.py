@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from infra.errors import SandboxError
+from infra.settings import SECRET_SETTINGS
 from kpsandbox.commands import (
     archive,
     deadletters,
@@ -75,8 +76,12 @@ def _settings_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
-        value = problem.get("input")
-        lines.append(f"KPSANDBOX_{field.upper()}={value!r}: {problem['msg']}")
+        if not field:  # a rule across settings: its input is every setting (secrets too); the message names them
+            lines.append(problem["msg"])
+        elif field in SECRET_SETTINGS:
+            lines.append(f"KPSANDBOX_{field.upper()}: {problem['msg']}")
+        else:
+            lines.append(f"KPSANDBOX_{field.upper()}={problem.get('input')!r}: {problem['msg']}")
     return "; ".join(lines)
 
 

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -236,8 +237,9 @@ async def send_redrives(settings: Settings, plan: Sequence[Redrive]) -> list[Sen
     after a failed send saying how many messages had already been acknowledged."""
     if not plan:
         return []
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    producer = kafka_clients.producer(
+        settings,
+        "admin",
         client_id="kpsandbox-redrive",
         acks="all",
         enable_idempotence=True,

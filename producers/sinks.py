@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -112,8 +113,9 @@ class KafkaSink:
 
     async def start(self) -> None:
         """Connects and learns the partition counts; SandboxError if Kafka or a topic is missing."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        producer = kafka_clients.producer(
+            self.settings,
+            "economy",
             client_id="kpsandbox-sim",
             acks="all",
             enable_idempotence=True,

@@ -55,6 +55,7 @@ RejectedResult = Literal[
     "invalid_timestamp",  # dated too far ahead of its producer's clock (see docs/ledger.md)
     "payer_limit_exceeded",  # over a debit limit of the payer's wallet tier (schemas/accounts.py)
     "payee_limit_exceeded",  # over a credit limit or the balance cap of the payee's wallet tier
+    "payer_not_owned",  # a tenant's own Kafka request debits an account that tenant does not own
 ]
 RequestType = Literal[
     "payment.requested",
@@ -221,12 +222,13 @@ class PaymentRejected(_Outcome):
     Version 2: one `event_id` per distinct decision (as for `payment.settled`), and the result
     code `invalid_timestamp`. Version 3: the result codes `payer_limit_exceeded` and
     `payee_limit_exceeded` (wallet-tier limits) and the request type `payment.refund_requested`.
-    Version 2 events still parse (3 only widened enums).
+    Version 4: the result code `payer_not_owned` (a tenant debiting an account it does not own,
+    docs/security.md). Versions 2 and 3 still parse (3 and 4 only widened enums).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
     event_type: Literal["payment.rejected"] = "payment.rejected"
-    schema_version: Literal[2, 3] = 3
+    schema_version: Literal[2, 3, 4] = 4
     result: RejectedResult
 
 

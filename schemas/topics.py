@@ -118,3 +118,46 @@ def topic_for(event: Envelope) -> TopicSpec:
         if type(event) in spec.event_types:
             return spec
     raise LookupError(f"no topic carries {type(event).__name__}")
+
+
+# Tenants on Kafka (a secured broker): each tenant writes commands to its own requests topic and
+# reads the ledger's decisions on them from its own outcomes topic. The tenant id ends the name, so
+# a prefixed ACL on "<family><tenant id>" grants exactly that tenant's topic (ids have one length).
+TENANT_REQUESTS_FAMILY: Final = "kp.tenant-requests.v1."
+TENANT_OUTCOMES_FAMILY: Final = "kp.tenant-outcomes.v1."
+TENANT_TOPIC_PARTITIONS: Final = 3
+TENANT_ID_PATTERN: Final = r"ten_[0-9a-f]{16}"
+# Set on PAYMENT_REQUESTS only by the tenant gateway, which copies a tenant's requests there: the
+# tenant is known from the topic it wrote to (ACLs), never from anything the tenant wrote.
+TENANT_HEADER: Final = "kp-tenant"
+
+
+def tenant_requests_name(tenant_id: str) -> str:
+    """A tenant's own requests topic (before the deployment's prefix): same events as PAYMENT_REQUESTS."""
+    return TENANT_REQUESTS_FAMILY + tenant_id
+
+
+def tenant_outcomes_name(tenant_id: str) -> str:
+    """A tenant's own outcomes topic (before the deployment's prefix): the ledger's decisions on its requests."""
+    return TENANT_OUTCOMES_FAMILY + tenant_id
+
+
+def tenant_topics(tenant_id: str) -> tuple[TopicSpec, TopicSpec]:
+    """(requests, outcomes) topics of one tenant: the shapes of PAYMENT_REQUESTS and PAYMENT_OUTCOMES."""
+    requests = TopicSpec(
+        name=tenant_requests_name(tenant_id),
+        partitions=TENANT_TOPIC_PARTITIONS,
+        key=PAYMENT_REQUESTS.key,
+        retention_ms=PAYMENT_REQUESTS.retention_ms,
+        event_types=PAYMENT_REQUESTS.event_types,
+        description=f"Tenant {tenant_id}'s own commands to the ledger (copied onward by the tenant gateway).",
+    )
+    outcomes = TopicSpec(
+        name=tenant_outcomes_name(tenant_id),
+        partitions=TENANT_TOPIC_PARTITIONS,
+        key=PAYMENT_OUTCOMES.key,
+        retention_ms=PAYMENT_OUTCOMES.retention_ms,
+        event_types=PAYMENT_OUTCOMES.event_types,
+        description=f"The ledger's decisions on tenant {tenant_id}'s own requests, and their expiries.",
+    )
+    return requests, outcomes

@@ -22,6 +22,7 @@ from typing import Any, Final, cast
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -107,7 +108,7 @@ class RangeReader:
         self.settings = settings
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **kafka_clients.librdkafka_config(settings, "researcher"),
                 "group.id": "kpsandbox-archive",  # required by librdkafka; never joined or committed
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -121,7 +122,7 @@ class RangeReader:
             }
         )
         self._next: dict[tuple[str, int], int] = {}  # per partition being read: the next offset expected
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": log})  # type: ignore[dict-item]
+        self._admin = AdminClient({**kafka_clients.librdkafka_config(settings, "researcher"), "logger": log})  # type: ignore[dict-item]
         try:
             self._metadata = self._consumer.list_topics(timeout=CONNECT_TIMEOUT_S)
         except KafkaException as error:

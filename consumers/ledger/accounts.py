@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter
 
@@ -24,7 +24,9 @@ from consumers.ledger import repository
 from consumers.ledger.deadletter import Letter, Unreadable, dead_letter, read_event
 from consumers.ledger.outbox import Committed, OutcomeRelay
 from consumers.ledger.records import account_flags
+from infra import kafka_clients
 from infra.errors import SandboxError
+from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.topics import ACCOUNTS
 
@@ -43,7 +45,7 @@ class AccountsReader:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        settings: Settings,
         topic: str,
         group: str,
         pool: asyncpg.Pool,
@@ -55,8 +57,9 @@ class AccountsReader:
         self.pool = pool
         self.producer = producer
         self.relay = relay
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self.consumer = kafka_clients.consumer(
+            settings,
+            "ledger",
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

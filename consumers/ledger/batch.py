@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from consumers.ledger import repository
-from consumers.ledger.clock import ClockKey, reachable_clocks
+from consumers.ledger.clock import ClockKey, clock_tenant, reachable_clocks
 from consumers.ledger.deadletter import Letter
 from consumers.ledger.domain import Ledger, accounts_named
 from consumers.ledger.merge import Item
@@ -29,6 +29,7 @@ from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison
 from consumers.ledger.records import Decision, Expired, Request
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+from schemas.topics import PAYMENT_REQUESTS, tenant_outcomes_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,11 @@ def _pending_ids(batch: Batch) -> list[UUID]:
     return ids
 
 
+def _tenant_outcomes(requests_topic: str, tenant: str) -> str:
+    """The tenant's outcomes topic in the deployment whose requests topic is `requests_topic`."""
+    return requests_topic.removesuffix(PAYMENT_REQUESTS.name) + tenant_outcomes_name(tenant)
+
+
 def _partition_clocks(clocks: dict[ClockKey, datetime]) -> dict[int, datetime]:
     """The latest producer clock per partition (what ledger_offsets.clock shows operators)."""
     latest: dict[int, datetime] = {}
@@ -136,7 +142,10 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         for item in pending.values():
             names.update((item.debit_account_id, item.credit_account_id))
         accounts = await repository.lock_accounts(connection, ids=names)
-        ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=dict(clocks), now=now)
+        owners = {}
+        if any(r.tenant is not None for r in batch.requests):
+            owners = await repository.select_owners(connection, ids=names)
+        ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=dict(clocks), now=now, owners=owners)
         for request in batch.requests:
             ledger.decide(request)
         await repository.write_effects(connection, effects=ledger.effects)
@@ -144,18 +153,27 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         await repository.upsert_clocks(connection, group=group, topic=topic, clocks=moved)
         keys: list[str] = []
         payloads: list[bytes] = []
+        copies: list[Letter] = []  # a tenant's own requests' outcomes, also to its outcomes topic
         results: Counter[str] = Counter()
         expired = 0
         for outcome in ledger.effects.outcomes:
             if isinstance(outcome, Expired):
                 key, value = expiry_outcome_bytes(outcome.pending, outcome.transfer_id)
                 expired += 1
+                tenant = clock_tenant(outcome.pending.source_producer)
+                if tenant is not None:
+                    copies.append(Letter(key.encode(), (), value, topic=_tenant_outcomes(topic, tenant)))
             else:
                 key, value = outcome_bytes(outcome)
                 results[outcome.result] += 1
+                if outcome.request.tenant is not None:
+                    copies.append(
+                        Letter(key.encode(), (), value, topic=_tenant_outcomes(topic, outcome.request.tenant))
+                    )
             keys.append(key)
             payloads.append(value)
-        outbox_id = await repository.insert_outbox(connection, keys=keys, payloads=payloads, letters=batch.letters)
+        letters = batch.letters + copies
+        outbox_id = await repository.insert_outbox(connection, keys=keys, payloads=payloads, letters=letters)
         duplicates = Counter(
             d.request.partition for d in ledger.effects.outcomes if isinstance(d, Decision) and d.duplicate
         )
@@ -172,5 +190,5 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
             for p in batch.progress.values()
         ]
         await repository.advance_offsets(connection, group=group, topic=topic, rows=rows)
-    committed = None if outbox_id is None else Committed(outbox_id, keys, payloads, batch.letters)
+    committed = None if outbox_id is None else Committed(outbox_id, keys, payloads, letters)
     return BatchResult("settled", committed, len(ledger.effects.transfers), results, expired, partition_clocks)

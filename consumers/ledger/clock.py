@@ -8,9 +8,12 @@ read once per batch and passed in) is refused as `invalid_timestamp`. docs/ledge
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
+
+from schemas.topics import TENANT_ID_PATTERN
 
 if TYPE_CHECKING:
     from consumers.ledger.records import Request
@@ -21,6 +24,20 @@ if TYPE_CHECKING:
 CLOCK_SKEW_MAX: Final = timedelta(days=30)
 
 ClockKey = tuple[int, str]  # (source partition, producer)
+TENANT_CLOCK: Final = re.compile(TENANT_ID_PATTERN)
+
+
+def clock_key(request: Request) -> ClockKey:
+    """Whose clock a request moves: its producer's on its partition. A tenant's producers are
+    namespaced by the tenant, so a tenant naming its producer "sim" never moves the economy's clock."""
+    producer = request.event.producer
+    return (request.partition, producer if request.tenant is None else f"{request.tenant}/{producer}")
+
+
+def clock_tenant(producer: str) -> str | None:
+    """The tenant whose clock key this is (see clock_key), or None for the trusted producers'."""
+    tenant, slash, _ = producer.partition("/")
+    return tenant if slash and TENANT_CLOCK.fullmatch(tenant) else None
 
 
 def timely(at: datetime, clock: datetime | None, now: datetime) -> bool:
@@ -38,7 +55,7 @@ def reachable_clocks(
     clocks = dict(stored)
     for request in requests:
         event = request.event
-        key = (request.partition, event.producer)
+        key = clock_key(request)
         clock = clocks.get(key)
         if (clock is None or event.occurred_at > clock) and timely(event.occurred_at, clock, now):
             clocks[key] = event.occurred_at

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.ledger import repository
@@ -43,6 +43,7 @@ from consumers.ledger.reading import Poison, read_requests
 from consumers.ledger.records import Request
 from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, BatchWriter
 from consumers.ledger.summary import RunSummary
+from infra import kafka_clients
 from infra.db import database_unreachable, migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
@@ -187,11 +188,10 @@ class Settler:
             self.pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=3)
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:
             raise database_unreachable(settings.dsn) from error
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
-        )
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+        self.producer = kafka_clients.producer(settings, "ledger", acks="all", enable_idempotence=True, linger_ms=5)
+        self.consumer = kafka_clients.consumer(
+            settings,
+            "ledger",
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -209,7 +209,7 @@ class Settler:
         )
         self.writer = BatchWriter(pool=self.pool, group=self.group, topic=self.topic, on_retry=self.metrics.retried)
         self.accounts = AccountsReader(
-            bootstrap=settings.bootstrap_servers,
+            settings=settings,
             topic=settings.topic(ACCOUNTS),
             group=self.group,
             pool=self.pool,

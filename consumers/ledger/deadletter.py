@@ -62,6 +62,7 @@ class Letter(NamedTuple):
     headers: Headers
     value: bytes  # the DeadLetter record, JSON
     reason: str = ""  # its DeadLetterReason, for counting
+    topic: str | None = None  # None: the dead-letter topic; else a tenant's outcomes topic (a copy)
 
 
 def letters_to_json(letters: list[Letter]) -> str | None:
@@ -75,6 +76,7 @@ def letters_to_json(letters: list[Letter]) -> str | None:
                 "headers": [[name, _b64(value)] for name, value in letter.headers],
                 "value": letter.value.decode(),
                 "reason": letter.reason,
+                "topic": letter.topic,
             }
             for letter in letters
         ]
@@ -91,6 +93,7 @@ def letters_from_json(text: str | None) -> list[Letter]:
             tuple((name, base64.b64decode(value)) for name, value in entry["headers"]),
             entry["value"].encode(),
             entry.get("reason", ""),
+            entry.get("topic"),
         )
         for entry in json.loads(text)
     ]

@@ -21,6 +21,10 @@ A wallet opened with a tier has limits (`limits.py`): a new transfer is checked 
 payer's debit windows and the payee's credit windows and balance cap after both accounts are
 found and before the payer's funds (`_check_transfer`), and counted in them once created. An
 account without a tier (`Account.tier is None`) skips all of it.
+
+A tenant's own Kafka request (`Request.tenant`, stamped by the tenant gateway from the topic it
+came from) may debit only an account that tenant owns (`owners`, loaded for the batch); any other
+is refused with `payer_not_owned` before any other rule. Its producer's clock is the tenant's own.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import heapq
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from consumers.ledger.clock import ClockKey, timely
+from consumers.ledger.clock import ClockKey, clock_key, timely
 from consumers.ledger.limits import check_balance_cap, check_window
 from consumers.ledger.records import (
     CP,
@@ -67,8 +71,10 @@ class Ledger:
         prior: dict[UUID, RequestRecord],
         clocks: dict[ClockKey, datetime],
         now: datetime,
+        owners: dict[str, str] | None = None,
     ) -> None:
         self.accounts = accounts
+        self.owners = owners or {}  # account id -> owning tenant id, for the batch's tenant requests
         self.pending = pending
         self.prior = prior
         self.clocks = clocks
@@ -100,11 +106,13 @@ class Ledger:
         """Decides one request and records its effects. Requests must come in stream order."""
         event = request.event
         prior = self.prior.get(event.event_id)
+        if request.tenant is not None and self.owners.get(_parties(event)[0]) != request.tenant:
+            return self._not_owned(request, duplicate=prior is not None)
         if prior is not None:
             decision = self._replay(request, prior)
             self.effects.outcomes.append(decision)
             return decision
-        key = (request.partition, event.producer)
+        key = clock_key(request)
         clock = self.clocks.get(key)
         if clock is not None and not timely(event.occurred_at, clock, self.now):
             debit, credit = _parties(event)
@@ -127,6 +135,20 @@ class Ledger:
         else:
             assert type(event) is PaymentPostRequested or type(event) is PaymentVoidRequested, event
             decision = self._finish_pending(request, event)
+        return self._record(request, decision)
+
+    def _not_owned(self, request: Request, *, duplicate: bool) -> Decision:
+        """A tenant's request that debits an account the tenant does not own: refused before
+        anything else is looked at, so it learns nothing about the account (not even its id's
+        history) and moves no clock. A reused event id is answered without a second record."""
+        event = request.event
+        debit, credit = _parties(event)
+        decision = Decision(
+            request, "payer_not_owned", None, debit, credit, getattr(event, "amount", None) or 0, duplicate=duplicate
+        )
+        if duplicate:
+            self.effects.outcomes.append(decision)
+            return decision
         return self._record(request, decision)
 
     def _record(self, request: Request, decision: Decision) -> Decision:
@@ -213,7 +235,7 @@ class Ledger:
                 code,
                 expires_at,
                 request.partition,
-                source_producer=event.producer,
+                source_producer=clock_key(request)[1],
                 correlation_id=event.correlation_id,
                 requested_at=event.occurred_at,
                 rail=rail,

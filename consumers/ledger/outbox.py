@@ -66,9 +66,10 @@ def partition_for(key: bytes, partitions: list[int]) -> int:
 
 
 async def send_letters(producer: AIOKafkaProducer, *, topic: str, letters: list[Letter]) -> None:
-    """Sends dead letters with their original keys and headers; waits for every acknowledgement."""
+    """Sends dead letters with their original keys and headers (and a tenant's outcome copies to its
+    own topic); waits for every acknowledgement."""
     futures = [
-        await producer.send(topic, value=letter.value, key=letter.key, headers=list(letter.headers))
+        await producer.send(letter.topic or topic, value=letter.value, key=letter.key, headers=list(letter.headers))
         for letter in letters
     ]
     await asyncio.gather(*futures)

@@ -31,7 +31,10 @@ OUTCOME_PRODUCER: Final = "ledger"
 PAYMENT_KINDS: Final = frozenset(get_args(PaymentKind))
 DECISION_SCHEMA_VERSION: Final = PaymentSettled.SCHEMA_VERSION
 EXPIRY_SCHEMA_VERSION: Final = PaymentExpired.SCHEMA_VERSION
-assert PaymentRejected.SCHEMA_VERSION == DECISION_SCHEMA_VERSION, "both decisions share one template"
+# `payer_not_owned` first appears in payment.rejected version 4; every other decision is still
+# written as version 3, so a reader that knows only version 3 parses all it can understand.
+NOT_OWNED_SCHEMA_VERSION: Final = 4
+assert PaymentRejected.SCHEMA_VERSION == NOT_OWNED_SCHEMA_VERSION == DECISION_SCHEMA_VERSION + 1
 
 
 def _text(value: str | None) -> str:
@@ -56,8 +59,9 @@ def outcome_bytes(decision: Decision) -> tuple[str, bytes]:
         event_type = "payment.rejected"
         tail = ""
     event_id = outcome_event_id(request_id, decision.result, decision.request.fingerprint)
+    version = NOT_OWNED_SCHEMA_VERSION if decision.result == "payer_not_owned" else DECISION_SCHEMA_VERSION
     value = (
-        f'{{"schema_version":{DECISION_SCHEMA_VERSION},"event_type":"{event_type}","event_id":"{event_id}",'
+        f'{{"schema_version":{version},"event_type":"{event_type}","event_id":"{event_id}",'
         f'"occurred_at":"{at}","producer":"{OUTCOME_PRODUCER}","correlation_id":"{event.correlation_id}",'
         f'"request_event_id":"{request_id}","request_type":"{event.event_type}","request_occurred_at":"{at}",'
         f'"payer_account_id":"{decision.debit_account_id}","payee_account_id":{_text(decision.credit_account_id)},'

@@ -14,7 +14,7 @@ from pydantic import Field, TypeAdapter
 from consumers.ledger.deadletter import Unreadable, read_event
 from consumers.ledger.merge import Item
 from consumers.ledger.records import Request, RequestEvent
-from schemas.topics import PAYMENT_REQUESTS
+from schemas.topics import PAYMENT_REQUESTS, TENANT_HEADER
 
 # Discriminated on event_type: pydantic validates one model, not every member of the union.
 REQUEST_ADAPTER: Final = TypeAdapter(Annotated[RequestEvent, Field(discriminator="event_type")])
@@ -47,6 +47,14 @@ class Poison:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+def _tenant(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """The sending tenant the gateway stamped, if any (the gateway alone may set the header)."""
+    for name, value in headers or ():
+        if name == TENANT_HEADER:
+            return value.decode("ascii", "replace")
+    return None
+
+
 def read_requests(
     partition: int, messages: Iterable[ConsumerRecord], last_at: datetime
 ) -> tuple[list[Item[Request | Poison]], datetime]:
@@ -58,7 +66,7 @@ def read_requests(
         if isinstance(event, Unreadable):
             payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value, headers)
         else:
-            payload = Request(event, partition, message.offset, fingerprint(event))
+            payload = Request(event, partition, message.offset, fingerprint(event), _tenant(headers))
             last_at = max(last_at, event.occurred_at)
         # A poison message sorts with its predecessor, so it never waits for later events.
         items.append(Item(last_at, partition, message.offset, payload, message.value, message.key, headers))

@@ -126,6 +126,7 @@ class Request(NamedTuple):
     partition: int
     offset: int
     fingerprint: bytes
+    tenant: str | None = None  # set by the tenant gateway (TENANT_HEADER) for a tenant's own Kafka requests
 
 
 class Expired(NamedTuple):

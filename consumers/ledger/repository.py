@@ -37,6 +37,12 @@ async def lock_accounts(connection: asyncpg.Connection, *, ids: Iterable[str]) -
     return {row["id"]: _account(row) for row in rows}
 
 
+async def select_owners(connection: asyncpg.Connection, *, ids: Iterable[str]) -> dict[str, str]:
+    """Account id -> owning tenant id, for accounts opened through the API (the economy's have none)."""
+    rows = await connection.fetch(sql.SELECT_OWNERS, sorted(set(ids)))
+    return {row["id"]: row["tenant_id"] for row in rows}
+
+
 def _account(row: asyncpg.Record) -> Account:
     """An account row as the rules see it: a tier with limits gets its limits and windows."""
     account = Account(*row[:6])

@@ -11,6 +11,9 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::t
 ON CONFLICT (id) DO NOTHING
 """
 
+# Who owns the accounts a tenant's own Kafka requests name (accounts opened through the API).
+SELECT_OWNERS: Final = "SELECT id, tenant_id FROM api_accounts WHERE id = ANY($1::text[])"
+
 # Balances first (in Account's field order), then the tier and its windows (migration 0005).
 LOCK_ACCOUNTS: Final = """
 SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted,

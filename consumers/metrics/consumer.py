@@ -31,6 +31,7 @@ from consumers.metrics.exporter import Lag, new_registry, serve
 from consumers.metrics.reading import READ_ORDER, apply_record
 from consumers.metrics.snapshot import dump_state, load_state
 from consumers.metrics.store import MetricsStore, Offsets
+from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
@@ -161,7 +162,7 @@ class MetricsConsumer:
     async def _consume(self, store: MetricsStore, offsets: Offsets, *, until_idle: bool, stop: asyncio.Event) -> None:
         main = self._kafka_consumer()
         accounts = self._kafka_consumer()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        admin = kafka_clients.admin(self.settings, "metrics")
         try:
             try:
                 await asyncio.wait_for(main.start(), KAFKA_TIMEOUT_S)
@@ -184,8 +185,9 @@ class MetricsConsumer:
                 await admin.close()
 
     def _kafka_consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        return kafka_clients.consumer(
+            self.settings,
+            "metrics",
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -25,12 +25,12 @@ from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import Field, TypeAdapter, ValidationError
 
 from consumers.views.store import ViewsStore
 from consumers.views.transitions import Outcome, Target, change_for
+from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
@@ -95,8 +95,9 @@ class ViewsConsumer:
             connection = await asyncpg.connect(self.settings.dsn, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:
             raise database_unreachable(self.settings.dsn) from error
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = kafka_clients.consumer(
+            self.settings,
+            "views",
             enable_auto_commit=False,
             isolation_level="read_committed",
             fetch_max_wait_ms=FETCH_WAIT_MS,
@@ -132,7 +133,7 @@ class ViewsConsumer:
 
     async def _partitions(self) -> list[int]:
         """The outcomes topic's partitions as the broker describes them now (none: no such topic)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        admin = kafka_clients.admin(self.settings, "views")
         try:
             await asyncio.wait_for(admin.start(), KAFKA_TIMEOUT_S)
             described = await asyncio.wait_for(admin.describe_topics([self.topic]), KAFKA_TIMEOUT_S)

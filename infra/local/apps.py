@@ -95,10 +95,18 @@ WEBHOOKS: Final = AppSpec(
     "webhooks", "consumers.webhooks", "webhooks_metrics_port", "the webhook dispatcher's /metrics"
 )
 APPS: Final[tuple[AppSpec, ...]] = (LEDGER, METRICS, API, VIEWS, WEBHOOKS)
+# Copies each tenant's own Kafka requests to the ledger (consumers/gateway); only a secured broker
+# has tenants on Kafka, so it runs only there. Its transactions make a restart exact.
+GATEWAY: Final = AppSpec("gateway", "consumers.gateway", None, "the tenant gateway")
 # Only `kpsandbox serve --economy-rate N` runs it (with its arguments, see `economy`). A restart
 # would produce its seed's events again from the first day, so a finished or crashed run stays so.
 ECONOMY: Final = AppSpec("economy", "producers.live", None, "the background economy", restart=False)
-KNOWN_APPS: Final[tuple[AppSpec, ...]] = (ECONOMY, *APPS)  # what `down` stops: producers first
+KNOWN_APPS: Final[tuple[AppSpec, ...]] = (ECONOMY, *APPS, GATEWAY)  # what `down` stops: producers first
+
+
+def app_specs(settings: Settings) -> tuple[AppSpec, ...]:
+    """The apps these settings run: the five, and the tenant gateway when Kafka is secured."""
+    return APPS if settings.kafka_protocol == "PLAINTEXT" else (*APPS, GATEWAY)
 
 
 def economy(*, rate: float, seed: int, citizens: int, merchants: int) -> AppSpec:
@@ -264,11 +272,12 @@ def apps(settings: Settings, specs: Sequence[AppSpec] = APPS) -> list[App]:
 Say = Callable[[str], None]
 
 
-def start_apps(settings: Settings, specs: Sequence[AppSpec] = APPS, say: Say = lambda _: None) -> list[str]:
+def start_apps(settings: Settings, specs: Sequence[AppSpec] | None = None, say: Say = lambda _: None) -> list[str]:
     """Starts every app not already running, in the background, and waits until each is healthy.
     Returns the names started now. Ports are checked before anything starts; an app that fails to
     start has the ones started here stopped again."""
-    pending = [app for app in apps(settings, specs) if app.owned_pid() is None]
+    chosen = app_specs(settings) if specs is None else specs
+    pending = [app for app in apps(settings, chosen) if app.owned_pid() is None]
     for app in pending:
         app.check_port_free()
     started: list[tuple[App, int]] = []
@@ -319,7 +328,7 @@ def wait_exited(pids: Sequence[int], timeout_s: float) -> list[int]:
 
 def app_statuses(settings: Settings) -> list[ServiceStatus]:
     """One status per app, plus the economy while it runs (a stale PID file is removed on the way)."""
-    statuses = [app.status() for app in apps(settings, APPS)]
+    statuses = [app.status() for app in apps(settings, app_specs(settings))]
     economy_app = App(ECONOMY, settings)
     if economy_app.owned_pid() is not None:
         statuses.append(economy_app.status())

@@ -15,6 +15,7 @@ from typing import Final
 from infra.db import migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import ensure_topics
+from infra.kafka_principals import apply_service_acls
 from infra.local import apps, procs
 from infra.local.base import LocalService, ServiceStatus
 from infra.local.kafka import KafkaService
@@ -65,6 +66,9 @@ def up(settings: Settings, say: Say = lambda _: None) -> UpReport:
             check_external(service)
     say("creating topics")
     report.topics_created = asyncio.run(ensure_topics(settings))
+    if settings.kafka_embedded and settings.kafka_security == "sasl_ssl":
+        say("granting the sandbox principals their Kafka ACLs")
+        asyncio.run(apply_service_acls(settings))  # idempotent, after the topics (infra/kafka_principals.py)
     say("applying migrations")
     report.migrations_applied = asyncio.run(migrate(settings.dsn))
     report.statuses = status(settings)

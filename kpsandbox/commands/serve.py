@@ -36,7 +36,7 @@ def serve(
         check_rate(economy_rate)
         check_parameters(DAYS_DEFAULT, economy_citizens, economy_merchants)
     config = settings()
-    specs = list(apps.APPS)
+    specs = list(apps.app_specs(config))
     if economy_rate is not None:
         seed = economy_seed if economy_seed is not None else int(time.time())
         specs.append(apps.economy(rate=economy_rate, seed=seed, citizens=economy_citizens,

@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from infra import kafka_clients
 from infra.kafka_admin import end_offsets
 from infra.settings import Settings
 from schemas.topics import PAYMENT_OUTCOMES, PAYMENT_REQUESTS
@@ -41,7 +42,7 @@ async def _read_topic(settings: Settings, topic: str, visit) -> None:  # type: i
     ends = {TopicPartition(t, p): end for (t, p), end in (await end_offsets(settings, [topic])).items() if end}
     if not ends:
         return
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = kafka_clients.consumer(settings, "admin", enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(ends))

@@ -22,6 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import PROBE_LOGGERS, kafka_unreachable
@@ -142,8 +143,9 @@ class Resources:
 
 async def _started_producer(settings: Settings) -> AIOKafkaProducer:
     """An idempotent acks=all producer that has seen the accounts topic; SandboxError otherwise."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    producer = kafka_clients.producer(
+        settings,
+        "api",
         client_id=PRODUCER_CLIENT_ID,
         acks="all",
         enable_idempotence=True,

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import ensure_topics, kafka_unreachable, topic_partitions
 from infra.settings import Settings
@@ -49,7 +50,7 @@ class ReplaySummary:
 
 async def check_target_empty(target: Settings) -> None:
     """Refuses a target prefix whose catalog topics already hold records."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=target.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    consumer = kafka_clients.consumer(target, "researcher", group_id=None, enable_auto_commit=False)
     try:
         await asyncio.wait_for(consumer.start(), CONNECT_TIMEOUT_S)
     except (TimeoutError, KafkaError, OSError) as error:

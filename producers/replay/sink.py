@@ -14,6 +14,7 @@ from typing import Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
@@ -37,8 +38,9 @@ class ReplaySink:
 
     async def start(self, topics: list[str]) -> None:
         """Connects and learns the partition counts of the target topics."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        producer = kafka_clients.producer(
+            self.settings,
+            "researcher",
             client_id="kpsandbox-replay",
             acks="all",
             enable_idempotence=True,

@@ -20,6 +20,7 @@ import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from infra import kafka_clients
 from infra.archive import Manifest, load_manifest
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable, topic_partitions
@@ -136,8 +137,9 @@ class PrefixSource:
 
     async def streams(self, filt: ReplayFilter) -> list[Stream]:
         """Reads everything (read_committed, no group); SandboxError if retention deleted the start."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = kafka_clients.consumer(
+            self.settings,
+            "researcher",
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -72,6 +72,7 @@ FAILURE_MESSAGES: Final[dict[str, str]] = {
         "the payee's wallet tier cannot receive this amount (an incoming limit or its maximum balance);"
         " pay a smaller amount or ask the payee to upgrade the wallet's tier"
     ),
+    "payer_not_owned": "the payer account belongs to another tenant; pay only from your own accounts",
     "timed_out": "nothing answered the payment in time (the no-answer magic value); no money moved",
 }
 FAILURE_MESSAGE_DEFAULT: Final = "the ledger refused the request"

@@ -27,6 +27,7 @@ import jsonschema
 from aiokafka.partitioner import murmur2
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
+from infra import kafka_clients
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS, TopicSpec
 from tests.integration.test_ledger_support import PYTHON, REPO, settle_env
@@ -231,7 +232,7 @@ def produce(
     config: Settings, spec: TopicSpec, records: Iterable[Record | Mapping[str, Any]], **client: Any
 ) -> list[Delivered]:
     """Produces with a fresh reliable confluent-kafka producer (extra librdkafka settings in `client`)."""
-    producer = Producer({"bootstrap.servers": config.bootstrap_servers, **RELIABLE_PRODUCER, **client})
+    producer = Producer({**kafka_clients.librdkafka_config(config, "admin"), **RELIABLE_PRODUCER, **client})
     return send(producer, config.topic(spec), records)
 
 
@@ -245,7 +246,7 @@ def read_to_end(config: Settings, spec: TopicSpec, *, timeout_s: float = READ_TI
     """Every committed message of a topic, from the beginning to each partition's end (bounded)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": config.bootstrap_servers,
+            **kafka_clients.librdkafka_config(config, "admin"),
             "group.id": f"contract-reader-{uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -382,7 +383,9 @@ def fetch(config: Settings, query: str, *args: object) -> list[asyncpg.Record]:
 
 def end_offsets(config: Settings, spec: TopicSpec) -> dict[int, int]:
     """Each partition's log-end offset (high watermark), as a client sees it."""
-    consumer = Consumer({"bootstrap.servers": config.bootstrap_servers, "group.id": f"contract-ends-{uuid4().hex[:8]}"})
+    consumer = Consumer(
+        {**kafka_clients.librdkafka_config(config, "admin"), "group.id": f"contract-ends-{uuid4().hex[:8]}"}
+    )
     try:
         topic = config.topic(spec)
         return {

@@ -20,9 +20,10 @@ from typing import Any, Final
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.ledger.consumer import Settler
+from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.kafka_admin import ensure_topics
 from infra.settings import Settings, with_overrides
@@ -255,7 +256,7 @@ async def test_one_number_opens_one_account_per_tenant(api: RunningApi, client: 
 async def _accounts_records(config: Settings, account_ids: set[str]) -> list[Any]:
     """Every record of the accounts topic, read until the given accounts have all been seen."""
     topic = config.topic(ACCOUNTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, isolation_level="read_committed")
+    consumer = kafka_clients.consumer(config, "admin", isolation_level="read_committed")
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(3))]

@@ -12,8 +12,9 @@ from typing import Final
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from infra import kafka_clients
 from infra.kafka_admin import topic_partitions
 from infra.settings import Settings
 from schemas.api.magic import PAYEE_NOT_FOUND
@@ -61,7 +62,7 @@ async def _every_table(dsn: str) -> bytes:
 
 async def _every_record(config: Settings) -> bytes:
     """Keys, values and headers of every record on every topic of the run's prefix."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers)
+    consumer = kafka_clients.consumer(config, "admin")
     await consumer.start()
     try:
         topics = sorted(topic for topic in await consumer.topics() if topic.startswith(config.topic_prefix))

@@ -11,13 +11,14 @@ import asyncpg
 import duckdb
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import RecordsToDelete
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from consumers.archive.archiver import Archiver
 from consumers.ledger.consumer import Settler
 from consumers.ledger.digest import ledger_digest
+from infra import kafka_clients
 from infra.archive import load_manifest
 from infra.db import create_database, migrate
 from infra.errors import SandboxError
@@ -119,7 +120,7 @@ async def test_replay_from_prefix_and_its_refusals(settings: Settings, fresh_set
     with pytest.raises(SandboxError, match="already holds data"):
         await replay(PrefixSource(fresh_settings), target, ReplayFilter())
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=fresh_settings.bootstrap_servers)
+    admin = kafka_clients.admin(fresh_settings)
     await admin.start()
     try:
         tp = TopicPartition(fresh_settings.topic(ACCOUNTS), 0)
@@ -149,7 +150,7 @@ def test_bad_archive_folders_are_refused(fresh_settings: Settings, tmp_path: Pat
 
 def _transactions(config: Settings, topic: str) -> tuple[int, int]:
     """Two committed transactions around an aborted one, on partition 0; (committed records, end offset)."""
-    producer = Producer({"bootstrap.servers": config.bootstrap_servers, "transactional.id": f"{topic}-tx"})
+    producer = Producer({**kafka_clients.librdkafka_config(config, "admin"), "transactional.id": f"{topic}-tx"})
     producer.init_transactions(10)
     committed = 0
     for batch, commit in ((5, True), (4, False), (3, True)):
@@ -164,7 +165,7 @@ def _transactions(config: Settings, topic: str) -> tuple[int, int]:
         else:
             producer.abort_transaction(10)
     producer.flush(10)
-    consumer = Consumer({"bootstrap.servers": config.bootstrap_servers, "group.id": f"{topic}-ends"})
+    consumer = Consumer({**kafka_clients.librdkafka_config(config, "admin"), "group.id": f"{topic}-ends"})
     try:
         _, end = consumer.get_watermark_offsets(KafkaTopicPartition(topic, 0), timeout=10)
     finally:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from confluent_kafka.admin import AdminClient
 
+from infra import kafka_clients
 from infra.db import admin_dsn
 from infra.kafka_admin import ensure_topics
 from infra.settings import Settings
@@ -125,7 +126,7 @@ def test_bad_input_ends_in_exactly_one_place_and_never_stalls_a_partition(fresh_
 
 def _delete_catalog_topics(config: Settings) -> None:
     """Deletes every catalog topic under the test's prefix and waits (bounded) until Kafka forgot them."""
-    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
+    admin = AdminClient(kafka_clients.librdkafka_config(config, "admin"))
     names = [config.topic(spec) for spec in CATALOG]
     for future in admin.delete_topics(names, operation_timeout=ADMIN_TIMEOUT_S).values():
         future.result(timeout=ADMIN_TIMEOUT_S)

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 from confluent_kafka import Producer
 
+from infra import kafka_clients
 from infra.settings import Settings
 from schemas.topics import PAYMENT_REQUESTS
 from tests.integration.contract_support import (
@@ -66,9 +67,8 @@ def test_committed_transaction_settles_once_aborted_never_and_offsets_reach_the_
     plain = [payment(payers[2], merchant, 100 + i, T0 + timedelta(seconds=20 + i)) for i in range(7)]
     topic = fresh_settings.topic(PAYMENT_REQUESTS)
 
-    transactional = Producer(
-        {"bootstrap.servers": fresh_settings.bootstrap_servers, **RELIABLE_PRODUCER, "transactional.id": uuid4().hex}
-    )
+    client = kafka_clients.librdkafka_config(fresh_settings, "admin")
+    transactional = Producer({**client, **RELIABLE_PRODUCER, "transactional.id": uuid4().hex})
     transactional.init_transactions(TRANSACTION_TIMEOUT_S)
     transactional.begin_transaction()
     send(transactional, topic, [as_record(e, partition=0) for e in committed])

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Final
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from typer import Typer
 from typer.testing import CliRunner, Result
 
 from consumers.deadletters import read_dead_letters
+from infra import kafka_clients
 from infra.settings import Settings
 from kpsandbox.commands import deadletters as deadletters_command
 from producers.redrive import REDRIVEN_FROM_HEADER
@@ -74,7 +75,7 @@ async def _put_letters(config: Settings, *, garbage: bool = True, aborted: bool 
     """The dead-letter topic as the ledger leaves it: letters keyed and headed as their originals,
     plus (optionally) one record that is not a letter and one letter from an aborted transaction."""
     topic = config.topic(DEAD_LETTER)
-    producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(config, "admin", acks="all")
     await producer.start()
     try:
         for reason, partition, value in LETTERS:
@@ -87,9 +88,7 @@ async def _put_letters(config: Settings, *, garbage: bool = True, aborted: bool 
     finally:
         await producer.stop()
     if aborted:
-        transactional = AIOKafkaProducer(
-            bootstrap_servers=config.bootstrap_servers, transactional_id=f"{config.topic_prefix}dlq-aborted"
-        )
+        transactional = kafka_clients.producer(config, "admin", transactional_id=f"{config.topic_prefix}dlq-aborted")
         await transactional.start()
         try:
             await transactional.begin_transaction()
@@ -102,7 +101,7 @@ async def _put_letters(config: Settings, *, garbage: bool = True, aborted: bool 
 
 async def _read_partition(config: Settings, partition: int) -> list[ConsumerRecord]:
     """Everything on one partition of the requests topic up to its end offset (bounded wait)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, group_id=None)
+    consumer = kafka_clients.consumer(config, "admin", group_id=None)
     await consumer.start()
     try:
         tp = TopicPartition(config.topic(PAYMENT_REQUESTS), partition)

@@ -14,6 +14,7 @@ from typing import Final
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.kafka_admin import ensure_topics
 from infra.settings import Settings, with_overrides
@@ -97,9 +98,7 @@ async def test_until_idle_ends_when_the_group_assigns_no_partition(settings: Set
     one_partition = dataclasses.replace(PAYMENT_REQUESTS, partitions=1)
     await ensure_topics(config, [one_partition, *(s for s in CATALOG if s.name != PAYMENT_REQUESTS.name)])
     # A member whose id sorts first ("a-…" < "aiokafka-…") takes the only partition and keeps it.
-    holder = AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap_servers, group_id="kp-ledger", client_id="a", enable_auto_commit=False
-    )
+    holder = kafka_clients.consumer(config, "ledger", group_id="kp-ledger", client_id="a", enable_auto_commit=False)
     holder.subscribe([config.topic(PAYMENT_REQUESTS)])
     await holder.start()
     polling = asyncio.create_task(_poll_forever(holder))

@@ -18,9 +18,10 @@ from typing import Final
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.ledger.reading import fingerprint
+from infra import kafka_clients
 from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.cash import CashIn, CashOut
@@ -191,7 +192,7 @@ def partition_for(key: str, partitions: int) -> int:
 
 async def produce(settings: Settings, events: Iterable[Envelope], *, spec: TopicSpec | None = None) -> int:
     """Publishes events (acks=all) to their catalog topic, keyed by partition key; returns count."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = kafka_clients.producer(settings, "admin", acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -214,7 +215,7 @@ async def produce(settings: Settings, events: Iterable[Envelope], *, spec: Topic
 
 async def produce_raw(settings: Settings, spec: TopicSpec, values: list[bytes | None], *, partition: int = 0) -> None:
     """Publishes raw bytes (poison) to one partition."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, "admin", acks="all")
     await producer.start()
     try:
         for value in values:
@@ -225,7 +226,7 @@ async def produce_raw(settings: Settings, spec: TopicSpec, values: list[bytes | 
 
 async def read_all(settings: Settings, spec: TopicSpec, *, expected: int, wait_s: float = READ_WAIT_S_MAX) -> list:
     """Reads a topic from the beginning until `expected` messages arrived (or the wait ran out)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    consumer = kafka_clients.consumer(settings, "admin", group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic(spec), p) for p in range(spec.partitions)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
+from infra import kafka_clients
 from infra.settings import Settings
 from producers.sim.engine import Simulation, SimulationConfig
 from producers.sinks import SIM_TOPICS, KafkaSink, produce_kafka
@@ -32,7 +32,7 @@ def _expected(settings: Settings) -> dict[tuple[str, int], list[tuple[bytes, byt
 
 
 async def _consume(settings: Settings, total: int) -> dict[tuple[str, int], list[tuple[bytes, bytes]]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = kafka_clients.consumer(settings, "admin", enable_auto_commit=False)
     await consumer.start()
     got: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
     try:

@@ -164,9 +164,11 @@ def test_outcome_ids_are_one_per_distinct_answer_and_stable() -> None:
 
 
 def test_outcome_versions_follow_the_id_change() -> None:
-    """Decisions are schema_version 3 (2: new ids, invalid_timestamp; 3: limit codes, refunds); a
-    version-2 outcome still parses (3 only widened enums), a version-1 one no longer does."""
-    assert PaymentSettled.SCHEMA_VERSION == PaymentRejected.SCHEMA_VERSION == 3
+    """Settled outcomes are schema_version 3 (2: new ids, invalid_timestamp; 3: limit codes, refunds),
+    rejections 4 (payer_not_owned); versions 2 and 3 still parse (later versions only widened enums),
+    a version-1 one no longer does."""
+    assert PaymentSettled.SCHEMA_VERSION == 3
+    assert PaymentRejected.SCHEMA_VERSION == 4
     assert PaymentExpired.SCHEMA_VERSION == 1
     for model in EVENT_MODELS.values():
         assert model.model_fields["schema_version"].default == model.SCHEMA_VERSION, model
@@ -180,9 +182,11 @@ def test_outcome_versions_follow_the_id_change() -> None:
         result="invalid_timestamp",
     )
     assert parse_event(dump_event(rejected)) == rejected
-    assert parse_event(dump_event(rejected).replace(b'"schema_version":3', b'"schema_version":2')).schema_version == 2
+    for older in (2, 3):
+        downgraded = dump_event(rejected).replace(b'"schema_version":4', f'"schema_version":{older}'.encode())
+        assert parse_event(downgraded).schema_version == older
     with pytest.raises(ValidationError):
-        parse_event(dump_event(rejected).replace(b'"schema_version":3', b'"schema_version":1'))
+        parse_event(dump_event(rejected).replace(b'"schema_version":4', b'"schema_version":1'))
 
 
 def test_expiry_is_an_outcome_on_the_outcomes_topic() -> None:

@@ -109,15 +109,15 @@ def test_changed_conditional_rules_are_breaking() -> None:
 
 def test_the_outcome_version_bumps_are_recorded() -> None:
     """payment.settled/rejected changed ids and enum (invalid_timestamp: version 2), then grew the
-    limit codes and the refund request type (version 3)."""
+    limit codes and the refund request type (version 3); rejections then grew payer_not_owned (4)."""
     schemas = json_schemas()
     assert schema_version_of(schemas["payment.settled"]) == 3
-    assert schema_version_of(schemas["payment.rejected"]) == 3
-    assert {"invalid_timestamp", "payer_limit_exceeded", "payee_limit_exceeded"} <= set(
+    assert schema_version_of(schemas["payment.rejected"]) == 4
+    assert {"invalid_timestamp", "payer_limit_exceeded", "payee_limit_exceeded", "payer_not_owned"} <= set(
         schemas["payment.rejected"]["properties"]["result"]["enum"]
     )
     assert "payment.refund_requested" in schemas["payment.settled"]["properties"]["request_type"]["enum"]
-    assert schemas["payment.rejected"]["$id"] == "kpsandbox:payment.rejected:v3"
+    assert schemas["payment.rejected"]["$id"] == "kpsandbox:payment.rejected:v4"
 
 
 def test_schema_version_is_read_from_const() -> None:
