@@ -166,27 +166,49 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def start_consumer(config: Settings, *, until_idle: bool) -> asyncio.subprocess.Process:
-    """`python -m consumers.ledger` against this run's topics and database."""
-    env = dict(os.environ)
-    env.update(
-        KPSANDBOX_TOPIC_PREFIX=config.topic_prefix,
-        KPSANDBOX_DATABASE_URL=config.dsn,
-        KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS=config.bootstrap_servers,
-        PYTHONPATH=str(REPO),
-    )
+async def start_consumer(
+    config: Settings, *, until_idle: bool, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m consumers.ledger` against this run's topics and database.
+
+    `env` replaces the child's environment (bench/security.py passes `settings_env` of a secured
+    broker's settings); by default the child reaches this run's broker as an external PLAINTEXT one.
+    """
+    if env is None:
+        env = dict(os.environ)
+        env.update(
+            KPSANDBOX_TOPIC_PREFIX=config.topic_prefix,
+            KPSANDBOX_DATABASE_URL=config.dsn,
+            KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS=config.bootstrap_servers,
+            PYTHONPATH=str(REPO),
+        )
     args = [sys.executable, "-m", "consumers.ledger", *(["--until-idle"] if until_idle else [])]
     return await asyncio.create_subprocess_exec(*args, env=env, cwd=str(REPO), stdout=asyncio.subprocess.PIPE)
 
 
 async def throughput_run(base: Settings, *, payments: int, hot_share: float, label: str) -> dict:
     """Pre-loads the stream, then times the consumer draining it (settled/s between 5% and 95%)."""
-    config = await fresh(base, label)
     employer, citizens, merchants = population()
-    await send(config, config.topic(ACCOUNTS), account_events(employer, citizens, merchants))
-    await send(config, config.topic(PAYMENT_REQUESTS), payment_stream(payments, hot_share=hot_share))
+    accounts = account_events(employer, citizens, merchants)
+    config = await preload(base, label, accounts, payment_stream(payments, hot_share=hot_share))
+    return await timed_drain(config, payments=payments)
+
+
+async def preload(
+    base: Settings, label: str, accounts: list[tuple[str, bytes]], requests: list[tuple[str, bytes]]
+) -> Settings:
+    """A fresh database and topic prefix with the accounts and then the requests produced to it."""
+    config = await fresh(base, label)
+    await send(config, config.topic(ACCOUNTS), accounts)
+    await send(config, config.topic(PAYMENT_REQUESTS), requests)
+    return config
+
+
+async def timed_drain(config: Settings, *, payments: int, env: dict[str, str] | None = None) -> dict:
+    """Times `python -m consumers.ledger --until-idle` draining a pre-loaded run (see start_consumer
+    for `env`): settled/s between 5% and 95% of `payments`, so start-up and the tail are left out."""
     connection = await asyncpg.connect(config.dsn)
-    process = await start_consumer(config, until_idle=True)
+    process = await start_consumer(config, until_idle=True, env=env)
     samples: list[tuple[float, int]] = []
     rss: list[float] = []
     deadline = time.monotonic() + RUN_WAIT_S_MAX

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from aiokafka import TopicPartition
@@ -13,10 +14,12 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from infra import kafka_clients
 from infra.errors import SandboxError
+from infra.kafka_tls import connection_problem
 from infra.settings import Settings
 from schemas.topics import CATALOG, TopicSpec
 
 ADMIN_TIMEOUT_MS: Final = 10_000
+DIAGNOSIS_S_MAX: Final = 25.0  # the probe behind a secured cluster's connection error
 # The loggers a failed bootstrap writes to (a logger's filter does not apply to its children).
 PROBE_LOGGERS: Final = ("aiokafka", "aiokafka.client", "aiokafka.conn", "aiokafka.admin.client")
 
@@ -129,7 +132,20 @@ async def delete_topics(settings: Settings, names: list[str]) -> None:
 
 
 def kafka_unreachable(settings: Settings) -> SandboxError:
-    """The one error every Kafka client in the sandbox raises when the cluster does not answer."""
+    """The one error every Kafka client in the sandbox raises when the cluster does not answer.
+
+    On a secured cluster the cause is often not the cluster at all but a setting (a CA, a password,
+    a mechanism): one probe connection, on a thread of its own (callers are inside an event loop)
+    and bounded, finds which, so the error names the setting to fix rather than saying "unreachable".
+    """
+    if settings.kafka_protocol != "PLAINTEXT":
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                problem = pool.submit(asyncio.run, connection_problem(settings, "admin")).result(DIAGNOSIS_S_MAX)
+            except (TimeoutError, SandboxError) as error:
+                problem = error if isinstance(error, SandboxError) else None
+        if problem is not None:
+            return problem
     if settings.kafka_embedded:
         hint = "start the local services with `kpsandbox up` (or set KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS)"
     else:

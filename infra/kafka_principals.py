@@ -14,10 +14,17 @@ The `admin` principal is a super user (infra/local/kafka.py: super.users) and ha
 
 Consumer groups are granted by prefix (`kp-ledger` also covers `kp-ledger-bench`), since every
 consumer takes its group from a setting with the name below as default.
+
+`python -m infra.kafka_principals` rewrites the table of these grants in docs/security.md (between
+its `acl-table` markers); `--check` changes nothing and exits 1 when it is stale (a unit test runs
+the same check).
 """
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
 from typing import Final
 
 from infra.kafka_acl import AclBinding, Operation, PatternType, create_acls, user_principal
@@ -43,7 +50,12 @@ METRICS_GROUP: Final = "kp-metrics"
 VIEWS_GROUP: Final = "kp-api-views"
 ARCHIVE_GROUP: Final = "kpsandbox-archive"  # librdkafka needs a group.id; the archive never joins it
 GATEWAY_GROUP: Final = "kp-gateway"  # consumers/gateway/bridge.py GROUP, also its transactional id
+INTERNAL_PREFIX: Final = "__"  # Kafka's internal topics
 ALL: Final = "*"  # a literal "*" resource name matches every resource of its type
+DOC: Final = Path(__file__).resolve().parent.parent / "docs" / "security.md"
+REFRESH_COMMAND: Final = "python -m infra.kafka_principals"
+ACL_TABLE: Final = re.compile(r"(<!-- acl-table -->\n)(.*?)(<!-- /acl-table -->)", re.DOTALL)
+TENANT_PLACEHOLDER: Final = "<tenant id>"  # stands for a tenant's id (ten_…) in the docs' table
 
 
 def _topic(principal: Principal, name: str, *operations: Operation, prefixed: bool = False) -> list[AclBinding]:
@@ -116,7 +128,11 @@ def _researcher(settings: Settings) -> list[AclBinding]:
         for family in (TENANT_REQUESTS_FAMILY, TENANT_OUTCOMES_FAMILY)
         for operation in ("read", "write")
     ]
-    return [*grants, *live, *tenants, *_group("researcher", ARCHIVE_GROUP, "read")]
+    internal = [  # Kafka's own topics (__consumer_offsets, __transaction_state) are nobody's data
+        AclBinding("topic", INTERNAL_PREFIX, "prefixed", who, operation, allow=False)
+        for operation in ("read", "write", "create")
+    ]
+    return [*grants, *live, *tenants, *internal, *_group("researcher", ARCHIVE_GROUP, "read")]
 
 
 def tenant_username(tenant_id: str) -> str:
@@ -144,3 +160,61 @@ async def apply_service_acls(settings: Settings) -> int:
     bindings = [binding for grants in service_acls(settings).values() for binding in grants]
     await create_acls(settings, bindings)
     return len(bindings)
+
+
+# --- The table in docs/security.md -------------------------------------------------------------
+
+
+def markdown_table() -> str:
+    """Every principal's grants as a Markdown table, for the default (empty) topic prefix.
+
+    One row per resource a principal may (or, by DENY, may not) touch, its operations joined.
+    Built from `service_acls` and `tenant_acls`, so the docs say what `kpsandbox up` grants.
+    """
+    # Settings with no environment read: the table must not change with the reader's KPSANDBOX_*.
+    settings = Settings.model_construct(topic_prefix="")
+    grants: list[tuple[str, list[AclBinding]]] = [
+        (f"`{username(principal)}`", bindings) for principal, bindings in service_acls(settings).items()
+    ]
+    grants.append((f"`{TENANT_PLACEHOLDER}` (every tenant)", tenant_acls(settings, TENANT_PLACEHOLDER)))
+    lines = ["| principal | permission | operations | resource | name | match |", "|---|---|---|---|---|---|"]
+    for who, bindings in grants:
+        if not bindings:
+            admin = who == f"`{username('admin')}`"
+            note = "super user: may do everything, needs no ACL" if admin else "none: may log in, may do nothing"
+            lines.append(f"| {who} | {note} | | | | |")
+            continue
+        rows: dict[tuple[bool, str, str, str], list[str]] = {}
+        for binding in bindings:
+            key = (binding.allow, binding.resource_type, binding.name, binding.pattern)
+            rows.setdefault(key, []).append(binding.operation)
+        for (allow, resource_type, name, pattern), operations in rows.items():
+            permission = "allow" if allow else "**deny**"
+            match = "every name" if name == ALL else pattern
+            lines.append(f"| {who} | {permission} | {', '.join(operations)} | {resource_type} | `{name}` | {match} |")
+    return "\n".join(lines)
+
+
+def refreshed(text: str) -> str:
+    """`text` with the table between its `acl-table` markers regenerated; ValueError without markers."""
+    if ACL_TABLE.search(text) is None:
+        raise ValueError("no <!-- acl-table --> … <!-- /acl-table --> markers to put the table between")
+    return ACL_TABLE.sub(lambda match: f"{match.group(1)}{markdown_table()}\n{match.group(3)}", text)
+
+
+def main(argv: list[str]) -> int:
+    """Rewrites docs/security.md's table (with --check: only says whether it is stale, exit 1 if so)."""
+    text = DOC.read_text()
+    current = refreshed(text) == text
+    if "--check" in argv:
+        if not current:
+            print(f"{DOC.name}: its ACL table is stale; run `{REFRESH_COMMAND}`")
+        return 0 if current else 1
+    if not current:
+        DOC.write_text(refreshed(text))
+        print(f"rewrote the ACL table of docs/{DOC.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

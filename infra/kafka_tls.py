@@ -247,6 +247,12 @@ async def connection_problem(settings: Settings, principal: Principal) -> Sandbo
         return _login_refused(settings, principal, address, error)
     except KafkaConnectionError:
         protocol = options.get("security_protocol", "PLAINTEXT")
+        if protocol == "SASL_PLAINTEXT" and await _accepts_tcp(host, int(port)):
+            return SandboxError(
+                f"Kafka at {address} closed the connection of a SASL login sent without TLS",
+                "the listener may need TLS: set KPSANDBOX_KAFKA_SECURITY_PROTOCOL=SASL_SSL "
+                "(and KPSANDBOX_KAFKA_SSL_CAFILE to the CA that signed the brokers)",
+            )
         if protocol.startswith("SASL_"):
             return None
         return SandboxError(
@@ -257,6 +263,16 @@ async def connection_problem(settings: Settings, principal: Principal) -> Sandbo
     except (TimeoutError, OSError):
         return None
     return None
+
+
+async def _accepts_tcp(host: str, port: int) -> bool:
+    """True when something listens there: a closed connection then means a protocol mismatch."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    return True
 
 
 async def _connect_and_ask(host: str, port: int, options: dict[str, Any]) -> None:

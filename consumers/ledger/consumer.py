@@ -220,6 +220,8 @@ class Settler:
             await self.producer.start()
         except (KafkaError, OSError) as error:
             await self.pool.close()
+            for client in (self.producer, self.consumer, self.accounts):  # none left "unclosed" at exit
+                await client.stop()
             raise kafka_unreachable(settings) from error
         try:
             await self.relay.relay_backlog(older_than_s=0)  # what a previous process left unpublished

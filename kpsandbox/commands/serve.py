@@ -59,8 +59,9 @@ def serve(
 
 
 SERVE_HELP = (
-    "Run the live sandbox in the foreground: the services (as `up`), then the ledger and the metrics consumer "
-    "as supervised child processes, until Ctrl-C.\n\n"
+    "Run the live sandbox in the foreground: the services (as `up`), then the apps — the ledger, the metrics "
+    "consumer, the HTTP API, its payment views and the webhook dispatcher, plus the tenant gateway when Kafka "
+    "is secured (KPSANDBOX_KAFKA_SECURITY=sasl_ssl) — as supervised child processes, until Ctrl-C.\n\n"
     f"Prints each app's URL. An app that exits is restarted after {RESTART_BACKOFF_S_MIN:.0f}, 2, 4 … seconds "
     f"(at most {RESTART_BACKOFF_S_MAX:.0f} s between tries; after {RESTARTS_IN_A_ROW_MAX} crashes in a row "
     "serve stops and quotes the app's log).\n\n"

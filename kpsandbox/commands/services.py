@@ -40,7 +40,8 @@ def up(
     with_apps: bool = typer.Option(
         False,
         "--apps",
-        help="Also start the ledger and the metrics consumer in the background (PID files and logs in "
+        help="Also start the apps (ledger, metrics consumer, API, payment views, webhook dispatcher; the tenant "
+        "gateway when Kafka is secured) in the background (PID files and logs in "
         "<state folder>/apps/); `kpsandbox down` stops them. `kpsandbox serve` runs them in the foreground.",
     ),
 ) -> None:

@@ -23,8 +23,9 @@ T = TypeVar("T")
 
 tenants_app = typer.Typer(
     help=(
-        "Tenants of the HTTP API: each startup gets a secret sandbox key (sk_test_…), sent as "
-        "`Authorization: Bearer <key>`. The key is shown once and stored only as a hash."
+        "Tenants (startups): each gets a secret API key (sk_test_…), sent as `Authorization: Bearer <key>`, "
+        "shown once and stored only as a hash. On a secured broker (KPSANDBOX_KAFKA_SECURITY=sasl_ssl) each "
+        "also gets a Kafka user, its own requests and outcomes topics, and ACLs (docs/security.md)."
     ),
     no_args_is_help=True,
 )
@@ -49,7 +50,8 @@ def _when(at: datetime | None) -> str:
 
 @tenants_app.command("create")
 def create(name: str = typer.Argument(..., help=f"The tenant's name: {NAME_RULE}.")) -> None:
-    """Create a tenant and print its secret key — the only time the key is shown."""
+    """Create a tenant and print its secret key — the only time the key is shown. On a secured broker also
+    print its Kafka credentials and topics (kafka_username=, kafka_password=, requests_topic=, outcomes_topic=)."""
 
     async def work(tenants: Tenants) -> tuple[Tenant, str]:
         return await tenants.create(name=name)
@@ -111,7 +113,8 @@ def list_tenants() -> None:
 
 @tenants_app.command("revoke")
 def revoke(name_or_id: str = typer.Argument(..., metavar="NAME|ID", help="The tenant's name or id (ten_…).")) -> None:
-    """Revoke a tenant: its key stops working at once. Revoking cannot be undone."""
+    """Revoke a tenant: its key stops working at once, and on a secured broker its Kafka login and ACLs go
+    too (its topics stay). Revoking cannot be undone."""
 
     async def work(tenants: Tenants) -> Revocation:
         return await tenants.revoke(name_or_id=name_or_id)
@@ -132,7 +135,7 @@ def revoke(name_or_id: str = typer.Argument(..., metavar="NAME|ID", help="The te
 def rotate_kafka(
     name_or_id: str = typer.Argument(..., metavar="NAME|ID", help="The tenant's name or id (ten_…)."),
 ) -> None:
-    """Give an active tenant a new Kafka password (secured broker only); the old one stops working."""
+    """Give an active tenant a new Kafka password (secured broker only); the old one no longer logs in."""
     config = settings()
     if not kafka_tenants_enabled(config):
         raise SandboxError(

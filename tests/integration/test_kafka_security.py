@@ -30,8 +30,8 @@ from infra.local.kafka import KafkaService
 from infra.settings import Settings, with_overrides
 from schemas.topics import ACCOUNTS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS, tenant_requests_name
 from tests.conftest import RUN_ID
+from tests.integration.secured_support import secured_broker
 
-SECURED_PORTS: Final = {"kafka_port": 39192, "kafka_controller_port": 39193}
 REFUSAL_S_MAX: Final = 15.0  # a refused client must know within this long
 SCRAM_SETTLE_ATTEMPTS: Final = 40  # credentials reach the broker through its metadata log
 SCRAM_SETTLE_PAUSE_S: Final = 0.25
@@ -41,26 +41,9 @@ COMMAND_LINES: list[list[str]] = []  # every command infra/local/kafka.py ran wh
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings of a running secured broker, after `up` made its topics and granted the ACLs."""
-    config = Settings(
-        state_dir=tmp_path_factory.mktemp("secured"),
-        kafka_security="sasl_ssl",
-        topic_prefix=f"s{RUN_ID}.",
-        **SECURED_PORTS,
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stack, "services", lambda settings: [KafkaService(settings)])
-        patch.setattr(stack, "migrate", _no_migrations)
-        patch.setattr(stack, "status", lambda settings: [KafkaService(settings).status()])
-        patch.setattr(local_kafka.subprocess, "run", _recording(local_kafka.subprocess.run))
-        try:
-            stack.up(config)
-            yield config
-        finally:
-            KafkaService(config).stop()
-
-
-async def _no_migrations(dsn: str) -> list[str]:
-    return []
+    run = _recording(local_kafka.subprocess.run)
+    with secured_broker(tmp_path_factory.mktemp("secured"), f"s{RUN_ID}.", run=run) as config:
+        yield config
 
 
 def _recording(run: Callable[..., Any]) -> Callable[..., Any]:

@@ -224,3 +224,10 @@ def test_ensure_tls_renews_what_expires(tmp_path: Path) -> None:
     assert files.ca_cert.read_bytes() != ca
     new_ca = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
     x509.load_pem_x509_certificates(files.broker_keystore.read_bytes())[0].verify_directly_issued_by(new_ca)
+
+
+def test_the_researcher_cannot_touch_kafkas_internal_topics(tmp_path: Path) -> None:
+    """Its broad grant (any topic of any prefix) is cut back by DENY on Kafka's `__` topics."""
+    researcher = _grants(service_acls(_settings(tmp_path))["researcher"])
+    for operation in ("read", "write", "create"):
+        assert ("topic", "__", "prefixed", operation, False) in researcher
