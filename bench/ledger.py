@@ -1,10 +1,21 @@
-"""Ledger settlement benchmark: throughput vs raw COPY, hot account, paced latency, consumer RSS.
+"""Ledger settlement benchmark: throughput vs raw COPY and raw produce, hot account, paced latency, RSS.
 
-    .venv/bin/python bench/ledger.py [--payments 200000] [--paced-rate 5000] [--paced-seconds 20] [--keep]
+    .venv/bin/python bench/ledger.py [--payments 200000] [--processes 1,2,3] [--paced-rate N]
+                                     [--paced-seconds 20] [--only copy|produce|uniform|hot|paced] [--keep]
 
-Uses the services of `kpsandbox up` (or KPSANDBOX_* settings). Every run gets a new database and
-a new topic prefix. The consumer runs as its own process (`python -m consumers.ledger`), exactly
-as `kpsandbox settle` runs it, so its RSS is measured alone. Prints one JSON object.
+Uses the services of `kpsandbox up` (or KPSANDBOX_* settings). Every stream gets a new topic
+prefix and every run a new database. With one process the consumer is `python -m consumers.ledger`;
+with N it is `kpsandbox settle --processes N` (N such processes of one group, supervised), so its
+RSS is measured alone (all its processes together). `--processes 1,2,3` re-settles the same
+pre-loaded streams with 1, 2 and 3 processes, each against the same COPY baseline (R2 per count).
+The paced test runs at `--paced-rate`, by default half the uniform rate just measured with the
+same count, so it loads every machine alike. The raw aiokafka produce rate (bench/kafka_baseline.py)
+is measured in the same run: settled ÷ produced. Prints one JSON object: the first count's figures
+at the top level (as before `--processes` existed) and, for several counts, one entry per count in
+`sweep`; the load average before and after (other work on the machine shows there).
+
+Citizens are funded by cash-in (keyed by the citizen, like their payments), so every decision
+depends only on its own partition and N processes decide the same stream the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -28,10 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
+from bench.kafka_baseline import measure as measure_produce
 from consumers.ledger import sql
 from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.kafka_admin import delete_topics, ensure_topics
+from infra.local.procs import port_is_free
 from infra.settings import Settings, load_settings, with_overrides
 from schemas.topics import ACCOUNTS, CATALOG, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
@@ -43,6 +57,12 @@ SEND_CHUNK: Final = 20_000
 COPY_BATCH_ROWS: Final = 4_000  # the ledger's batch_size_max: one transaction per batch, like it
 POLL_S: Final = 0.25
 RUN_WAIT_S_MAX: Final = 900.0
+PACED_SHARE: Final = 0.5  # of the uniform rate just measured
+PACED_READ_WAIT_S: Final = 120.0
+PROCESSES_SWEEP_MAX: Final = 8
+PORT_TRIES_MAX: Final = 20
+STOP_WAIT_S: Final = 60.0
+FUNDING_PAISA: Final = 10_000_000_000
 START: Final = datetime(2026, 3, 1, tzinfo=UTC)
 PROGRESS: Final = "SELECT coalesce(sum(messages), 0)::bigint FROM ledger_offsets WHERE topic LIKE '%requests%'"
 
@@ -51,8 +71,8 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def account_events(employer: str, citizens: list[str], merchants: list[str]) -> list[tuple[str, bytes]]:
-    """account.opened for everyone, as (key, JSON)."""
+def account_events(funder: str, citizens: list[str], merchants: list[str]) -> list[tuple[str, bytes]]:
+    """account.opened for everyone (the funder is a cash-in agent), as (key, JSON)."""
 
     def opened(account_id: str, kind: str, extra: dict) -> tuple[str, bytes]:
         document = {
@@ -71,10 +91,27 @@ def account_events(employer: str, citizens: list[str], merchants: list[str]) -> 
         }
         return account_id, json.dumps(document).encode()
 
-    events = [opened(employer, "employer", {})]
+    events = [opened(funder, "agent", {})]
     events += [opened(c, "citizen_wallet", {"gender": "female"}) for c in citizens]
     events += [opened(m, "merchant", {"merchant_category": "kiryana"}) for m in merchants]
     return events
+
+
+def cash_in(agent: str, citizen: str, amount: int, at: datetime) -> tuple[str, bytes]:
+    """One cash.in as (key, JSON), keyed by the citizen (the partition of their own payments)."""
+    document = {
+        "event_type": "cash.in",
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": _iso(at),
+        "producer": "bench",
+        "correlation_id": str(uuid.uuid4()),
+        "customer_account_id": citizen,
+        "agent_account_id": agent,
+        "amount": amount,
+        "currency": "PKR",
+    }
+    return citizen, json.dumps(document).encode()
 
 
 def payment(payer: str, payee: str, amount: int, kind: str, at: datetime) -> tuple[str, bytes]:
@@ -99,19 +136,19 @@ def payment(payer: str, payee: str, amount: int, kind: str, at: datetime) -> tup
 
 
 def population() -> tuple[str, list[str], list[str]]:
-    """The employer, citizens and merchants (merchants[0] is the hot one)."""
+    """The funder (an agent), citizens and merchants (merchants[0] is the hot one)."""
     return (
-        "acc_e000000000000000",
+        "acc_a000000000000000",
         [f"acc_c{i:015x}" for i in range(CITIZENS)],
         [f"acc_d{i:015x}" for i in range(MERCHANTS)],
     )
 
 
 def payment_stream(count: int, *, hot_share: float, seed: int = 1) -> list[tuple[str, bytes]]:
-    """Wages that fund every citizen, then citizen-to-merchant payments (hot_share to merchant 0)."""
+    """Cash-in that funds every citizen, then citizen-to-merchant payments (hot_share to merchant 0)."""
     rng = random.Random(seed)
-    employer, citizens, merchants = population()
-    events = [payment(employer, c, 10_000_000_000, "wage", START) for c in citizens]
+    funder, citizens, merchants = population()
+    events = [cash_in(funder, c, FUNDING_PAISA, START) for c in citizens]
     at = START
     for _ in range(count - len(events)):
         at += timedelta(milliseconds=10)
@@ -145,12 +182,24 @@ async def fresh(base: Settings, label: str) -> Settings:
 
 
 _created: list[Settings] = []
+_databases: list[str] = []  # further databases on a stream's topics (one per process count)
+
+
+async def fresh_database(config: Settings, label: str) -> Settings:
+    """The same topics with a new, migrated database (a re-settle of the same stream)."""
+    name = f"{config.dsn.rpartition('/')[2]}_{label}"
+    dsn = await create_database(config, name)
+    await migrate(dsn)
+    _databases.append(name)
+    return with_overrides(config, database_url=dsn)
 
 
 async def clean_up(base: Settings) -> None:
     """Drops every database and topic this run created (unless --keep)."""
     connection = await asyncpg.connect(base.dsn)
     try:
+        for name in _databases:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         for config in _created:
             await connection.execute(f'DROP DATABASE IF EXISTS "{config.dsn.rpartition("/")[2]}" WITH (FORCE)')
             await delete_topics(config, [config.topic(spec) for spec in CATALOG])
@@ -159,20 +208,47 @@ async def clean_up(base: Settings) -> None:
 
 
 def rss_mib(pid: int) -> float:
-    """Resident set size of a process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    """Resident set size of a process, MiB (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
     return 0.0
 
 
+def tree_rss_mib(pid: int) -> float:
+    """RSS of a process and its children (`settle --processes N`: the supervisor and its N ledgers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError):
+        children = []
+    return rss_mib(pid) + sum(rss_mib(int(child)) for child in children)
+
+
+def free_ports_base(count: int) -> int:
+    """A port with `count` free ports from it upward: each ledger process serves /metrics on one, and
+    other benchmarks may run a ledger on the default port meanwhile."""
+    for _ in range(PORT_TRIES_MAX):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count <= 65_535 and all(port_is_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"found no {count} free ports in a row after {PORT_TRIES_MAX} tries")
+
+
 async def start_consumer(
-    config: Settings, *, until_idle: bool, env: dict[str, str] | None = None
+    config: Settings, *, until_idle: bool, env: dict[str, str] | None = None, processes: int = 1
 ) -> asyncio.subprocess.Process:
-    """`python -m consumers.ledger` against this run's topics and database.
+    """`python -m consumers.ledger` (or `kpsandbox settle --processes N`) against this run's topics
+    and database, serving /metrics on free ports.
 
     `env` replaces the child's environment (bench/security.py passes `settings_env` of a secured
-    broker's settings); by default the child reaches this run's broker as an external PLAINTEXT one.
+    broker's settings); by default the child reaches this run's broker as an external PLAINTEXT one,
+    in a consumer group of its own: a group is the cluster's, not the topic's, so another ledger of
+    the default group on the same broker (another benchmark) would rebalance this one's.
     """
     if env is None:
         env = dict(os.environ)
@@ -180,18 +256,30 @@ async def start_consumer(
             KPSANDBOX_TOPIC_PREFIX=config.topic_prefix,
             KPSANDBOX_DATABASE_URL=config.dsn,
             KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS=config.bootstrap_servers,
+            KPSANDBOX_LEDGER_GROUP=f"bench-{uuid.uuid4().hex[:8]}",
             PYTHONPATH=str(REPO),
         )
-    args = [sys.executable, "-m", "consumers.ledger", *(["--until-idle"] if until_idle else [])]
+    env = env | {"KPSANDBOX_LEDGER_METRICS_PORT": str(free_ports_base(processes))}
+    idle = ["--until-idle"] if until_idle else []
+    if processes == 1:
+        args = [sys.executable, "-m", "consumers.ledger", *idle]
+    else:
+        group = env.get("KPSANDBOX_LEDGER_GROUP", "kp-ledger")
+        args = [sys.executable, "-m", "kpsandbox", "settle", "--processes", str(processes), "--group", group, *idle]
     return await asyncio.create_subprocess_exec(*args, env=env, cwd=str(REPO), stdout=asyncio.subprocess.PIPE)
 
 
-async def throughput_run(base: Settings, *, payments: int, hot_share: float, label: str) -> dict:
+async def throughput_run(base: Settings, *, payments: int, hot_share: float, label: str, processes: int = 1) -> dict:
     """Pre-loads the stream, then times the consumer draining it (settled/s between 5% and 95%)."""
-    employer, citizens, merchants = population()
-    accounts = account_events(employer, citizens, merchants)
-    config = await preload(base, label, accounts, payment_stream(payments, hot_share=hot_share))
-    return await timed_drain(config, payments=payments)
+    config = await preload_stream(base, payments=payments, hot_share=hot_share, label=label)
+    return await timed_drain(config, payments=payments, processes=processes)
+
+
+async def preload_stream(base: Settings, *, payments: int, hot_share: float, label: str) -> Settings:
+    """A fresh database and topic prefix with this benchmark's accounts and payments on it."""
+    funder, citizens, merchants = population()
+    accounts = account_events(funder, citizens, merchants)
+    return await preload(base, label, accounts, payment_stream(payments, hot_share=hot_share))
 
 
 async def preload(
@@ -204,25 +292,31 @@ async def preload(
     return config
 
 
-async def timed_drain(config: Settings, *, payments: int, env: dict[str, str] | None = None) -> dict:
-    """Times `python -m consumers.ledger --until-idle` draining a pre-loaded run (see start_consumer
-    for `env`): settled/s between 5% and 95% of `payments`, so start-up and the tail are left out."""
+async def timed_drain(
+    config: Settings, *, payments: int, env: dict[str, str] | None = None, processes: int = 1
+) -> dict:
+    """Times the consumer (`processes` of them) with --until-idle draining a pre-loaded run (see
+    start_consumer for `env`): settled/s between 5% and 95% of `payments`, so start-up and the tail
+    are left out."""
     connection = await asyncpg.connect(config.dsn)
-    process = await start_consumer(config, until_idle=True, env=env)
+    process = await start_consumer(config, until_idle=True, env=env, processes=processes)
     samples: list[tuple[float, int]] = []
     rss: list[float] = []
     deadline = time.monotonic() + RUN_WAIT_S_MAX
     try:
         while process.returncode is None and time.monotonic() < deadline:
             samples.append((time.monotonic(), await connection.fetchval(PROGRESS)))
-            rss.append(rss_mib(process.pid))
+            rss.append(tree_rss_mib(process.pid))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), POLL_S)
         samples.append((time.monotonic(), await connection.fetchval(PROGRESS)))
         created = await connection.fetchval("SELECT count(*) FROM ledger_requests WHERE result = 'created'")
-        summary = (await process.stdout.read()).decode().strip()  # type: ignore[union-attr]
+        output = (await process.stdout.read()).decode().strip().splitlines()  # type: ignore[union-attr]
     finally:
         await connection.close()
+        if process.returncode is None:  # over RUN_WAIT_S_MAX, or this run failed: leave nothing running
+            process.terminate()
+            await asyncio.wait_for(process.wait(), STOP_WAIT_S)
 
     def first_at(share: float) -> tuple[float, int]:
         return next(s for s in samples if s[1] >= share * payments)
@@ -230,8 +324,9 @@ async def timed_drain(config: Settings, *, payments: int, env: dict[str, str] | 
     (t5, n5), (t95, n95) = first_at(0.05), first_at(0.95)
     settled = samples[-1][1]
     half = len(rss) // 2
-    return {
+    figures = {
         "payments": payments,
+        "processes": processes,
         "settled": settled,
         "created": created,
         "settled_per_s": round((n95 - n5) / (t95 - t5)),
@@ -239,14 +334,17 @@ async def timed_drain(config: Settings, *, payments: int, env: dict[str, str] | 
         "rss_mib_max_first_half": round(max(rss[:half] or [0]), 1),
         "rss_mib_max_second_half": round(max(rss[half:] or [0]), 1),
         "database": config.dsn.rpartition("/")[2],
-        "consumer": summary,
+        "consumer": output[-1] if output else "",
     }
+    if processes > 1:
+        figures["each_process"] = [line for line in output if line.startswith("ledger ")]
+    return figures
 
 
 async def copy_baseline(base: Settings, *, payments: int) -> dict:
     """Raw asyncpg COPY of the same rows the ledger writes per payment (a transfer and a request)."""
     config = await fresh(base, "copy")
-    employer, citizens, _ = population()
+    funder, citizens, _ = population()
     rng = random.Random(2)
     connection = await asyncpg.connect(config.dsn)
     try:
@@ -254,7 +352,7 @@ async def copy_baseline(base: Settings, *, payments: int) -> dict:
         for start in range(0, payments, COPY_BATCH_ROWS):
             ids = [uuid.uuid4() for _ in range(min(COPY_BATCH_ROWS, payments - start))]
             transfers = [
-                (i, rng.choice(citizens), employer, 1_000, "PKR", "p2m_static_qr", "wallet", None, 0, 0, START, None)
+                (i, rng.choice(citizens), funder, 1_000, "PKR", "p2m_static_qr", "wallet", None, 0, 0, START, None)
                 for i in ids
             ]
             requests = [
@@ -272,14 +370,26 @@ async def copy_baseline(base: Settings, *, payments: int) -> dict:
     return {"payments": payments, "payments_per_s": round(payments / elapsed)}
 
 
-async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
+async def produce_baseline(base: Settings, *, messages: int) -> dict:
+    """Raw aiokafka produce (acks=all, idempotent) and consume of payment-shaped JSON: the
+    denominator of settled ÷ produced (bench/kafka_baseline.py, on a topic of its own)."""
+    topic = f"{base.topic_prefix}bench.baseline.{uuid.uuid4().hex[:6]}"
+    result = await measure_produce(base, topic, messages)
+    return {
+        "messages": result.messages,
+        "produce_msgs_per_s": round(result.produce_msgs_per_s),
+        "consume_msgs_per_s": round(result.consume_msgs_per_s),
+    }
+
+
+async def paced_run(base: Settings, *, rate: int, seconds: int, processes: int = 1) -> dict:
     """Sends at a fixed rate with wall-clock occurred_at; latency = outcome readable − occurred_at."""
     config = await fresh(base, "paced")
-    employer, citizens, merchants = population()
-    await send(config, config.topic(ACCOUNTS), account_events(employer, citizens, merchants))
-    funding = [payment(employer, c, 10_000_000_000, "wage", datetime.now(UTC)) for c in citizens]
+    funder, citizens, merchants = population()
+    await send(config, config.topic(ACCOUNTS), account_events(funder, citizens, merchants))
+    funding = [cash_in(funder, c, FUNDING_PAISA, datetime.now(UTC)) for c in citizens]
     await send(config, config.topic(PAYMENT_REQUESTS), funding)
-    process = await start_consumer(config, until_idle=False)
+    process = await start_consumer(config, until_idle=False, processes=processes)
     outcomes = kafka_clients.consumer(
         config,
         "admin",
@@ -290,7 +400,9 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
     await outcomes.start()
     latencies: list[float] = []
     rss: list[float] = []
-    expected = len(funding) + rate * seconds
+    tick_s = 0.01
+    ticks, per_tick = int(seconds / tick_s), max(1, round(rate * tick_s))  # the rate, to 100/s
+    expected = len(funding) + ticks * per_tick
 
     async def read() -> None:
         seen = 0
@@ -301,13 +413,13 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
                 for message in messages:
                     seen += 1
                     outcome = json.loads(message.value)
-                    if outcome["kind"] != "wage":
+                    if outcome["request_type"] == "payment.requested":  # not the funding cash-in
                         sent = datetime.fromisoformat(outcome["request_occurred_at"].replace("Z", "+00:00"))
                         latencies.append((now - sent).total_seconds() * 1000)
-            rss.append(rss_mib(process.pid))
+            rss.append(tree_rss_mib(process.pid))
 
     reader = asyncio.create_task(read())
-    # Pacing starts once the funding wages are settled, so the figures measure steady state only.
+    # Pacing starts once the funding is settled, so the figures measure steady state only.
     connection = await asyncpg.connect(config.dsn)
     try:
         while (await connection.fetchval(PROGRESS)) < len(funding):
@@ -317,11 +429,9 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
     producer = kafka_clients.producer(config, "admin", acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     rng = random.Random(3)
-    tick_s = 0.01
-    per_tick = max(1, int(rate * tick_s))
     started = time.monotonic()
     try:
-        for tick in range(int(seconds / tick_s)):
+        for tick in range(ticks):
             await asyncio.sleep(max(0.0, started + tick * tick_s - time.monotonic()))
             for _ in range(per_tick):
                 key, value = payment(
@@ -333,50 +443,106 @@ async def paced_run(base: Settings, *, rate: int, seconds: int) -> dict:
                 )
                 await producer.send(config.topic(PAYMENT_REQUESTS), value, key=key.encode())
         await producer.flush()
-        achieved = rate * seconds / (time.monotonic() - started)
-        await asyncio.wait_for(reader, 120)
+        achieved = ticks * per_tick / (time.monotonic() - started)
+        await asyncio.wait_for(reader, PACED_READ_WAIT_S)
     finally:
         await producer.stop()
         await outcomes.stop()
         process.send_signal(signal.SIGTERM)
-        summary = (await process.stdout.read()).decode().strip()  # type: ignore[union-attr]
+        output = (await asyncio.wait_for(process.stdout.read(), STOP_WAIT_S)).decode().strip()  # type: ignore[union-attr]
         await process.wait()
     latencies.sort()
     return {
+        "processes": processes,
         "rate_target": rate,
+        "rate_paced": round(per_tick / tick_s),  # the target to 100/s (whole payments per 10 ms tick)
         "rate_achieved": round(achieved),
         "payments": len(latencies),
         "p50_ms": round(latencies[len(latencies) // 2], 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)], 1),
         "max_ms": round(latencies[-1], 1),
         "rss_mib_max": round(max(rss), 1),
-        "consumer": summary,
+        "consumer": output.splitlines()[-1] if output else "",
     }
+
+
+def process_counts(text: str) -> list[int]:
+    """`1,2,3` → [1, 2, 3]: the process counts to measure, in order, each 1–8."""
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or len(counts) > PROCESSES_SWEEP_MAX or not all(1 <= n <= PROCESSES_SWEEP_MAX for n in counts):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of counts from 1 to {PROCESSES_SWEEP_MAX}")
+    return counts
+
+
+async def one_count(base: Settings, args: argparse.Namespace, only: set[str], streams: dict, n: int) -> dict:
+    """Every figure for one process count: each stream re-settled into a fresh database, then paced."""
+    figures: dict = {"processes": n}
+    for name, config in streams.items():
+        figures[name] = await timed_drain(await fresh_database(config, f"n{n}"), payments=args.payments, processes=n)
+    if "paced" in only:
+        rate = args.paced_rate or round(PACED_SHARE * figures["uniform"]["settled_per_s"])
+        figures["paced"] = await paced_run(base, rate=rate, seconds=args.paced_seconds, processes=n)
+    return figures
+
+
+def ratios(figures: dict, copy: dict | None, produce: dict | None) -> dict:
+    """R2 (settled ÷ raw COPY), hot ÷ uniform and settled ÷ raw produce, where both sides were measured."""
+    uniform = figures.get("uniform", {}).get("settled_per_s")
+    found: dict = {}
+    if uniform and copy:
+        found["R2"] = round(uniform / copy["payments_per_s"], 3)
+    if uniform and "hot_account" in figures:
+        found["hot_vs_uniform"] = round(figures["hot_account"]["settled_per_s"] / uniform, 3)
+    if uniform and produce:
+        found["settled_per_produced"] = round(uniform / produce["produce_msgs_per_s"], 3)
+    return found
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=200_000)
-    parser.add_argument("--paced-rate", type=int, default=5_000)
+    parser.add_argument(
+        "--processes", type=process_counts, default=[1], help="ledger processes, or a sweep such as 1,2,3"
+    )
+    parser.add_argument(
+        "--paced-rate", type=int, default=None, help="payments/s (default: half the uniform rate just measured)"
+    )
     parser.add_argument("--paced-seconds", type=int, default=20)
-    parser.add_argument("--only", choices=["copy", "uniform", "hot", "paced"], action="append")
+    parser.add_argument("--only", choices=["copy", "produce", "uniform", "hot", "paced"], action="append")
     parser.add_argument("--keep", action="store_true", help="keep the run's databases and topics")
     args = parser.parse_args()
+    only = set(args.only or ["copy", "produce", "uniform", "hot", "paced"])
+    if "paced" in only and "uniform" not in only and args.paced_rate is None:
+        parser.error("--only paced without uniform needs --paced-rate (the default is half the uniform rate)")
     base = load_settings()
-    only = set(args.only or ["copy", "uniform", "hot", "paced"])
-    result: dict = {}
+    result: dict = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
     if "copy" in only:
         result["copy_baseline"] = await copy_baseline(base, payments=args.payments)
+    if "produce" in only:
+        result["kafka_produce"] = await produce_baseline(base, messages=args.payments)
+    streams: dict[str, Settings] = {}  # pre-loaded once, re-settled by every process count
     if "uniform" in only:
-        result["uniform"] = await throughput_run(base, payments=args.payments, hot_share=0.0, label="uniform")
+        streams["uniform"] = await preload_stream(base, payments=args.payments, hot_share=0.0, label="uniform")
     if "hot" in only:
-        result["hot_account"] = await throughput_run(base, payments=args.payments, hot_share=HOT_SHARE, label="hot")
-    if "paced" in only:
-        result["paced"] = await paced_run(base, rate=args.paced_rate, seconds=args.paced_seconds)
-    if "copy_baseline" in result and "uniform" in result:
-        result["R2"] = round(result["uniform"]["settled_per_s"] / result["copy_baseline"]["payments_per_s"], 3)
-    if "hot_account" in result and "uniform" in result:
-        result["hot_vs_uniform"] = round(result["hot_account"]["settled_per_s"] / result["uniform"]["settled_per_s"], 3)
+        streams["hot_account"] = await preload_stream(base, payments=args.payments, hot_share=HOT_SHARE, label="hot")
+    sweep = []
+    for n in args.processes:
+        figures = await one_count(base, args, only, streams, n)
+        sweep.append(figures | ratios(figures, result.get("copy_baseline"), result.get("kafka_produce")))
+    result |= sweep[0]
+    if len(sweep) > 1:
+        result["sweep"] = [
+            {
+                key: figures[key]
+                for key in ("processes", "R2", "hot_vs_uniform", "settled_per_produced")
+                if key in figures
+            }
+            | {name: figures[name]["settled_per_s"] for name in streams}
+            | ({"paced_p99_ms": figures["paced"]["p99_ms"]} if "paced" in figures else {})
+            for figures in sweep
+        ]
+        result["sweep_details"] = sweep[1:]
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     if not args.keep:
         await clean_up(base)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from infra import kafka_clients
 from infra.errors import SandboxError
-from infra.kafka_admin import kafka_unreachable
+from infra.kafka_admin import kafka_unreachable, topic_missing
 from infra.settings import Settings
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.topics import DEAD_LETTER
@@ -171,10 +171,7 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
     finally:
         await admin.close()
     if described["error_code"] or not described["partitions"]:
-        raise SandboxError(
-            f"topic {topic} does not exist on {settings.bootstrap_servers}",
-            "create the catalog topics with `kpsandbox topics create` (check KPSANDBOX_TOPIC_PREFIX)",
-        )
+        raise topic_missing(settings, topic, "`kpsandbox topics create`")
     return sorted(part["partition"] for part in described["partitions"])
 
 

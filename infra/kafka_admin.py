@@ -50,7 +50,7 @@ async def _started_admin(settings: Settings) -> AIOKafkaAdminClient:
     return admin
 
 
-async def _cluster_answers(settings: Settings) -> bool:
+async def _live_broker_ids(settings: Settings) -> frozenset[int]:
     admin = _admin(settings)
     noise = _BootstrapNoise()
     for name in PROBE_LOGGERS:
@@ -58,46 +58,83 @@ async def _cluster_answers(settings: Settings) -> bool:
     try:
         await asyncio.wait_for(admin.start(), timeout=ADMIN_TIMEOUT_MS / 1000)
         cluster = await admin.describe_cluster()
-        return bool(cluster.get("brokers"))
+        return frozenset(int(broker["node_id"]) for broker in cluster.get("brokers") or [])
     except (TimeoutError, KafkaError, OSError):
-        return False
+        return frozenset()
     finally:
         await admin.close()
         for name in PROBE_LOGGERS:
             logging.getLogger(name).removeFilter(noise)
 
 
+def live_broker_ids(settings: Settings) -> frozenset[int]:
+    """The node ids of the brokers the cluster reports alive (registered and not fenced), asked as
+    every client of these settings asks (the `admin` principal on a secured local broker); empty
+    when the cluster does not answer."""
+    return asyncio.run(_live_broker_ids(settings))
+
+
 def cluster_answers(settings: Settings) -> bool:
-    """True when the cluster answers a DescribeCluster request with at least one broker, asked as
-    every client of these settings asks (the `admin` principal on a secured local broker)."""
-    return asyncio.run(_cluster_answers(settings))
+    """True when the cluster answers a DescribeCluster request with at least one broker."""
+    return bool(live_broker_ids(settings))
+
+
+def min_insync_replicas(replication: int) -> int:
+    """`min.insync.replicas` for a topic of this replication factor: a majority of the replicas, but
+    never all of them, so `acks=all` writes go on with one broker down (RF 3 → 2, RF 2 → 1, RF 5 → 3)."""
+    return max(1, min(replication - 1, replication // 2 + 1))
+
+
+def durability_configs(replication: int) -> dict[str, str]:
+    """The topic configs that follow from the replication factor: `min.insync.replicas` when the
+    topic is replicated (an unreplicated topic keeps the cluster's default)."""
+    return {"min.insync.replicas": str(min_insync_replicas(replication))} if replication > 1 else {}
+
+
+def new_topic(settings: Settings, name: str, partitions: int, configs: dict[str, str] | None = None) -> NewTopic:
+    """A topic to create with this deployment's replication factor and the min ISR that goes with it."""
+    replication = settings.topic_replication_factor
+    return NewTopic(
+        name=name,
+        num_partitions=partitions,
+        replication_factor=replication,
+        topic_configs=(configs or {}) | durability_configs(replication),
+    )
 
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = CATALOG) -> list[str]:
     """Creates the catalog topics that are missing; returns the names it created. Idempotent."""
-    replication = settings.kafka_replication_factor
-    wanted = [
-        NewTopic(
-            name=settings.topic(spec),
-            num_partitions=spec.partitions,
-            replication_factor=replication,
-            topic_configs=spec.configs(),
-        )
-        for spec in specs
-    ]
+    wanted = [new_topic(settings, settings.topic(spec), spec.partitions, spec.configs()) for spec in specs]
     return await _create_missing(settings, wanted)
 
 
 async def ensure_topic(settings: Settings, name: str, partitions: int) -> list[str]:
     """Creates one ad-hoc topic (smoke tests, benchmarks) if it is missing."""
-    replication = settings.kafka_replication_factor
-    return await _create_missing(settings, [NewTopic(name, partitions, replication)])
+    return await _create_missing(settings, [new_topic(settings, name, partitions)])
+
+
+async def _check_replication_fits(settings: Settings, admin: AIOKafkaAdminClient, wanted: list[NewTopic]) -> None:
+    """Refuses, before any topic is created, a replication factor the cluster has too few brokers
+    for (Kafka would refuse each topic one by one, or an external cluster leave some created)."""
+    replication = max((topic.replication_factor for topic in wanted), default=1)
+    if replication <= 1:
+        return
+    brokers = len((await admin.describe_cluster()).get("brokers") or [])
+    if replication > brokers:
+        raise SandboxError(
+            f"the replication factor {replication} is more than the {brokers} broker(s) Kafka at "
+            f"{settings.bootstrap_servers} has running; no topic was created",
+            "lower KPSANDBOX_KAFKA_REPLICATION_FACTOR, or start the missing brokers "
+            "(locally: KPSANDBOX_KAFKA_BROKERS and `kpsandbox up`)",
+        )
 
 
 async def _create_missing(settings: Settings, wanted: list[NewTopic]) -> list[str]:
     admin = await _started_admin(settings)
     try:
         existing = set(await admin.list_topics())
+        if any(topic.name not in existing for topic in wanted):
+            await _check_replication_fits(settings, admin, wanted)
         created: list[str] = []
         for topic in wanted:
             if topic.name in existing:
@@ -129,6 +166,17 @@ async def delete_topics(settings: Settings, names: list[str]) -> None:
         await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+def topic_missing(settings: Settings, topic: str, create: str = "`kpsandbox up`") -> SandboxError:
+    """The one error for a topic a client cannot see: missing, or (on a secured cluster) not granted
+    to this process's Kafka user, which the broker reports the same way."""
+    message = f"topic {topic} does not exist on {settings.bootstrap_servers}"
+    hint = f"create the catalog topics with {create} (check KPSANDBOX_TOPIC_PREFIX)"
+    if settings.kafka_protocol != "PLAINTEXT":
+        message += ", or this process's Kafka user may not use it"
+        hint += "; on a secured broker check the user's ACLs (docs/security.md, `kpsandbox up` grants the sandbox's)"
+    return SandboxError(message, hint)
 
 
 def kafka_unreachable(settings: Settings) -> SandboxError:

@@ -32,6 +32,12 @@ SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verif
 WEBHOOK_RETRY_SCHEDULE_DEFAULT: Final = "5,30,120,600,1800"  # six attempts within 45 minutes
 WEBHOOK_RETRIES_MAX: Final = 16  # retries after the first attempt; the delivery then fails
 WEBHOOK_RETRY_DELAY_S_MAX: Final = 86_400
+KAFKA_BROKERS_MAX: Final = 5  # a KRaft quorum of 5 voters survives 2 failures; more buys nothing locally
+# Local broker k (1..N) listens on KPSANDBOX_KAFKA_PORT + 2(k-1) and its controller on
+# KPSANDBOX_KAFKA_CONTROLLER_PORT + 2(k-1): each broker takes the next pair, so the default ports
+# (19092/19093) never collide, and one broker keeps exactly the ports it always had.
+KAFKA_PORT_STEP: Final = 2
+KAFKA_REPLICATION_FACTOR_DEFAULT_MAX: Final = 3
 
 
 def parse_retry_schedule(value: str) -> tuple[int, ...]:
@@ -83,10 +89,24 @@ class Settings(BaseSettings):
     kafka_version: str = Field(default=KAFKA_VERSION_DEFAULT, pattern=r"^4\.[0-9]+\.[0-9]+$")
     kafka_port: Port = 19092
     kafka_controller_port: Port = 19093
-    kafka_replication_factor: int = Field(
-        default=1, ge=1, le=7, description="Replication factor of created topics (raise it on real clusters)."
+    kafka_brokers: int = Field(
+        default=1,
+        description="Local Kafka brokers (1–5), each a KRaft broker and controller voter; 3 for a replicated "
+        "cluster that survives losing one.",
     )
-    kafka_heap_mb: int = Field(default=768, ge=256, le=1024)
+    kafka_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=7,
+        description="Replication factor of created topics. Unset: min(3, KPSANDBOX_KAFKA_BROKERS) locally, "
+        "1 on an external cluster (raise it there).",
+    )
+    kafka_heap_mb: int | None = Field(
+        default=None,
+        ge=256,
+        le=1024,
+        description="Heap of each local Kafka broker. Unset: 768 MiB for one broker, 512 MiB each in a cluster.",
+    )
     kafka_security: Literal["plaintext", "sasl_ssl"] = Field(
         default="plaintext",
         description="The local broker's client listener: plaintext, or sasl_ssl (SCRAM-SHA-512 over TLS, "
@@ -148,6 +168,16 @@ class Settings(BaseSettings):
             host, sep, port = entry.strip().rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"'{entry}' is not host:port (e.g. 'localhost:9092')")
+        return value
+
+    @field_validator("kafka_brokers")
+    @classmethod
+    def check_kafka_brokers(cls, value: int) -> int:
+        """1 to 5 local brokers."""
+        if not 1 <= value <= KAFKA_BROKERS_MAX:
+            raise ValueError(
+                f"is the number of local Kafka brokers, 1 to {KAFKA_BROKERS_MAX} (3 for a replicated cluster)"
+            )
         return value
 
     @field_validator("database_url")
@@ -238,6 +268,41 @@ class Settings(BaseSettings):
                 raise ValueError(f"{self.kafka_security_protocol} needs {', '.join(missing)}")
         return self
 
+    @model_validator(mode="after")
+    def check_kafka_cluster(self) -> Settings:
+        """A local cluster's ports are all distinct, and its topics fit on its brokers: refused here,
+        before any broker starts or any topic is created."""
+        if not self.kafka_embedded:
+            return self
+        replication = self.kafka_replication_factor
+        if replication is not None and replication > self.kafka_brokers:
+            raise ValueError(
+                f"KPSANDBOX_KAFKA_REPLICATION_FACTOR={replication} is more than the {self.kafka_brokers} local "
+                f"Kafka broker(s): set KPSANDBOX_KAFKA_BROKERS={replication} (at most {KAFKA_BROKERS_MAX}) or "
+                "lower the replication factor (unset, it follows the broker count)"
+            )
+        problem = kafka_port_clash(self.kafka_port, self.kafka_controller_port, self.kafka_brokers)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def kafka_client_ports(self) -> tuple[int, ...]:
+        """The client port of each local broker, broker 1 first."""
+        return tuple(self.kafka_port + KAFKA_PORT_STEP * i for i in range(self.kafka_brokers))
+
+    @property
+    def kafka_controller_ports(self) -> tuple[int, ...]:
+        """The KRaft controller port of each local broker, broker 1 first."""
+        return tuple(self.kafka_controller_port + KAFKA_PORT_STEP * i for i in range(self.kafka_brokers))
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """The replication factor of created topics: the setting, or min(3, brokers) on the local cluster."""
+        if self.kafka_replication_factor is not None:
+            return self.kafka_replication_factor
+        return min(KAFKA_REPLICATION_FACTOR_DEFAULT_MAX, self.kafka_brokers) if self.kafka_embedded else 1
+
     @property
     def kafka_protocol(self) -> str:
         """The security protocol every Kafka client of this process uses."""
@@ -263,7 +328,7 @@ class Settings(BaseSettings):
     @cached_property
     def bootstrap_servers(self) -> str:
         """Where Kafka clients connect."""
-        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+        return self.kafka_bootstrap_servers or ",".join(f"127.0.0.1:{port}" for port in self.kafka_client_ports)
 
     @cached_property
     def dsn(self) -> str:
@@ -299,6 +364,30 @@ class Settings(BaseSettings):
 SECRET_SETTINGS: Final = frozenset(
     name for name, field in Settings.model_fields.items() if "SecretStr" in repr(field.annotation)
 )
+
+
+def kafka_port_clash(client_port: int, controller_port: int, brokers: int) -> str | None:
+    """Why the ports of a local cluster of `brokers` cannot work (a port out of range, or one port
+    wanted twice), naming the broker and the setting to change; None when they can."""
+    wanted: dict[int, str] = {}
+    for index in range(brokers):
+        for base, setting, role in (
+            (client_port, "KPSANDBOX_KAFKA_PORT", "client"),
+            (controller_port, "KPSANDBOX_KAFKA_CONTROLLER_PORT", "controller"),
+        ):
+            port = base + KAFKA_PORT_STEP * index
+            claim = f"broker {index + 1}'s {role} port ({setting} + {KAFKA_PORT_STEP * index})"
+            if port > 65535:
+                return f"{claim} would be {port}, above 65535: lower {setting}"
+            if port in wanted:
+                return (
+                    f"port {port} is both {wanted[port]} and {claim} with KPSANDBOX_KAFKA_BROKERS={brokers}: "
+                    f"broker k uses KPSANDBOX_KAFKA_PORT + {KAFKA_PORT_STEP}(k-1) and KPSANDBOX_KAFKA_CONTROLLER_PORT "
+                    f"+ {KAFKA_PORT_STEP}(k-1), so make the two settings differ by an odd number "
+                    "(e.g. 19092 and 19093)"
+                )
+            wanted[port] = claim
+    return None
 
 
 def with_overrides(settings: Settings, **updates: object) -> Settings:

@@ -20,7 +20,7 @@ from aiokafka.partitioner import murmur2
 
 from infra import kafka_clients
 from infra.errors import SandboxError
-from infra.kafka_admin import kafka_unreachable
+from infra.kafka_admin import kafka_unreachable, topic_missing
 from infra.settings import Settings
 from producers.batches import AccountsFirstBatches
 from producers.sim.engine import Simulation
@@ -137,10 +137,7 @@ class KafkaSink:
                 partitions = await asyncio.wait_for(producer.partitions_for(name), KAFKA_CONNECT_TIMEOUT_S)
             except (TimeoutError, KafkaError) as exc:
                 await self.close()
-                raise SandboxError(
-                    f"topic {name} does not exist on {self.settings.bootstrap_servers}",
-                    "create the catalog topics with `kpsandbox topics create` (check KPSANDBOX_TOPIC_PREFIX)",
-                ) from exc
+                raise topic_missing(self.settings, name, "`kpsandbox topics create`") from exc
             self._partitions[name] = len(partitions)
 
     async def send(self, rec: Record, value: bytes) -> None:

@@ -26,6 +26,7 @@ from consumers.ledger.outbox import Committed, OutcomeRelay
 from consumers.ledger.records import account_flags
 from infra import kafka_clients
 from infra.errors import SandboxError
+from infra.kafka_admin import topic_missing
 from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.topics import ACCOUNTS
@@ -52,6 +53,7 @@ class AccountsReader:
         producer: AIOKafkaProducer,
         relay: OutcomeRelay,
     ) -> None:
+        self.settings = settings
         self.topic = topic
         self.group = group
         self.pool = pool
@@ -76,7 +78,7 @@ class AccountsReader:
         except (TimeoutError, KafkaError):
             parts = set()
         if not parts:
-            raise SandboxError(f"topic {self.topic} does not exist", "create the catalog topics with `kpsandbox up`")
+            raise topic_missing(self.settings, self.topic)
         self.partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self.consumer.assign(self.partitions)
         starts = await self.consumer.beginning_offsets(self.partitions)

@@ -9,11 +9,12 @@ batch never sends one: each poison message is dead-lettered once, after the comm
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 from uuid import UUID
 
 import asyncpg
@@ -27,9 +28,11 @@ from consumers.ledger.outbox import Committed
 from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
 from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison
-from consumers.ledger.records import Decision, Expired, Request
+from consumers.ledger.records import Decision, Effects, Expired, Request
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 from schemas.topics import PAYMENT_REQUESTS, tenant_outcomes_name
+
+OUTCOMES_PER_SLICE: Final = 500  # outcomes encoded between two turns of the row writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,50 @@ def _partition_clocks(clocks: dict[ClockKey, datetime]) -> dict[int, datetime]:
     return latest
 
 
+@dataclass(slots=True)
+class OutboxMessages:
+    """A batch's outcome messages as the outbox stores them, built a slice at a time."""
+
+    topic: str  # the requests topic (a tenant's outcomes topic is named after it)
+    keys: list[str] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    copies: list[Letter] = field(default_factory=list)  # a tenant's own requests' outcomes, also to its topic
+    results: Counter[str] = field(default_factory=Counter)  # result code -> requests
+    expired: int = 0
+
+    def add(self, outcomes: list[Decision | Expired]) -> None:
+        """Encodes outcomes (in order) and counts them."""
+        for outcome in outcomes:
+            if isinstance(outcome, Expired):
+                key, value = expiry_outcome_bytes(outcome.pending, outcome.transfer_id)
+                self.expired += 1
+                tenant = clock_tenant(outcome.pending.source_producer)
+            else:
+                key, value = outcome_bytes(outcome)
+                self.results[outcome.result] += 1
+                tenant = outcome.request.tenant
+            if tenant is not None:
+                self.copies.append(Letter(key.encode(), (), value, topic=_tenant_outcomes(self.topic, tenant)))
+            self.keys.append(key)
+            self.payloads.append(value)
+
+
+async def _encode_while_writing(connection: asyncpg.Connection, effects: Effects, messages: OutboxMessages) -> None:
+    """Writes the batch's rows and encodes its outcomes at the same time: the outcomes are encoded
+    a slice at a time, and between slices the writer sends its next rows, so PostgreSQL stores
+    them (on another core) while this process encodes. Same transaction, same rows, same order."""
+    writing = asyncio.ensure_future(repository.write_effects(connection, effects=effects))
+    outcomes = effects.outcomes
+    try:
+        for start in range(0, len(outcomes), OUTCOMES_PER_SLICE):
+            await asyncio.sleep(0)  # the writer's turn
+            messages.add(outcomes[start : start + OUTCOMES_PER_SLICE])
+    except BaseException:
+        await asyncio.wait([writing])  # the connection finishes its statement; the transaction rolls back
+        raise
+    await writing
+
+
 async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str, batch: Batch) -> BatchResult:
     """Decides and writes one batch in one transaction; returns what to relay."""
     async with connection.transaction():
@@ -148,31 +195,12 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         ledger = Ledger(accounts=accounts, pending=pending, prior=prior, clocks=dict(clocks), now=now, owners=owners)
         for request in batch.requests:
             ledger.decide(request)
-        await repository.write_effects(connection, effects=ledger.effects)
+        messages = OutboxMessages(topic)
+        await _encode_while_writing(connection, ledger.effects, messages)
         moved = {k: c for k, c in ledger.clocks.items() if clocks.get(k) != c}
         await repository.upsert_clocks(connection, group=group, topic=topic, clocks=moved)
-        keys: list[str] = []
-        payloads: list[bytes] = []
-        copies: list[Letter] = []  # a tenant's own requests' outcomes, also to its outcomes topic
-        results: Counter[str] = Counter()
-        expired = 0
-        for outcome in ledger.effects.outcomes:
-            if isinstance(outcome, Expired):
-                key, value = expiry_outcome_bytes(outcome.pending, outcome.transfer_id)
-                expired += 1
-                tenant = clock_tenant(outcome.pending.source_producer)
-                if tenant is not None:
-                    copies.append(Letter(key.encode(), (), value, topic=_tenant_outcomes(topic, tenant)))
-            else:
-                key, value = outcome_bytes(outcome)
-                results[outcome.result] += 1
-                if outcome.request.tenant is not None:
-                    copies.append(
-                        Letter(key.encode(), (), value, topic=_tenant_outcomes(topic, outcome.request.tenant))
-                    )
-            keys.append(key)
-            payloads.append(value)
-        letters = batch.letters + copies
+        keys, payloads = messages.keys, messages.payloads
+        letters = batch.letters + messages.copies
         outbox_id = await repository.insert_outbox(connection, keys=keys, payloads=payloads, letters=letters)
         duplicates = Counter(
             d.request.partition for d in ledger.effects.outcomes if isinstance(d, Decision) and d.duplicate
@@ -191,4 +219,6 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         ]
         await repository.advance_offsets(connection, group=group, topic=topic, rows=rows)
     committed = None if outbox_id is None else Committed(outbox_id, keys, payloads, letters)
-    return BatchResult("settled", committed, len(ledger.effects.transfers), results, expired, partition_clocks)
+    return BatchResult(
+        "settled", committed, len(ledger.effects.transfers), messages.results, messages.expired, partition_clocks
+    )

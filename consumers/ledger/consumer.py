@@ -21,10 +21,13 @@ kill itself (exit status 137, no cleanup) at that point of the first batch with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Final
 
@@ -62,11 +65,31 @@ SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after 
 GAUGES_REFRESH_S: Final = 1.0  # lag, clocks and assignment on /metrics
 OUTBOX_REFRESH_S: Final = 5.0  # outbox depth (one query)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
+# The cyclic garbage collector's thresholds while settling (CPython's default: 700, 10, 10). With
+# the defaults, full collections re-scanned every buffered request about once per batch: a third
+# of the process's CPU (bench/RESULTS.md, "Ledger CPU (issue 13)"). Settling creates few cycles;
+# reference counting frees almost everything, so collecting rarely costs little memory.
+GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 
 def _crash_hook(point: str) -> None:
     if os.environ.get(CRASH_ENV) == point:
         os._exit(137)
+
+
+@contextlib.contextmanager
+def _collecting_rarely() -> Iterator[None]:
+    """While settling: everything alive after start-up (modules, schemas, clients) is out of the
+    collector's sight and its thresholds are GC_THRESHOLDS; both restored afterwards (tests run
+    settlers inside their own process)."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -115,6 +138,7 @@ class Settler:
         """Lets the batch in flight commit first (its offsets become final), then forgets the partitions."""
         if self._inflight is not None:
             await asyncio.wait([self._inflight])  # its failure, if any, surfaces in the loop
+        self._joined = False  # until the group assigns again, holding nothing does not mean idle
         for partition in partitions:
             self._forget(partition)
         self.metrics.set_assigned(self.positions.assigned())
@@ -245,6 +269,10 @@ class Settler:
 
     async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
         """Runs steps until stopped; a database or broker outage pauses it, then it resyncs."""
+        with _collecting_rarely():
+            await self._steps(until_idle=until_idle, batch_size_max=batch_size_max)
+
+    async def _steps(self, *, until_idle: bool, batch_size_max: int) -> None:
         idle_polls = 0
         failures = 0
         resync = False

@@ -60,14 +60,18 @@ def read_requests(
 ) -> tuple[list[Item[Request | Poison]], datetime]:
     """Items in offset order, and the partition's latest `occurred_at` after them."""
     items: list[Item[Request | Poison]] = []
+    append = items.append
     for message in messages:
-        event = read_event(message.value, REQUEST_ADAPTER, REQUEST_TYPES)
+        value = message.value
         headers = message.headers  # aiokafka's sequence of (name, value), kept as it is
+        offset = message.offset
+        event = read_event(value, REQUEST_ADAPTER, REQUEST_TYPES)
         if isinstance(event, Unreadable):
-            payload: Request | Poison = Poison(event.reason, event.detail, message.key, message.value, headers)
+            payload: Request | Poison = Poison(event.reason, event.detail, message.key, value, headers)
         else:
-            payload = Request(event, partition, message.offset, fingerprint(event), _tenant(headers))
-            last_at = max(last_at, event.occurred_at)
+            payload = Request(event, partition, offset, fingerprint(event), _tenant(headers) if headers else None)
+            if event.occurred_at > last_at:
+                last_at = event.occurred_at
         # A poison message sorts with its predecessor, so it never waits for later events.
-        items.append(Item(last_at, partition, message.offset, payload, message.value, message.key, headers))
+        append(Item(last_at, partition, offset, payload, value, message.key, headers))
     return items, last_at

@@ -44,9 +44,12 @@ async def select_owners(connection: asyncpg.Connection, *, ids: Iterable[str]) -
 
 
 def _account(row: asyncpg.Record) -> Account:
-    """An account row as the rules see it: a tier with limits gets its limits and windows."""
-    account = Account(*row[:6])
-    limits = TIER_LIMITS.get(row["tier"]) if row["tier"] is not None else None
+    """An account row as the rules see it: a tier with limits gets its limits and windows.
+
+    Columns by position (sql.LOCK_ACCOUNTS' order): this runs for every account of every batch."""
+    account = Account(row[0], row[1], row[2], row[3], row[4], row[5])
+    tier = row[6]
+    limits = TIER_LIMITS.get(tier) if tier is not None else None
     if limits is not None:
         account.tier = Tier(
             limits,

@@ -32,8 +32,7 @@ from consumers.views.store import ViewsStore
 from consumers.views.transitions import Outcome, Target, change_for
 from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
-from infra.errors import SandboxError
-from infra.kafka_admin import kafka_unreachable
+from infra.kafka_admin import kafka_unreachable, topic_missing
 from infra.settings import Settings
 from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
 from schemas.topics import PAYMENT_OUTCOMES
@@ -119,10 +118,7 @@ class ViewsConsumer:
         """Assigns every outcomes partition and seeks each to its stored offset (created at its beginning)."""
         partitions = await self._partitions()
         if not partitions:
-            raise SandboxError(
-                f"topic {self.topic} does not exist on {self.settings.bootstrap_servers}",
-                "create the catalog topics with `kpsandbox up` (check KPSANDBOX_TOPIC_PREFIX)",
-            )
+            raise topic_missing(self.settings, self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)

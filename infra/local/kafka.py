@@ -1,4 +1,5 @@
-"""Apache Kafka in KRaft mode (one broker+controller), fetched from Maven Central, run with java -cp.
+"""Apache Kafka in KRaft mode (one broker+controller, or a cluster of them), fetched from Maven
+Central, run with java -cp.
 
 The jars of `org.apache.kafka:kafka_2.13` and its runtime dependencies are copied by Maven
 into `<cache_dir>/kafka-<version>/libs` once (the recipe is infra/kafka/pom.xml). Storage is
@@ -9,23 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
 from infra.errors import SandboxError
+from infra.kafka_admin import live_broker_ids
 from infra.kafka_clients import LOCAL_MECHANISM, PRINCIPALS, principals_dir, username
-from infra.kafka_tls import connection_problem, ensure_tls, tls_files
+from infra.kafka_tls import connection_problem, ensure_tls
 from infra.local import procs
 from infra.local.base import ServiceStatus
-from infra.settings import Settings
+from infra.local.kafka_config import (
+    BROKER_USER,
+    CLUSTER_FILE,
+    Broker,
+    ClusterRecord,
+    brokers,
+    every_broker_home,
+    initial_controllers,
+    jvm_options,
+    kafka_home,
+    server_properties,
+)
+from infra.settings import KAFKA_PORT_STEP, Settings
 
 POM: Final = Path(__file__).resolve().parent.parent / "kafka" / "pom.xml"
 LOG4J2: Final = Path(__file__).resolve().parent.parent / "kafka" / "log4j2.properties"
@@ -33,113 +50,35 @@ JAVA_MAJOR_MIN: Final = 17
 MVN_TIMEOUT_S: Final = 600
 VERSION_LINE = re.compile(r"Kafka version: (\S+)")
 FORMAT_TIMEOUT_S: Final = 120
-# The broker's own principal (inter-broker and controller traffic); a super user, like kp-admin.
-BROKER_USER: Final = "kp-broker"
 BROKER_PASSWORD_FILE: Final = "broker"  # in principals_dir, beside the sandbox principals' files
 PASSWORD_BYTES: Final = 24  # secrets.token_urlsafe: 32 characters of [A-Za-z0-9_-]
 PRIVATE_MODE: Final = 0o600
 PRIVATE_FOLDER_MODE: Final = 0o700
 REDACTED: Final = "[redacted]"
-
-
-def _server_properties(settings: Settings, data_dir: Path, broker_password: str | None = None) -> str:
-    """Broker config sized for a 2-core box; everything bound to 127.0.0.1.
-
-    With `broker_password` (KPSANDBOX_KAFKA_SECURITY=sasl_ssl) the listeners are secured as
-    `_secured_listeners` says; otherwise both listeners are PLAINTEXT.
-    """
-    if broker_password is None:
-        listeners = [
-            f"listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port},"
-            f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        ]
-    else:
-        listeners = _secured_listeners(settings, broker_password)
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{settings.kafka_controller_port}",
-            *listeners,
-            f"log.dirs={data_dir}",
-            "num.partitions=3",
-            "num.network.threads=2",
-            "num.io.threads=4",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=6",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=false",
-            "log.retention.check.interval.ms=60000",
-            "",
-        ]
-    )
-
-
-def _secured_listeners(settings: Settings, broker_password: str) -> list[str]:
-    """SASL_SSL everywhere, each listener with the one mechanism it can use, and ACLs enforced.
-
-    - CLIENT (KPSANDBOX_KAFKA_PORT): SCRAM-SHA-512 over TLS, the only way in for clients. It also
-      carries inter-broker traffic, as `kp-broker` (a SCRAM user made at format time).
-    - CONTROLLER: TLS with SASL PLAIN for the one static user `kp-broker` in its JAAS config —
-      KRaft reads SCRAM credentials from the metadata log the controller itself serves, so the
-      controller listener cannot use SCRAM.
-    - StandardAuthorizer with allow.everyone.if.no.acl.found=false: a principal may do only what
-      an ACL grants. The super users are the admin principal and the broker itself; ANONYMOUS is
-      not one, and no listener lets an unauthenticated client reach it.
-    """
-    tls = tls_files(settings)
-    user = BROKER_USER
-    return [
-        f"listeners=CLIENT://127.0.0.1:{settings.kafka_port},CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
-        f"advertised.listeners=CLIENT://127.0.0.1:{settings.kafka_port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=CLIENT",
-        "listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:SASL_SSL",
-        f"sasl.enabled.mechanisms={LOCAL_MECHANISM}",
-        f"listener.name.client.sasl.enabled.mechanisms={LOCAL_MECHANISM}",
-        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
-        f"sasl.mechanism.inter.broker.protocol={LOCAL_MECHANISM}",
-        "sasl.mechanism.controller.protocol=PLAIN",
-        f"listener.name.client.{LOCAL_MECHANISM.lower()}.sasl.jaas.config="
-        f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" '
-        f'password="{broker_password}";',
-        "listener.name.controller.plain.sasl.jaas.config="
-        f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{user}" '
-        f'password="{broker_password}" user_{user}="{broker_password}";',
-        "ssl.keystore.type=PEM",
-        f"ssl.keystore.location={tls.broker_keystore}",
-        "ssl.truststore.type=PEM",
-        f"ssl.truststore.location={tls.ca_cert}",
-        "ssl.endpoint.identification.algorithm=https",
-        "ssl.client.auth=none",
-        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "allow.everyone.if.no.acl.found=false",
-        f"super.users=User:{username('admin')};User:{user}",
-    ]
+STOP_TIMEOUT_S: Final = 30.0
+# Brokers stopped because one of them never came up: without a quorum a controlled shutdown can
+# only wait, and SIGKILL loses nothing a restart's log recovery does not bring back.
+FAILED_START_STOP_S: Final = 10.0
+BROKER_WAIT_S_MIN: Final = 5.0  # each broker gets at least this long, even after a slow one before it
 
 
 class KafkaService:
-    """The local Kafka broker, or a check of an external cluster."""
+    """The local Kafka — one broker, or a cluster of KPSANDBOX_KAFKA_BROKERS — or a check of an
+    external cluster. Each broker's files and ports are in infra/local/kafka_config.py."""
 
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.home = settings.state_dir / "kafka"
+        self.home = kafka_home(settings)
+        self.brokers = brokers(settings)
         self.libs = settings.cache_dir / f"kafka-{settings.kafka_version}" / "libs"
-        self.pid_file = self.home / "kafka.pid"
-        self.log_file = self.home / "server.out"
-        self.config_file = self.home / "server.properties"
-        self.data_dir = self.home / "data"
-        self.security_file = self.home / "data.security"  # what the storage was formatted for
+        self.cluster_file = self.home / CLUSTER_FILE
+        # Broker 1's files (the only broker's by default), for tools that look at one broker.
+        first = self.brokers[0]
+        self.pid_file, self.log_file, self.data_dir = first.pid_file, first.log_file, first.data_dir
+        self.config_file, self.security_file = first.config_file, first.security_file
+        self._started: list[Broker] = []  # by this object's start(): stopped again if one never comes up
 
     @property
     def embedded(self) -> bool:
@@ -150,54 +89,104 @@ class KafkaService:
         return self.settings.bootstrap_servers
 
     def prepare(self) -> None:
-        """Checks Java, fetches the jars if missing, writes the config, formats storage once.
+        """Checks Java, fetches the jars if missing, writes each broker's config, formats storage once.
 
         Secured (KPSANDBOX_KAFKA_SECURITY=sasl_ssl): also makes the CA and broker certificate
-        (kept while valid) and, at format time only, one random password per sandbox principal.
+        (kept while valid) and, when no broker is formatted yet, one random password per sandbox
+        principal; every broker of a cluster is formatted with the same SCRAM users.
         """
         java = check_java()
         fetch_jars(self.settings)
         self.home.mkdir(parents=True, exist_ok=True)
-        formatted = (self.data_dir / "meta.properties").exists()
-        if formatted:
-            self._check_formatted_security()
+        record = self._cluster_record()
+        formatted = [broker for broker in self.brokers if (broker.data_dir / "meta.properties").exists()]
+        for broker in formatted:
+            self._check_formatted_security(broker)
         broker_password = None
         if self.settings.kafka_security == "sasl_ssl":
             ensure_tls(self.settings)
             broker_password = self._broker_password(create=not formatted)
-        _write_private(self.config_file, _server_properties(self.settings, self.data_dir, broker_password))
-        if formatted:
+        for broker in self.brokers:
+            text = server_properties(self.settings, broker.data_dir, broker_password, broker.node_id)
+            _write_private(broker.config_file, text)
+        unformatted = [broker for broker in self.brokers if broker not in formatted]
+        if not unformatted:
             return
         users: dict[str, str] = {}
         if broker_password is not None:
-            users = {BROKER_USER: broker_password} | _new_principal_passwords(self.settings)
-        self._format(java, users)
-        self.security_file.write_text(self.settings.kafka_security + "\n")
+            principals = _known_principal_passwords(self.settings) if formatted else None
+            users = {BROKER_USER: broker_password} | (principals or _new_principal_passwords(self.settings))
+        if record is None:  # one broker: a standalone quorum, as it always was
+            quorum = ["--standalone"]
+            cluster_id = _kafka_uuid(uuid.uuid4())  # 1 in 64 begins with '-': passed as --cluster-id=ID
+        else:
+            quorum = ["--initial-controllers", record.initial_controllers]
+            cluster_id = record.cluster_id
+        # One JVM each, side by side: a cluster formats in the time of one broker.
+        with ThreadPoolExecutor(max_workers=len(unformatted)) as pool:
+            list(pool.map(lambda broker: self._format(java, broker, cluster_id, quorum, users), unformatted))
+        for broker in unformatted:
+            broker.security_file.write_text(self.settings.kafka_security + "\n")
 
-    def _check_formatted_security(self) -> None:
+    def _cluster_record(self) -> ClusterRecord | None:
+        """The cluster's record (made now for a new cluster); None for one broker. Refuses storage
+        formatted for another broker count or other controller ports: its voter set names them."""
+        wanted = self.settings.kafka_brokers
+        record = None
+        if self.cluster_file.exists():
+            try:
+                record = ClusterRecord.parse(self.cluster_file.read_text())
+            except ValueError as error:
+                raise SandboxError(
+                    f"{self.cluster_file} is damaged ({error})",
+                    f"`kpsandbox down`, remove {self.home} (its topics and messages are lost) and `kpsandbox up`",
+                ) from error
+        was = record.brokers if record else (1 if (self.home / "data" / "meta.properties").exists() else None)
+        if was is not None and was != wanted:
+            raise SandboxError(
+                f"the local Kafka in {self.home} was made with KPSANDBOX_KAFKA_BROKERS={was}, not {wanted}",
+                f"set KPSANDBOX_KAFKA_BROKERS={was} again; or `kpsandbox down`, remove {self.home} (its topics, "
+                "messages and a secured broker's passwords are lost) and `kpsandbox up`; or use another "
+                "KPSANDBOX_STATE_DIR",
+            )
+        if record is not None and record.controller_ports() != list(self.settings.kafka_controller_ports):
+            raise SandboxError(
+                f"the local Kafka cluster in {self.home} was made with controller ports "
+                f"{', '.join(map(str, record.controller_ports()))} (its voters), not "
+                f"{', '.join(map(str, self.settings.kafka_controller_ports))}",
+                f"set KPSANDBOX_KAFKA_CONTROLLER_PORT={record.controller_ports()[0]} again; or `kpsandbox down`, "
+                f"remove {self.home} and `kpsandbox up`",
+            )
+        if record is None and wanted > 1:
+            directory_ids = [_kafka_uuid(uuid.uuid4()) for _ in self.brokers]
+            record = ClusterRecord(wanted, _kafka_uuid(uuid.uuid4()), initial_controllers(self.settings, directory_ids))
+            self.cluster_file.write_text(record.text())
+        return record
+
+    def _check_formatted_security(self, broker: Broker) -> None:
         """Formatted storage keeps the security it was made with (SCRAM users live in its metadata)."""
-        was = self.formatted_security()
+        was = self.formatted_security(broker)
         wanted = self.settings.kafka_security
         if was != wanted:
             raise SandboxError(
-                f"the local Kafka data in {self.data_dir} was made with KPSANDBOX_KAFKA_SECURITY={was}, not {wanted}",
-                f"set KPSANDBOX_KAFKA_SECURITY={was} again; or `kpsandbox down`, remove {self.data_dir} (its "
+                f"the local Kafka data in {broker.data_dir} was made with KPSANDBOX_KAFKA_SECURITY={was}, not {wanted}",
+                f"set KPSANDBOX_KAFKA_SECURITY={was} again; or `kpsandbox down`, remove {broker.data_dir} (its "
                 "topics and messages are lost) and `kpsandbox up`; or use another KPSANDBOX_STATE_DIR",
             )
         if wanted == "sasl_ssl":
             missing = [p for p in PRINCIPALS if not (principals_dir(self.settings) / p).is_file()]
             if missing or not self._broker_password_file.is_file():
                 raise SandboxError(
-                    f"the secured local Kafka in {self.data_dir} has lost principal passwords "
+                    f"the secured local Kafka in {broker.data_dir} has lost principal passwords "
                     f"({principals_dir(self.settings)}: {', '.join(missing) or 'broker'} missing)",
-                    f"`kpsandbox down`, remove {self.data_dir} and `kpsandbox up` (new passwords are made at "
+                    f"`kpsandbox down`, remove {broker.data_dir} and `kpsandbox up` (new passwords are made at "
                     "format time; its topics and messages are lost)",
                 )
 
-    def formatted_security(self) -> str:
-        """What the storage was formatted for; storage made before security existed is plaintext."""
+    def formatted_security(self, broker: Broker | None = None) -> str:
+        """What a broker's storage was formatted for; storage made before security existed is plaintext."""
         try:
-            return self.security_file.read_text().strip() or "plaintext"
+            return (broker or self.brokers[0]).security_file.read_text().strip() or "plaintext"
         except FileNotFoundError:
             return "plaintext"
 
@@ -213,16 +202,17 @@ class KafkaService:
             return password
         return self._broker_password_file.read_text().strip()
 
-    def _format(self, java: str, scram_users: dict[str, str]) -> None:
-        """Runs `StorageTool format`, with the SCRAM users, if any, created in the same step.
+    def _format(
+        self, java: str, broker: Broker, cluster_id: str, quorum: list[str], scram_users: dict[str, str]
+    ) -> None:
+        """Runs `StorageTool format` for one broker, with the SCRAM users, if any, created in the same step.
 
         The command line would carry every password, so it goes to the JVM in a private argument
         file (`java @file`, expanded by the launcher): `ps` shows only the file's name, and the
         file is removed as soon as the tool exits. Errors are redacted before they are raised.
         """
-        cluster_id = _kafka_uuid(uuid.uuid4())  # 1 in 64 begins with '-': passed as --cluster-id=ID
-        args = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.config_file),
-                "--standalone", "--ignore-formatted"]  # fmt: skip
+        args = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(broker.config_file),
+                *quorum, "--ignore-formatted"]  # fmt: skip
         for user, password in scram_users.items():
             args += ["--add-scram", f"{LOCAL_MECHANISM}=[name={user},password={password}]"]
         with tempfile.TemporaryDirectory(prefix="kpsandbox-format-") as folder:  # mode 0700
@@ -235,90 +225,191 @@ class KafkaService:
         if completed.returncode != 0:
             reason = redact(completed.stderr.strip() or completed.stdout.strip(), scram_users.values())
             raise SandboxError(
-                f"formatting Kafka storage in {self.data_dir} failed: {reason[-400:]}",
-                f"remove {self.data_dir} and run `kpsandbox up` again",
+                f"formatting Kafka storage in {broker.data_dir} failed: {reason[-400:]}",
+                f"remove {broker.data_dir} and run `kpsandbox up` again",
             )
 
-    def _owned_pid(self) -> int | None:
-        return procs.owned_pid(self.pid_file, str(self.home))
+    def broker_pid(self, broker: Broker) -> int | None:
+        """The PID of a running broker of ours, or None."""
+        return procs.owned_pid(broker.pid_file, str(broker.home))
 
-    def claims(self) -> list[procs.PortClaim]:
-        """The ports the broker binds."""
-        return [
-            procs.PortClaim(self.settings.kafka_port, "Kafka", "KPSANDBOX_KAFKA_PORT"),
-            procs.PortClaim(
-                self.settings.kafka_controller_port, "the Kafka controller", "KPSANDBOX_KAFKA_CONTROLLER_PORT"
-            ),
-        ]
+    def _owned_pid(self) -> int | None:
+        return self.broker_pid(self.brokers[0])
+
+    def claims(self, which: Iterable[Broker] | None = None) -> list[procs.PortClaim]:
+        """The ports the brokers bind, each naming the broker and the setting it derives from."""
+        claims: list[procs.PortClaim] = []
+        for broker in self.brokers if which is None else which:
+            offset = KAFKA_PORT_STEP * (broker.node_id - 1)
+            label = "" if len(self.brokers) == 1 else f" broker {broker.name}"
+            derived = f" (its port + {offset})" if offset else ""
+            claims += [
+                procs.PortClaim(broker.client_port, f"Kafka{label}{derived}", "KPSANDBOX_KAFKA_PORT"),
+                procs.PortClaim(
+                    broker.controller_port, f"the Kafka controller{label}{derived}", "KPSANDBOX_KAFKA_CONTROLLER_PORT"
+                ),
+            ]
+        return claims
 
     def start(self) -> bool:
-        if self._owned_pid() is not None:
+        """Starts every broker that is not running (all ports checked first); True if any started."""
+        idle = [broker for broker in self.brokers if self.broker_pid(broker) is None]
+        if not idle:
             return False
-        procs.check_ports_free(self.claims())
-        heap = f"-Xmx{self.settings.kafka_heap_mb}m"
-        argv = [
-            check_java(), heap, f"-Xms{min(256, self.settings.kafka_heap_mb)}m",
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:MaxMetaspaceSize=192m",
-            "-XX:ReservedCodeCacheSize=96m", "-Xss512k", "-XX:ActiveProcessorCount=2",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J2}",
-            f"-Dkafka.logs.dir={self.home / 'logs'}",
-            "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.config_file),
-        ]  # fmt: skip
-        self.log_file.unlink(missing_ok=True)
-        procs.spawn(argv, log_file=self.log_file, pid_file=self.pid_file)
+        procs.check_ports_free(self.claims(idle))
+        java = check_java()
+        for broker in idle:
+            argv = [
+                java, *jvm_options(self.settings),
+                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J2}",
+                f"-Dkafka.logs.dir={broker.home / 'logs'}",
+                "-cp", f"{self.libs}/*", "kafka.Kafka", str(broker.config_file),
+            ]  # fmt: skip
+            broker.log_file.unlink(missing_ok=True)
+            procs.spawn(argv, log_file=broker.log_file, pid_file=broker.pid_file)
+            self._started.append(broker)
         return True
 
     def wait_healthy(self) -> None:
+        """Waits (one start timeout for all) until every broker runs, listens and is registered
+        with the cluster. One that never does is named with its log, and every broker this object
+        started is stopped again: nothing is left half-up."""
+        deadline = time.monotonic() + self.settings.service_start_timeout_s
+        try:
+            for broker in self.brokers:
+                self._wait_broker(broker, deadline)
+        except SandboxError:
+            self._stop((self.broker_pid(broker) for broker in self._started), timeout_s=FAILED_START_STOP_S)
+            raise
+        finally:
+            self._started = []
+
+    def _wait_broker(self, broker: Broker, deadline: float) -> None:
+        """Waits for one broker; any broker that has exited meanwhile is named at once (in a cluster
+        the one waited for may be stuck only because another, needed for a quorum, is gone)."""
+        what = self._what(broker)
+
         def ready() -> bool:
-            if self.embedded and self._owned_pid() is None:
-                raise SandboxError(
-                    f"the Kafka broker exited during start-up; see {self.log_file}",
-                    "read the log's last lines; `kpsandbox down` then `kpsandbox up` retries",
-                )
-            if broker_ready(self.settings):
+            for other in self.brokers:
+                if self.broker_pid(other) is None:
+                    raise SandboxError(
+                        f"{self._what(other)} exited during start-up; see {other.log_file}",
+                        "read the log's last lines; `kpsandbox down` then `kpsandbox up` retries",
+                    )
+            if not procs.port_accepts(broker.client_port):
+                return False
+            if broker.node_id in live_broker_ids(self.settings):
                 return True
-            self._raise_if_refused()
+            self._raise_if_refused(broker)
             return False
 
-        procs.wait_until(ready, timeout_s=self.settings.service_start_timeout_s, what="Kafka", log_file=self.log_file)
+        remaining = max(BROKER_WAIT_S_MIN, deadline - time.monotonic())
+        procs.wait_until(ready, timeout_s=remaining, what=what, log_file=broker.log_file)
 
-    def _raise_if_refused(self) -> None:
+    def _what(self, broker: Broker) -> str:
+        """How errors name a broker: 'Kafka' alone, 'Kafka broker kafka-2 (127.0.0.1:19094)' in a cluster."""
+        return "Kafka" if len(self.brokers) == 1 else f"Kafka broker {broker.name} ({broker.endpoint})"
+
+    def _raise_if_refused(self, broker: Broker) -> None:
         """A secured broker that listens but refuses our login or our CA will not change its mind:
         say why now instead of waiting out the start timeout."""
-        if self.settings.kafka_protocol == "PLAINTEXT" or not procs.port_accepts(self.settings.kafka_port):
+        if self.settings.kafka_protocol == "PLAINTEXT" or not procs.port_accepts(broker.client_port):
             return
         problem = asyncio.run(connection_problem(self.settings, "admin"))
         if problem is not None:
             raise problem
 
     def stop(self) -> bool:
-        pid = self._owned_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        procs.terminate(pid, timeout_s=30)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        """Stops every broker of this state folder, whatever KPSANDBOX_KAFKA_BROKERS is now."""
+        pids = [procs.owned_pid(home / "kafka.pid", str(home)) for home in every_broker_home(self.settings)]
+        stopped = self._stop(pids)
+        for home in every_broker_home(self.settings):
+            if procs.owned_pid(home / "kafka.pid", str(home)) is None:
+                (home / "kafka.pid").unlink(missing_ok=True)
+        return stopped
 
-    def version(self) -> str:
-        """The version the broker logged at start-up ('Kafka version: X')."""
+    @staticmethod
+    def _stop(pids: Iterable[int | None], *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """SIGTERM to all at once, then wait for all (SIGKILL after `timeout_s`): a broker stopped
+        alone after the others would wait for a controller quorum that is gone. True if anything was stopped."""
+        running = [pid for pid in pids if pid is not None]
+        if running:
+            with ThreadPoolExecutor(max_workers=len(running)) as pool:
+                list(pool.map(lambda pid: procs.terminate(pid, timeout_s=timeout_s), running))
+        return bool(running)
+
+    def version(self, broker: Broker | None = None) -> str:
+        """The version a broker logged at start-up ('Kafka version: X')."""
         try:
-            text = self.log_file.read_text(errors="replace")
+            text = (broker or self.brokers[0]).log_file.read_text(errors="replace")
         except FileNotFoundError:
             return "unknown"
         found = VERSION_LINE.findall(text)
         return found[-1] if found else "unknown"
 
     def status(self) -> ServiceStatus:
+        """One line for the whole of Kafka: the broker, or a cluster's summary (`statuses` has each broker)."""
         listener = listener_description(self.settings)
         if not self.embedded:
             healthy = broker_ready(self.settings)
             return ServiceStatus(self.name, self.endpoint, "external", healthy, f"external cluster, {listener}")
-        pid = self._owned_pid()
-        healthy = pid is not None and broker_ready(self.settings)
-        version = f"Apache Kafka {self.version()} (KRaft), {listener}" if pid else "-"
-        return ServiceStatus(self.name, self.endpoint, "embedded", healthy, version, pid,
-                             procs.rss_bytes(pid) if pid else 0)  # fmt: skip
+        lines = self.statuses()
+        if len(lines) == 1:
+            return lines[0]
+        up = sum(line.healthy for line in lines)
+        return ServiceStatus(self.name, self.endpoint, "embedded", up == len(lines),
+                             f"{up} of {len(lines)} brokers healthy, {listener}", None,
+                             sum(line.rss_bytes for line in lines))  # fmt: skip
+
+    def statuses(self) -> list[ServiceStatus]:
+        """One line per broker (name kafka, or kafka-1 … kafka-N): pid, health, endpoint, version;
+        in a cluster the active controller is marked. Healthy: runs, listens and is registered."""
+        if not self.embedded:
+            return [self.status()]
+        listener = listener_description(self.settings)
+        pids = {broker.node_id: self.broker_pid(broker) for broker in self.brokers}
+        listening = {b.node_id for b in self.brokers if pids[b.node_id] and procs.port_accepts(b.client_port)}
+        live = live_broker_ids(self.settings) if listening else frozenset()
+        leader = active_controller(self.settings) if len(self.brokers) > 1 else None
+        lines = []
+        for broker in self.brokers:
+            pid = pids[broker.node_id]
+            version = f"Apache Kafka {self.version(broker)} (KRaft), {listener}" if pid else "-"
+            if pid and broker.node_id == leader:
+                version += ", active controller"
+            healthy = broker.node_id in listening and broker.node_id in live
+            lines.append(ServiceStatus(broker.name, broker.endpoint, "embedded", healthy, version, pid,
+                                       procs.rss_bytes(pid) if pid else 0))  # fmt: skip
+        return lines
+
+
+def active_controller(settings: Settings) -> int | None:
+    """The node id of the active KRaft controller of the local cluster, or None while an election runs.
+
+    Read from each broker's `quorum-state` file, which KRaft rewrites on every election: the
+    newest epoch wins (a dead broker's file is stale, so older). Kafka's DescribeQuorum API would
+    say the same, but neither aiokafka nor the broker jars we fetch include a client for it.
+    """
+    newest: tuple[int, int] | None = None
+    for broker in brokers(settings):
+        try:
+            state = json.loads((broker.data_dir / "__cluster_metadata-0" / "quorum-state").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+        epoch, leader = int(state.get("leaderEpoch", -1)), int(state.get("leaderId", -1))
+        if newest is None or epoch > newest[0]:
+            newest = (epoch, leader)
+    return newest[1] if newest is not None and newest[1] >= 0 else None
+
+
+def _known_principal_passwords(settings: Settings) -> dict[str, str] | None:
+    """The principals' passwords made when the first broker was formatted (a broker formatted
+    later must get the same SCRAM users), or None if any file is missing."""
+    folder = principals_dir(settings)
+    try:
+        return {username(principal): (folder / principal).read_text().strip() for principal in PRINCIPALS}
+    except FileNotFoundError:
+        return None
 
 
 def _kafka_uuid(value: uuid.UUID) -> str:
@@ -332,9 +423,7 @@ def broker_ready(settings: Settings) -> bool:
     host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
     if not procs.port_accepts(int(port), host):
         return False
-    from infra.kafka_admin import cluster_answers  # lazy: keeps `status` fast when it's down
-
-    return cluster_answers(settings)
+    return bool(live_broker_ids(settings))
 
 
 def listener_description(settings: Settings) -> str:

@@ -110,8 +110,11 @@ def check_external(service: Service) -> None:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    """Each service's endpoint, health and version."""
-    return [service.status() for service in services(settings)]
+    """Each service's endpoint, health and version; a local Kafka cluster as one line per broker."""
+    lines: list[ServiceStatus] = []
+    for service in services(settings):
+        lines += service.statuses() if isinstance(service, KafkaService) else [service.status()]
+    return lines
 
 
 def down(settings: Settings) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import asyncpg
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 from consumers.ledger.check import Finding, check_ledger
 from consumers.ledger.consumer import GROUP_DEFAULT, Settler, settle_until_signalled
 from consumers.ledger.digest import Digest, ledger_digest
+from consumers.ledger.processes import PROCESSES_MAX, settle_processes
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, require_table
 from infra.errors import SandboxError
 from infra.settings import Settings
@@ -81,16 +83,26 @@ def digest() -> None:
 def settle(
     until_idle: bool = typer.Option(False, "--until-idle", help="Stop once every partition is drained."),
     group: str = typer.Option(GROUP_DEFAULT, help="Kafka consumer group (one ledger per group)."),
+    processes: int = typer.Option(
+        1, "--processes", min=1, max=PROCESSES_MAX, help="Ledger processes of the group sharing the partitions (1–8)."
+    ),
 ) -> None:
     """Run the ledger consumer: settle payment requests into PostgreSQL, publish outcomes.
 
     While it runs, its own Prometheus metrics are at KPSANDBOX_METRICS_HOST:KPSANDBOX_LEDGER_METRICS_PORT/metrics.
+    With --processes N it runs N processes of the group (Kafka shares the partitions among them), each
+    on its own /metrics port from that port upward; one failing stops the others.
 
     With --until-idle it returns once every partition assigned to it is settled up to its end offset.
     """
-    settler = Settler(settings(), group=group, serve_metrics=True)
-    summary = asyncio.run(settle_until_signalled(settler, until_idle=until_idle))
-    console.print(summary.line())
+    config = settings()
+    if processes == 1:  # in this process, as before --processes existed
+        settler = Settler(config, group=group, serve_metrics=True)
+        console.print(asyncio.run(settle_until_signalled(settler, until_idle=until_idle)).line())
+        return
+    say = partial(console.print, markup=False, soft_wrap=True)  # one line each; they may hold brackets
+    summary = asyncio.run(settle_processes(config, count=processes, group=group, until_idle=until_idle, say=say))
+    say(f"all {processes} processes: {summary.line()}")
 
 
 def register(app: typer.Typer) -> None:

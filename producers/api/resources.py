@@ -24,8 +24,7 @@ from aiokafka.errors import KafkaError
 
 from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
-from infra.errors import SandboxError
-from infra.kafka_admin import PROBE_LOGGERS, kafka_unreachable
+from infra.kafka_admin import PROBE_LOGGERS, kafka_unreachable, topic_missing
 from infra.secrets import deployment_key
 from infra.settings import Settings
 from producers.api.problems import ApiError
@@ -165,8 +164,5 @@ async def _started_producer(settings: Settings) -> AIOKafkaProducer:
         partitions = set()
     if not partitions:
         await producer.stop()
-        raise SandboxError(
-            f"topic {topic} does not exist on {settings.bootstrap_servers}",
-            "create the catalog topics with `kpsandbox up` (check KPSANDBOX_TOPIC_PREFIX)",
-        )
+        raise topic_missing(settings, topic)
     return producer

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from infra.errors import SandboxError, settings_error
-from infra.local import kafka, procs
+from infra.local import kafka, kafka_config, procs
 from infra.local.prometheus import prometheus_config
 from infra.settings import Settings, with_overrides
 from schemas.topics import ACCOUNTS
@@ -156,7 +156,7 @@ def test_maven_failure_reason_is_the_first_real_error_line() -> None:
 
 def test_broker_config_binds_loopback_and_sizes_for_small_box(tmp_path: Path) -> None:
     """The generated server.properties runs KRaft on 127.0.0.1 with local replication factors."""
-    text = kafka._server_properties(Settings(state_dir=tmp_path, kafka_port=29092), tmp_path / "data")
+    text = kafka_config.server_properties(Settings(state_dir=tmp_path, kafka_port=29092), tmp_path / "data")
     assert "process.roles=broker,controller" in text
     assert "listeners=PLAINTEXT://127.0.0.1:29092," in text
     assert "group.initial.rebalance.delay.ms=0" in text

@@ -26,7 +26,7 @@ from infra.kafka_acl_messages import (
 from infra.kafka_clients import PRINCIPALS
 from infra.kafka_principals import service_acls, tenant_acls
 from infra.kafka_tls import ensure_tls
-from infra.local import kafka
+from infra.local import kafka, kafka_config
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
@@ -176,7 +176,7 @@ def test_secured_broker_config(tmp_path: Path) -> None:
     """SASL_SSL listeners, the StandardAuthorizer denying by default, and only admin and the broker
     as super users (never ANONYMOUS)."""
     settings = Settings(state_dir=tmp_path, kafka_port=29092, kafka_controller_port=29093, kafka_security="sasl_ssl")
-    lines = kafka._server_properties(settings, tmp_path / "data", "pw").splitlines()
+    lines = kafka_config.server_properties(settings, tmp_path / "data", "pw").splitlines()
     assert "listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:SASL_SSL" in lines
     assert "listeners=CLIENT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093" in lines
     assert "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512" in lines
