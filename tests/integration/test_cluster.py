@@ -23,7 +23,6 @@ import asyncpg
 import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from consumers.ledger.check import check_ledger
 from consumers.ledger.digest import ledger_digest
 from infra import kafka_clients
 from infra.db import create_database, migrate
@@ -37,11 +36,10 @@ from schemas.events import dump_event
 from schemas.topics import ACCOUNTS, CATALOG, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 from tests.conftest import RUN_ID
 from tests.integration.test_ledger_support import (
-    check_outcome_ids,
+    assert_exactly_once,
     make_accounts,
     make_requests,
     partition_for,
-    read_all,
     run_settle,
     scalar,
     settled_count,
@@ -172,24 +170,6 @@ async def _digest(config: Settings) -> tuple[str, int]:
         await connection.close()
 
 
-async def _assert_exactly_once(config: Settings, requests: list) -> None:
-    """Every request decided once, nothing read twice, every invariant holds, every outcome out."""
-    assert await scalar(config, "SELECT count(*) FROM ledger_requests") == len(requests)
-    assert await scalar(config, "SELECT sum(duplicates) FROM ledger_offsets") == 0
-    read = await scalar(config, "SELECT sum(messages) FROM ledger_offsets WHERE topic LIKE '%requests%'")
-    assert read == len(requests)
-    connection = await asyncpg.connect(config.dsn)
-    try:
-        findings = await check_ledger(connection, requests_topic=config.topic(PAYMENT_REQUESTS))
-    finally:
-        await connection.close()
-    assert [f.name for f in findings if not f.holds] == []
-    outcomes = await read_all(config, PAYMENT_OUTCOMES, expected=len(requests))
-    grouped = check_outcome_ids([m.value for m in outcomes], requests)
-    assert set(grouped) == {str(r.event_id) for r in requests}
-    assert all(len({o["event_id"] for o in found}) == 1 for found in grouped.values())
-
-
 async def _clean_resettle(config: Settings, settings: Settings) -> tuple[str, int]:
     """The digest of a fresh database settling the same topics from the start (another group)."""
     clean_dsn = await create_database(settings, f"c_{RUN_ID}_{next(_databases)}_clean")
@@ -231,7 +211,7 @@ async def _settle_through(config: Settings, settings: Settings, fault, *, seed: 
     clean = asyncio.create_task(_clean_resettle(config, settings))
     await restarted
     await _wait_full_isr(config)
-    await _assert_exactly_once(config, requests)
+    await assert_exactly_once(config, requests)
     assert await clean == await _digest(config)
 
 

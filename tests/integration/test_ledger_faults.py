@@ -11,17 +11,14 @@ import subprocess
 import asyncpg
 import pytest
 
-from consumers.ledger.check import check_ledger
 from infra.local.postgres import PostgresService, pg_bin_dir
 from infra.settings import Settings
-from schemas.topics import PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 from tests.integration.test_ledger_support import (
-    check_outcome_ids,
+    assert_exactly_once,
     free_port,
     make_accounts,
     make_requests,
     produce,
-    read_all,
     run_settle,
     scalar,
     settled_count,
@@ -37,26 +34,6 @@ async def _stream(config: Settings, *, seed: int, count: int) -> list:
     await produce(config, accounts)
     await produce(config, requests)
     return requests
-
-
-async def _assert_exactly_once(config: Settings, requests: list) -> None:
-    """Every request decided once, every invariant holds, and every outcome reached Kafka."""
-    assert await scalar(config, "SELECT count(*) FROM ledger_requests") == len(requests)
-    assert await scalar(config, "SELECT sum(duplicates) FROM ledger_offsets") == 0  # none read twice
-    assert await scalar(config, "SELECT sum(messages) FROM ledger_offsets WHERE topic LIKE '%requests%'") == len(
-        requests
-    )
-    connection = await asyncpg.connect(config.dsn)
-    try:
-        findings = await check_ledger(connection, requests_topic=config.topic(PAYMENT_REQUESTS))
-    finally:
-        await connection.close()
-    assert [f.name for f in findings if not f.holds] == []
-    outcomes = await read_all(config, PAYMENT_OUTCOMES, expected=len(requests))
-    grouped = check_outcome_ids([m.value for m in outcomes], requests)
-    assert set(grouped) == {str(r.event_id) for r in requests}  # every request answered
-    # Re-published copies (the outbox is at-least-once) carry the same id: one distinct id each.
-    assert all(len({o["event_id"] for o in found}) == 1 for found in grouped.values())
 
 
 async def _wait_for(config: Settings, query: str, *, at_least: int) -> None:
@@ -98,7 +75,7 @@ async def test_sigkill_between_commit_steps_loses_and_doubles_nothing(fresh_sett
 
     restarted = await run_settle(fresh_settings)
     assert restarted.returncode == 0
-    await _assert_exactly_once(fresh_settings, requests)
+    await assert_exactly_once(fresh_settings, requests)
 
 
 async def test_postgres_restart_mid_run(settings: Settings, fresh_settings: Settings) -> None:
@@ -116,7 +93,7 @@ async def test_postgres_restart_mid_run(settings: Settings, fresh_settings: Sett
         process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(settled_count(process), 60) == len(requests)
     assert process.returncode == 0
-    await _assert_exactly_once(fresh_settings, requests)
+    await assert_exactly_once(fresh_settings, requests)
 
 
 async def _assigned_partitions(port: int) -> int:
@@ -172,4 +149,4 @@ async def test_two_consumers_rebalance_mid_stream(fresh_settings: Settings) -> N
     assert first.returncode == 0 and second.returncode == 0
     assert min(counts) > 0  # both really settled: partitions moved between them
     assert sum(counts) == len(requests)  # and no batch was committed by both
-    await _assert_exactly_once(fresh_settings, requests)
+    await assert_exactly_once(fresh_settings, requests)

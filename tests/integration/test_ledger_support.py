@@ -20,6 +20,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka import TopicPartition
 
+from consumers.ledger.check import check_ledger
 from consumers.ledger.reading import fingerprint
 from infra import kafka_clients
 from infra.settings import Settings
@@ -34,7 +35,7 @@ from schemas.payments import (
     expiry_outcome_event_id,
     outcome_event_id,
 )
-from schemas.topics import ACCOUNTS, PAYMENT_REQUESTS, TopicSpec
+from schemas.topics import ACCOUNTS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS, TopicSpec
 
 REPO: Final = Path(__file__).resolve().parents[2]
 PYTHON: Final = str(REPO / ".venv" / "bin" / "python")
@@ -313,3 +314,23 @@ def check_outcome_ids(outcome_values: Iterable[bytes | None], requests: Iterable
         assert outcome["event_id"] in expected, outcome
         grouped.setdefault(outcome["request_event_id"], []).append(outcome)
     return grouped
+
+
+async def assert_exactly_once(config: Settings, requests: list) -> None:
+    """Nothing lost, nothing doubled: every request decided once and read once, every invariant of
+    `ledger check` holds, and every request's outcome reached Kafka with one distinct id (re-published
+    copies — the outbox is at-least-once — carry the same id)."""
+    assert await scalar(config, "SELECT count(*) FROM ledger_requests") == len(requests)
+    assert await scalar(config, "SELECT sum(duplicates) FROM ledger_offsets") == 0
+    read = await scalar(config, "SELECT sum(messages) FROM ledger_offsets WHERE topic LIKE '%requests%'")
+    assert read == len(requests)
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        findings = await check_ledger(connection, requests_topic=config.topic(PAYMENT_REQUESTS))
+    finally:
+        await connection.close()
+    assert [f.name for f in findings if not f.holds] == []
+    outcomes = await read_all(config, PAYMENT_OUTCOMES, expected=len(requests))
+    grouped = check_outcome_ids([m.value for m in outcomes], requests)
+    assert set(grouped) == {str(r.event_id) for r in requests}
+    assert all(len({o["event_id"] for o in found}) == 1 for found in grouped.values())
