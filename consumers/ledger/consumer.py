@@ -37,6 +37,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.ledger import repository
 from consumers.ledger.accounts import AccountsReader
+from consumers.ledger.backlog import GROUP_OFFSETS
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import LedgerMetrics, start_metrics_server, stop_metrics_server
@@ -381,11 +382,25 @@ class Settler:
 
     async def _drained(self) -> bool:
         """True when every assigned partition's committed offset reached its end (none assigned: joined)."""
-        if not len(self.positions):
-            return self._joined and not self._to_resume
+        if not len(self.positions):  # given nothing: idle only if the group has nothing left either
+            return self._joined and not self._to_resume and await self._group_drained()
         tps = [TopicPartition(self.topic, p) for p in self.positions.assigned()]
         ends = await self.consumer.end_offsets(tps)
         return self.positions.drained({tp.partition: o for tp, o in ends.items()})
+
+    async def _group_drained(self) -> bool:
+        """True when the group's offsets in the database reach the end of every partition of the topic
+        (a member with no partition cannot tell "nothing to do" from "metadata not settled yet")."""
+        parts = self.consumer.partitions_for_topic(self.topic)
+        if not parts:
+            return False
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        ends = await self.consumer.end_offsets(tps)
+        starts = await self.consumer.beginning_offsets(tps)
+        async with self.pool.acquire() as connection:
+            rows = await connection.fetch(GROUP_OFFSETS, self.group, self.topic)
+        stored = {row["partition"]: row["next_offset"] for row in rows}
+        return all(stored.get(tp.partition, starts[tp]) >= ends[tp] for tp in tps)
 
     async def _refresh_gauges(self, ends: dict[int, int | None]) -> None:
         now = time.monotonic()

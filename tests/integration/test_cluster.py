@@ -208,11 +208,12 @@ async def _settle_through(config: Settings, settings: Settings, fault, *, seed: 
         ledger.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(settled_count(ledger), SETTLE_STOP_S_MAX) == REQUESTS
     assert ledger.returncode == 0
-    clean = asyncio.create_task(_clean_resettle(config, settings))
     await restarted
     await _wait_full_isr(config)
     await assert_exactly_once(config, requests)
-    assert await clean == await _digest(config)
+    # The clean re-settle runs on the healed cluster: started while the killed broker was rejoining,
+    # its one member was once given no partition and took that for drained (fresh-clone CI).
+    assert await _clean_resettle(config, settings) == await _digest(config)
 
 
 def _kill(service: KafkaService, node_id: int) -> None:
