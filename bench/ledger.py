@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
+from bench import paced
 from bench.kafka_baseline import measure as measure_produce
 from consumers.ledger import sql
 from infra import kafka_clients
@@ -59,6 +60,7 @@ POLL_S: Final = 0.25
 RUN_WAIT_S_MAX: Final = 900.0
 PACED_SHARE: Final = 0.5  # of the uniform rate just measured
 PACED_READ_WAIT_S: Final = 120.0
+RSS_SAMPLE_S: Final = 0.5
 PROCESSES_SWEEP_MAX: Final = 8
 PORT_TRIES_MAX: Final = 20
 STOP_WAIT_S: Final = 60.0
@@ -383,87 +385,70 @@ async def produce_baseline(base: Settings, *, messages: int) -> dict:
 
 
 async def paced_run(base: Settings, *, rate: int, seconds: int, processes: int = 1) -> dict:
-    """Sends at a fixed rate with wall-clock occurred_at; latency = outcome readable − occurred_at."""
+    """Sends at a fixed rate with wall-clock occurred_at; latency = outcome readable − occurred_at.
+
+    Sender and reader are bench/paced.py's librdkafka threads, with every payment built beforehand.
+    """
     config = await fresh(base, "paced")
     funder, citizens, merchants = population()
     await send(config, config.topic(ACCOUNTS), account_events(funder, citizens, merchants))
     funding = [cash_in(funder, c, FUNDING_PAISA, datetime.now(UTC)) for c in citizens]
     await send(config, config.topic(PAYMENT_REQUESTS), funding)
-    process = await start_consumer(config, until_idle=False, processes=processes)
-    outcomes = kafka_clients.consumer(
-        config,
-        "admin",
-        config.topic(PAYMENT_OUTCOMES),
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await outcomes.start()
-    latencies: list[float] = []
-    rss: list[float] = []
-    tick_s = 0.01
-    ticks, per_tick = int(seconds / tick_s), max(1, round(rate * tick_s))  # the rate, to 100/s
-    expected = len(funding) + ticks * per_tick
-
-    async def read() -> None:
-        seen = 0
-        while seen < expected:
-            batch = await outcomes.getmany(timeout_ms=200)
-            now = datetime.now(UTC)
-            for messages in batch.values():
-                for message in messages:
-                    seen += 1
-                    outcome = json.loads(message.value)
-                    if outcome["request_type"] == "payment.requested":  # not the funding cash-in
-                        sent = datetime.fromisoformat(outcome["request_occurred_at"].replace("Z", "+00:00"))
-                        latencies.append((now - sent).total_seconds() * 1000)
-            rss.append(tree_rss_mib(process.pid))
-
-    reader = asyncio.create_task(read())
-    # Pacing starts once the funding is settled, so the figures measure steady state only.
-    connection = await asyncpg.connect(config.dsn)
-    try:
-        while (await connection.fetchval(PROGRESS)) < len(funding):
-            await asyncio.sleep(POLL_S)
-    finally:
-        await connection.close()
-    producer = kafka_clients.producer(config, "admin", acks="all", enable_idempotence=True, linger_ms=2)
-    await producer.start()
     rng = random.Random(3)
-    started = time.monotonic()
+    per_tick = max(1, round(rate * paced.TICK_S))  # the rate, to 100/s
+    payments = [_prepared(rng, citizens, merchants) for _ in range(int(seconds / paced.TICK_S) * per_tick)]
+    process = await start_consumer(config, until_idle=False, processes=processes)
+    timings = paced.Timings(expected=len(funding) + len(payments))
+    rss: list[float] = []
+    sending_s = len(payments) / (per_tick / paced.TICK_S)
+    deadline = time.monotonic() + RUN_WAIT_S_MAX + sending_s + PACED_READ_WAIT_S
+    reader = asyncio.create_task(
+        asyncio.to_thread(paced.read_outcomes, config, config.topic(PAYMENT_OUTCOMES), timings, deadline)
+    )
     try:
-        for tick in range(ticks):
-            await asyncio.sleep(max(0.0, started + tick * tick_s - time.monotonic()))
-            for _ in range(per_tick):
-                key, value = payment(
-                    rng.choice(citizens),
-                    rng.choice(merchants),
-                    rng.randint(100, 50_000),
-                    "p2m_static_qr",
-                    datetime.now(UTC),
-                )
-                await producer.send(config.topic(PAYMENT_REQUESTS), value, key=key.encode())
-        await producer.flush()
-        achieved = ticks * per_tick / (time.monotonic() - started)
-        await asyncio.wait_for(reader, PACED_READ_WAIT_S)
+        # Pacing starts once the funding is settled, so the figures measure steady state only.
+        connection = await asyncpg.connect(config.dsn)
+        try:
+            while (await connection.fetchval(PROGRESS)) < len(funding):
+                await asyncio.sleep(POLL_S)
+        finally:
+            await connection.close()
+        sender = asyncio.create_task(
+            asyncio.to_thread(paced.send_paced, config, config.topic(PAYMENT_REQUESTS), payments, per_tick)
+        )
+        while not (sender.done() and reader.done()):
+            rss.append(tree_rss_mib(process.pid))
+            await asyncio.wait({sender, reader}, timeout=RSS_SAMPLE_S)
+        achieved = sender.result()
+        await reader
+        if timings.error:
+            raise RuntimeError(timings.error)
     finally:
-        await producer.stop()
-        await outcomes.stop()
         process.send_signal(signal.SIGTERM)
         output = (await asyncio.wait_for(process.stdout.read(), STOP_WAIT_S)).decode().strip()  # type: ignore[union-attr]
         await process.wait()
-    latencies.sort()
+    latencies, relayed = sorted(timings.latencies_ms), sorted(timings.relayed_ms)
     return {
         "processes": processes,
         "rate_target": rate,
-        "rate_paced": round(per_tick / tick_s),  # the target to 100/s (whole payments per 10 ms tick)
+        "rate_paced": round(per_tick / paced.TICK_S),  # the target to 100/s (whole payments per 10 ms tick)
         "rate_achieved": round(achieved),
         "payments": len(latencies),
         "p50_ms": round(latencies[len(latencies) // 2], 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)], 1),
         "max_ms": round(latencies[-1], 1),
+        # Where it goes: sent → the outcome's record timestamp (stamped by the ledger's relay as it sends).
+        "relayed_p50_ms": round(relayed[len(relayed) // 2], 1),
+        "relayed_p99_ms": round(relayed[int(len(relayed) * 0.99)], 1),
         "rss_mib_max": round(max(rss), 1),
         "consumer": output.splitlines()[-1] if output else "",
     }
+
+
+def _prepared(rng: random.Random, citizens: list[str], merchants: list[str]) -> tuple[bytes, bytes]:
+    """One payment as (key, JSON) with bench/paced.py's placeholder for its time."""
+    key, value = payment(rng.choice(citizens), rng.choice(merchants), rng.randint(100, 50_000), "p2m_static_qr", START)
+    return key.encode(), value.replace(_iso(START).encode(), paced.PLACEHOLDER)
 
 
 def process_counts(text: str) -> list[int]:
