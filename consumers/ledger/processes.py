@@ -18,7 +18,9 @@ joins or leaves. The supervisor watches the group's backlog (backlog.py) instead
 A child is `python -m consumers.ledger --summary-json` in its own session (a Ctrl-C in the
 terminal reaches only us, so the stop is ours to order) and dies with us should we be killed
 (PR_SET_PDEATHSIG: a SIGTERM, so it still finishes its batch). Child i serves /metrics on the
-i-th port from KPSANDBOX_LEDGER_METRICS_PORT upward that no other sandbox setting names. Its
+i-th port from KPSANDBOX_LEDGER_METRICS_PORT upward that no other sandbox setting names; the
+ports of processes 2..N are listed for the local Prometheus while they run (its ledger job reads
+them from a targets file in its state folder, infra/local/prometheus.py). Its
 stderr is forwarded line by line as `[ledger i] …`, and its last lines are kept to quote if it fails.
 """
 
@@ -41,6 +43,7 @@ from consumers.ledger.summary import RunSummary
 from infra.errors import SandboxError
 from infra.local.apps import describe_exit
 from infra.local.procs import port_is_free
+from infra.local.prometheus import write_ledger_targets
 from infra.settings import Settings, settings_env
 
 PROCESSES_MAX: Final = 8
@@ -189,11 +192,13 @@ class LedgerProcesses:
         try:
             for number, port in enumerate(ports, 1):
                 self.children.append(await self._start(number, port))
+            write_ledger_targets(self.settings, ports[1:])  # the local Prometheus scrapes them all
             failed = await self._watch()
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             await self._stop_all()
+            write_ledger_targets(self.settings, [])
         for child in self.children:
             outcome = child.summary.line() if child.summary else describe_exit(child.process.returncode)
             self.say(f"ledger {child.number} (pid {child.process.pid}, /metrics port {child.port}): {outcome}")

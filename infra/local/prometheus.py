@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +25,8 @@ CONSOLES_DIR: Final = RULES_DIR / "consoles"
 CONSOLE_LIBRARIES_DIR: Final = RULES_DIR / "console_libraries"
 CONSOLE_PATH: Final = "/consoles/index.html"
 SCRAPE_INTERVAL_S: Final = 5
+LEDGER_TARGETS_FILE: Final = "ledger-targets.json"  # processes 2..N of `settle --processes N`
+LEDGER_TARGETS_REFRESH: Final = "30s"  # Prometheus also watches the file and reads it when it changes
 
 
 def prometheus_config(settings: Settings) -> str:
@@ -54,7 +58,32 @@ def prometheus_config(settings: Settings) -> str:
     ]
     for job, target in targets.items():
         lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: ['{target}']"]
+        if job == "kpsandbox-ledger":
+            lines += [
+                "    file_sd_configs:",
+                f"      - files: [{json.dumps(str(ledger_targets_file(settings)))}]",
+                f"        refresh_interval: {LEDGER_TARGETS_REFRESH}",
+            ]
     return "\n".join([*lines, ""])
+
+
+def ledger_targets_file(settings: Settings) -> Path:
+    """Where `kpsandbox settle --processes N` lists the /metrics of its processes 2..N for the local
+    Prometheus (process 1 serves on KPSANDBOX_LEDGER_METRICS_PORT, which the config names itself)."""
+    return settings.state_dir / "prometheus" / LEDGER_TARGETS_FILE
+
+
+def write_ledger_targets(settings: Settings, ports: Sequence[int]) -> None:
+    """Lists these ledger /metrics ports in the targets file (replaced at once, never half-written).
+    Nothing is written without a local Prometheus (no folder of `kpsandbox up`'s, or an external one)."""
+    path = ledger_targets_file(settings)
+    if not settings.prometheus_embedded or not path.parent.is_dir():
+        return
+    host = settings.metrics_scrape_host
+    groups = [{"targets": [f"{host}:{port}" for port in ports], "labels": {}}] if ports else []
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(groups) + "\n")
+    os.replace(partial, path)
 
 
 def console_flags() -> tuple[str, str]:
@@ -116,6 +145,8 @@ class PrometheusService:
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(prometheus_config(self.settings))
+        if not ledger_targets_file(self.settings).exists():  # a running `settle --processes` keeps its list
+            write_ledger_targets(self.settings, [])
 
     def _owned_pid(self) -> int | None:
         return procs.owned_pid(self.pid_file, str(self.home))

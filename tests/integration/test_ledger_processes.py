@@ -11,11 +11,13 @@ of partitions decides some outcomes, and N processes interleave by timing (docs/
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import signal
 import socket
 import sys
+import urllib.request
 from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID
@@ -45,6 +47,7 @@ CITIZENS: Final = 40
 RUN_WAIT_S_MAX: Final = 120.0
 JOIN_WAIT_S_MAX: Final = 60.0
 POLL_S: Final = 0.2
+SCRAPED_WAIT_S_MAX: Final = 45.0  # the targets file is watched; 30 s is Prometheus's fallback re-read
 SETTLED: Final = "SELECT coalesce(sum(messages), 0)::bigint FROM ledger_offsets"
 
 
@@ -138,7 +141,8 @@ async def _database(settings: Settings, streamed: Settings, name: str) -> Settin
 
 
 async def _kpsandbox(config: Settings, *args: str, port: int) -> asyncio.subprocess.Process:
-    env = settle_env(config, KPSANDBOX_LEDGER_METRICS_PORT=str(port))
+    # The test stack's state folder: its Prometheus reads the ledger targets file there.
+    env = settle_env(config, KPSANDBOX_LEDGER_METRICS_PORT=str(port), KPSANDBOX_STATE_DIR=str(config.state_dir))
     return await asyncio.create_subprocess_exec(
         PYTHON, "-m", "kpsandbox", *args, env=env, cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=sys.stderr
     )
@@ -169,6 +173,14 @@ async def _assigned(port: int) -> float:
     writer.close()
     lines = [line for line in body.splitlines() if line.startswith("kpsandbox_ledger_assigned_partitions")]
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def _ledger_targets_up(settings: Settings) -> set[str]:
+    """The instances of the local Prometheus's kpsandbox-ledger job that it scraped successfully."""
+    with urllib.request.urlopen(f"{settings.prometheus}/api/v1/targets?state=active", timeout=5) as response:
+        targets = json.load(response)["data"]["activeTargets"]
+    ledger = [t for t in targets if t["labels"]["job"] == "kpsandbox-ledger" and t["health"] == "up"]
+    return {t["labels"]["instance"] for t in ledger}
 
 
 async def _until(predicate, what: str, wait_s: float) -> None:  # type: ignore[no-untyped-def]
@@ -214,6 +226,11 @@ async def test_one_two_or_three_processes_give_one_digest(settings: Settings, fr
             return await scalar(three, SETTLED) == len(requests)
 
         await _until(all_settled, "every request to be settled", RUN_WAIT_S_MAX)
+
+        async def all_scraped() -> bool:  # processes 2 and 3 come from the targets file
+            return await asyncio.to_thread(_ledger_targets_up, settings) >= {f"127.0.0.1:{port + i}" for i in (1, 2)}
+
+        await _until(all_scraped, "Prometheus to scrape ledger processes 2 and 3", SCRAPED_WAIT_S_MAX)
     finally:
         running.send_signal(signal.SIGTERM)
     output = await _finished(running)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -175,6 +176,18 @@ def test_prometheus_config_scrapes_the_ledger_as_its_own_job(tmp_path: Path) -> 
     jobs = {job["job_name"]: job for job in yaml.safe_load(text)["scrape_configs"]}
     assert jobs["kpsandbox-ledger"]["static_configs"] == [{"targets": ["127.0.0.1:9556"]}]
     assert jobs["kpsandbox"]["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]
+
+
+def test_prometheus_config_finds_more_ledger_processes_in_a_targets_file(tmp_path: Path) -> None:
+    """`settle --processes N` lists processes 2..N in a file the ledger job watches; `up` starts it empty."""
+    from infra.local.prometheus import PrometheusService, ledger_targets_file
+
+    settings = Settings(state_dir=tmp_path)
+    jobs = {job["job_name"]: job for job in yaml.safe_load(prometheus_config(settings))["scrape_configs"]}
+    assert jobs["kpsandbox-ledger"]["file_sd_configs"][0]["files"] == [str(ledger_targets_file(settings))]
+    assert "file_sd_configs" not in jobs["kpsandbox"]
+    PrometheusService(settings).prepare()
+    assert json.loads(ledger_targets_file(settings).read_text()) == []
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
 import textwrap
+from pathlib import Path
 from typing import Final
 
 import pytest
@@ -23,6 +25,7 @@ from consumers.ledger.processes import (
 )
 from consumers.ledger.summary import RunSummary
 from infra.errors import SandboxError
+from infra.local.prometheus import ledger_targets_file
 from infra.settings import Settings
 
 # A stand-in for `python -m consumers.ledger --summary-json`: fails at once when its port is
@@ -55,6 +58,12 @@ def _free_base(count: int) -> int:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     return port if port + count <= 65_000 else 40_000
+
+
+@pytest.fixture(autouse=True)
+def _own_state_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings() of these tests keep their state (Prometheus's targets file) out of the working tree's."""
+    monkeypatch.setenv("KPSANDBOX_STATE_DIR", str(tmp_path))
 
 
 class FakeBacklog:
@@ -158,3 +167,25 @@ async def test_a_signal_stops_every_process_after_its_batch() -> None:
     assert summary.requests == 20
     assert [child.process.returncode for child in supervisor.children] == [0, 0]
     assert any(line.startswith("SIGTERM: stopping") for line in lines)
+
+
+async def test_prometheus_is_told_of_every_process_while_they_run(tmp_path: Path) -> None:
+    """With a local Prometheus, the ports of processes 2..N are listed in its ledger targets file
+    while they run (the first is on the config's own port), and none once they stopped."""
+    settings = Settings(state_dir=tmp_path, ledger_metrics_port=_free_base(3))
+    (tmp_path / "prometheus").mkdir()
+    targets = ledger_targets_file(settings)
+    supervisor = _supervisor(settings, [], until_idle=False)
+    running = asyncio.create_task(supervisor.run(3))
+    listed: list[dict] = []
+    for _ in range(int(WAIT_S / 0.05)):  # listed once all started; stopped only once each can take SIGTERM
+        listed = json.loads(targets.read_text()) if targets.exists() else []
+        ready = len(supervisor.children) == 3 and all(any("ready" in t for t in c.tail) for c in supervisor.children)
+        if listed and ready:
+            break
+        await asyncio.sleep(0.05)
+    ports = [child.port for child in supervisor.children]
+    assert listed == [{"targets": [f"127.0.0.1:{port}" for port in ports[1:]], "labels": {}}]
+    supervisor._on_signal(signal.SIGTERM)
+    await asyncio.wait_for(running, WAIT_S)
+    assert json.loads(targets.read_text()) == []
