@@ -8,12 +8,13 @@ prefix and every run a new database. With one process the consumer is `python -m
 with N it is `kpsandbox settle --processes N` (N such processes of one group, supervised), so its
 RSS is measured alone (all its processes together). `--processes 1,2,3` re-settles the same
 pre-loaded streams with 1, 2 and 3 processes, each against the same COPY baseline (R2 per count).
-The paced test runs at `--paced-rate`, by default half the uniform rate just measured with the
-same count, so it loads every machine alike; its sender and reader are bench/paced.py's librdkafka
-threads with every payment built beforehand, so the client takes little of the machine. The raw aiokafka produce rate (bench/kafka_baseline.py)
-is measured in the same run: settled ÷ produced. Prints one JSON object: the first count's figures
-at the top level (as before `--processes` existed) and, for several counts, one entry per count in
-`sweep`; the load average before and after (other work on the machine shows there).
+The paced test runs at `--paced-rate`, by default half the uniform rate just measured with the same
+count, so it loads every machine alike; its sender and reader are bench/paced.py's librdkafka
+threads with every payment built beforehand, so the client takes little of the machine. The raw
+aiokafka produce rate (bench/kafka_baseline.py) is measured in the same run: settled ÷ produced.
+Prints one JSON object: the first count's figures at the top level (as before `--processes` existed)
+and, for several counts, one entry per count in `sweep`; the load average before and after (other
+work on the machine shows there).
 
 Citizens are funded by cash-in (keyed by the citizen, like their payments), so every decision
 depends only on its own partition and N processes decide the same stream the same way.

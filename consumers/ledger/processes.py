@@ -192,13 +192,13 @@ class LedgerProcesses:
         try:
             for number, port in enumerate(ports, 1):
                 self.children.append(await self._start(number, port))
-            write_ledger_targets(self.settings, ports[1:])  # the local Prometheus scrapes them all
+            self._list_for_prometheus(ports[1:])  # the local Prometheus scrapes them all
             failed = await self._watch()
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             await self._stop_all()
-            write_ledger_targets(self.settings, [])
+            self._list_for_prometheus([])
         for child in self.children:
             outcome = child.summary.line() if child.summary else describe_exit(child.process.returncode)
             self.say(f"ledger {child.number} (pid {child.process.pid}, /metrics port {child.port}): {outcome}")
@@ -207,6 +207,13 @@ class LedgerProcesses:
         if failed is not None:
             raise self._failure(failed)
         return total([child.summary for child in self.children if child.summary is not None])
+
+    def _list_for_prometheus(self, ports: Sequence[int]) -> None:
+        """Best effort: a targets file that cannot be written costs the scrape of processes 2..N, not the run."""
+        try:
+            write_ledger_targets(self.settings, ports)
+        except OSError as error:
+            self.say(f"the local Prometheus will not scrape ledger processes 2..N: {error}")
 
     def _on_signal(self, signum: int) -> None:
         if self._stop.is_set():  # a second Ctrl-C: do not wait for the batches

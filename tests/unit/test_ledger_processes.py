@@ -189,3 +189,14 @@ async def test_prometheus_is_told_of_every_process_while_they_run(tmp_path: Path
     supervisor._on_signal(signal.SIGTERM)
     await asyncio.wait_for(running, WAIT_S)
     assert json.loads(targets.read_text()) == []
+
+
+async def test_a_targets_file_that_cannot_be_written_costs_only_the_scrape(tmp_path: Path) -> None:
+    """An unwritable targets file (here a folder in its place) is said once per attempt; the run goes on."""
+    settings = Settings(state_dir=tmp_path, ledger_metrics_port=_free_base(2))
+    ledger_targets_file(settings).mkdir(parents=True)
+    lines: list[str] = []
+    supervisor = _supervisor(settings, lines, until_idle=True, backlog=FakeBacklog([0, 0]))
+    summary = await asyncio.wait_for(supervisor.run(2), WAIT_S)
+    assert summary.requests == 20
+    assert sum("will not scrape ledger processes" in line for line in lines) == 2
