@@ -1,20 +1,16 @@
 """Apache Kafka in KRaft mode (one broker+controller, or a cluster of them), fetched from Maven
 Central, run with java -cp.
 
-The jars of `org.apache.kafka:kafka_2.13` and its runtime dependencies are copied by Maven
-into `<cache_dir>/kafka-<version>/libs` once (the recipe is infra/kafka/pom.xml). Storage is
-formatted with `kafka.tools.StorageTool` and the broker served by `kafka.Kafka`.
+Storage is formatted with `kafka.tools.StorageTool` and each broker served by `kafka.Kafka`, with
+the jars and Java of kafka_jars.py, the layout and properties of kafka_config.py and, when secured,
+the passwords of kafka_secrets.py; kafka_quorum.py reads which controller is active.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import os
 import re
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
@@ -26,7 +22,7 @@ from typing import Final
 
 from infra.errors import SandboxError
 from infra.kafka_admin import live_broker_ids
-from infra.kafka_clients import LOCAL_MECHANISM, PRINCIPALS, principals_dir, username
+from infra.kafka_clients import LOCAL_MECHANISM, PRINCIPALS, principals_dir
 from infra.kafka_tls import connection_problem, ensure_tls
 from infra.local import procs
 from infra.local.base import ServiceStatus
@@ -40,21 +36,27 @@ from infra.local.kafka_config import (
     initial_controllers,
     jvm_options,
     kafka_home,
+    kafka_uuid,
+    listener_description,
     server_properties,
+)
+from infra.local.kafka_jars import check_java, fetch_jars
+from infra.local.kafka_quorum import active_controller
+from infra.local.kafka_secrets import (
+    PASSWORD_BYTES,
+    PRIVATE_FOLDER_MODE,
+    java_arg_quoted,
+    known_principal_passwords,
+    new_principal_passwords,
+    redact,
+    write_private,
 )
 from infra.settings import KAFKA_PORT_STEP, Settings
 
-POM: Final = Path(__file__).resolve().parent.parent / "kafka" / "pom.xml"
 LOG4J2: Final = Path(__file__).resolve().parent.parent / "kafka" / "log4j2.properties"
-JAVA_MAJOR_MIN: Final = 17
-MVN_TIMEOUT_S: Final = 600
 VERSION_LINE = re.compile(r"Kafka version: (\S+)")
 FORMAT_TIMEOUT_S: Final = 120
 BROKER_PASSWORD_FILE: Final = "broker"  # in principals_dir, beside the sandbox principals' files
-PASSWORD_BYTES: Final = 24  # secrets.token_urlsafe: 32 characters of [A-Za-z0-9_-]
-PRIVATE_MODE: Final = 0o600
-PRIVATE_FOLDER_MODE: Final = 0o700
-REDACTED: Final = "[redacted]"
 STOP_TIMEOUT_S: Final = 30.0
 # Brokers stopped because one of them never came up: without a quorum a controlled shutdown can
 # only wait, and SIGKILL loses nothing a restart's log recovery does not bring back.
@@ -108,17 +110,17 @@ class KafkaService:
             broker_password = self._broker_password(create=not formatted)
         for broker in self.brokers:
             text = server_properties(self.settings, broker.data_dir, broker_password, broker.node_id)
-            _write_private(broker.config_file, text)
+            write_private(broker.config_file, text)
         unformatted = [broker for broker in self.brokers if broker not in formatted]
         if not unformatted:
             return
         users: dict[str, str] = {}
         if broker_password is not None:
-            principals = _known_principal_passwords(self.settings) if formatted else None
-            users = {BROKER_USER: broker_password} | (principals or _new_principal_passwords(self.settings))
+            principals = known_principal_passwords(self.settings) if formatted else None
+            users = {BROKER_USER: broker_password} | (principals or new_principal_passwords(self.settings))
         if record is None:  # one broker: a standalone quorum, as it always was
             quorum = ["--standalone"]
-            cluster_id = _kafka_uuid(uuid.uuid4())  # 1 in 64 begins with '-': passed as --cluster-id=ID
+            cluster_id = kafka_uuid(uuid.uuid4())  # 1 in 64 begins with '-': passed as --cluster-id=ID
         else:
             quorum = ["--initial-controllers", record.initial_controllers]
             cluster_id = record.cluster_id
@@ -158,8 +160,8 @@ class KafkaService:
                 f"remove {self.home} and `kpsandbox up`",
             )
         if record is None and wanted > 1:
-            directory_ids = [_kafka_uuid(uuid.uuid4()) for _ in self.brokers]
-            record = ClusterRecord(wanted, _kafka_uuid(uuid.uuid4()), initial_controllers(self.settings, directory_ids))
+            directory_ids = [kafka_uuid(uuid.uuid4()) for _ in self.brokers]
+            record = ClusterRecord(wanted, kafka_uuid(uuid.uuid4()), initial_controllers(self.settings, directory_ids))
             self.cluster_file.write_text(record.text())
         return record
 
@@ -198,7 +200,7 @@ class KafkaService:
         if create:
             principals_dir(self.settings).mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
             password = secrets.token_urlsafe(PASSWORD_BYTES)
-            _write_private(self._broker_password_file, password + "\n")
+            write_private(self._broker_password_file, password + "\n")
             return password
         return self._broker_password_file.read_text().strip()
 
@@ -217,7 +219,7 @@ class KafkaService:
             args += ["--add-scram", f"{LOCAL_MECHANISM}=[name={user},password={password}]"]
         with tempfile.TemporaryDirectory(prefix="kpsandbox-format-") as folder:  # mode 0700
             argfile = Path(folder) / "format.args"
-            _write_private(argfile, "\n".join(_java_arg_quoted(arg) for arg in args) + "\n")
+            write_private(argfile, "\n".join(java_arg_quoted(arg) for arg in args) + "\n")
             completed = subprocess.run(
                 [java, "-cp", f"{self.libs}/*", f"@{argfile}"],
                 capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False,
@@ -383,40 +385,6 @@ class KafkaService:
         return lines
 
 
-def active_controller(settings: Settings) -> int | None:
-    """The node id of the active KRaft controller of the local cluster, or None while an election runs.
-
-    Read from each broker's `quorum-state` file, which KRaft rewrites on every election: the
-    newest epoch wins (a dead broker's file is stale, so older). Kafka's DescribeQuorum API would
-    say the same, but neither aiokafka nor the broker jars we fetch include a client for it.
-    """
-    newest: tuple[int, int] | None = None
-    for broker in brokers(settings):
-        try:
-            state = json.loads((broker.data_dir / "__cluster_metadata-0" / "quorum-state").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            continue
-        epoch, leader = int(state.get("leaderEpoch", -1)), int(state.get("leaderId", -1))
-        if newest is None or epoch > newest[0]:
-            newest = (epoch, leader)
-    return newest[1] if newest is not None and newest[1] >= 0 else None
-
-
-def _known_principal_passwords(settings: Settings) -> dict[str, str] | None:
-    """The principals' passwords made when the first broker was formatted (a broker formatted
-    later must get the same SCRAM users), or None if any file is missing."""
-    folder = principals_dir(settings)
-    try:
-        return {username(principal): (folder / principal).read_text().strip() for principal in PRINCIPALS}
-    except FileNotFoundError:
-        return None
-
-
-def _kafka_uuid(value: uuid.UUID) -> str:
-    """Kafka's cluster id format: URL-safe base64 of the 16 UUID bytes, no padding."""
-    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
-
-
 def broker_ready(settings: Settings) -> bool:
     """True when the first bootstrap server accepts TCP and answers a metadata request, asked the
     way every client of these settings asks (SASL_SSL as the admin principal when secured)."""
@@ -424,114 +392,3 @@ def broker_ready(settings: Settings) -> bool:
     if not procs.port_accepts(int(port), host):
         return False
     return bool(live_broker_ids(settings))
-
-
-def listener_description(settings: Settings) -> str:
-    """The client listener's protocol as `status` shows it, e.g. 'SASL_SSL (SCRAM-SHA-512)'."""
-    protocol = settings.kafka_protocol
-    if protocol.startswith("SASL_"):
-        return f"{protocol} ({settings.kafka_sasl_mechanism or LOCAL_MECHANISM})"
-    return protocol
-
-
-def redact(text: str, secret_values: Iterable[str]) -> str:
-    """`text` with every secret replaced by a marker, for errors that quote a tool's output."""
-    for value in secret_values:
-        if value:
-            text = text.replace(value, REDACTED)
-    return text
-
-
-def _new_principal_passwords(settings: Settings) -> dict[str, str]:
-    """A fresh random password for every sandbox principal, each written to its own 0600 file
-    first (the clients read them there); returns SCRAM user name → password."""
-    folder = principals_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
-    users: dict[str, str] = {}
-    for principal in PRINCIPALS:
-        password = secrets.token_urlsafe(PASSWORD_BYTES)
-        _write_private(folder / principal, password + "\n")
-        users[username(principal)] = password
-    return users
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Writes `text` to a file only this user can read (mode 0600 from its creation on)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
-def _java_arg_quoted(arg: str) -> str:
-    """One argument as a `java @argfile` line: double-quoted, backslashes and quotes escaped."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def check_java() -> str:
-    """Path of a Java 17+ runtime, or a SandboxError saying what to install."""
-    java = shutil.which("java")
-    if java is None:
-        raise SandboxError(
-            "Java was not found on PATH; the local Kafka broker needs a Java 17+ runtime",
-            "install one (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`), or point "
-            "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS at an existing Kafka cluster",
-        )
-    completed = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
-    match = re.search(r'version "(\d+)', completed.stderr + completed.stdout)
-    if match is None or int(match.group(1)) < JAVA_MAJOR_MIN:
-        found = match.group(1) if match else "unknown"
-        raise SandboxError(
-            f"Java {found} found at {java}; Kafka 4.x needs Java {JAVA_MAJOR_MIN} or newer",
-            "install a newer JDK (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`) and put it first on PATH",
-        )
-    return java
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _maven_reason(output: str) -> str:
-    """The first meaningful [ERROR] line of Maven's output."""
-    for line in ANSI.sub("", output).splitlines():
-        text = line.removeprefix("[ERROR]").strip()
-        if line.startswith("[ERROR]") and text and not text.startswith(("For more", "[Help", "Re-run", "To see")):
-            return text[:400]
-    return "mvn failed without an [ERROR] line"
-
-
-def jars_present(libs: Path) -> bool:
-    """True when the cache holds the broker jar."""
-    return any(libs.glob("kafka_2.13-*.jar"))
-
-
-def fetch_jars(settings: Settings) -> Path:
-    """Copies the pinned Kafka and its runtime dependencies from Maven Central into the cache, once."""
-    libs = settings.cache_dir / f"kafka-{settings.kafka_version}" / "libs"
-    if jars_present(libs):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise SandboxError(
-            "Maven (`mvn`) was not found on PATH; it fetches the Kafka jars from Maven Central",
-            f"install it (Debian/Ubuntu: `apt-get install maven`), or place the jars in {libs}",
-        )
-    staging = libs.with_name("libs.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    completed = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(POM), f"-Dkafka.version={settings.kafka_version}",
-         "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-        capture_output=True, text=True, timeout=MVN_TIMEOUT_S, check=False,
-    )  # fmt: skip
-    if completed.returncode != 0 or not jars_present(staging):
-        raise SandboxError(
-            f"could not fetch Kafka {settings.kafka_version} from Maven Central: "
-            f"{_maven_reason(completed.stdout + completed.stderr)}",
-            f"check that Maven Central is reachable (mvn settings, proxy), or place the jars in {libs}",
-        )
-    shutil.rmtree(libs, ignore_errors=True)
-    staging.rename(libs)
-    return libs

@@ -11,6 +11,8 @@ is elected when the active one dies.
 
 from __future__ import annotations
 
+import base64
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -242,3 +244,16 @@ class ClusterRecord:
     def controller_ports(self) -> list[int]:
         """The controller port of each voter, as formatted."""
         return [int(voter.split(":")[1]) for voter in self.initial_controllers.split(",")]
+
+
+def listener_description(settings: Settings) -> str:
+    """The client listener's protocol as `status` shows it, e.g. 'SASL_SSL (SCRAM-SHA-512)'."""
+    protocol = settings.kafka_protocol
+    if protocol.startswith("SASL_"):
+        return f"{protocol} ({settings.kafka_sasl_mechanism or LOCAL_MECHANISM})"
+    return protocol
+
+
+def kafka_uuid(value: uuid.UUID) -> str:
+    """Kafka's cluster id format: URL-safe base64 of the 16 UUID bytes, no padding."""
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")

@@ -12,7 +12,7 @@ from infra.errors import SandboxError
 from infra.local import apps as local_apps
 from infra.local import stack
 from infra.local.base import ServiceStatus
-from infra.local.kafka import check_java, fetch_jars
+from infra.local.kafka_jars import check_java, fetch_jars
 from infra.local.prometheus import console_served, console_url
 from kpsandbox.console import console, human_bytes, settings
 

@@ -29,7 +29,8 @@ from infra.db import create_database, migrate
 from infra.errors import SandboxError
 from infra.kafka_admin import ensure_topics
 from infra.local import procs, stack
-from infra.local.kafka import KafkaService, active_controller
+from infra.local.kafka import KafkaService
+from infra.local.kafka_quorum import active_controller
 from infra.settings import Settings, with_overrides
 from schemas.accounts import AccountOpened
 from schemas.events import dump_event

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.errors import SandboxError
-from infra.local.kafka import fetch_jars, jars_present
+from infra.local.kafka_jars import fetch_jars, jars_present
 from infra.settings import Settings
 
 

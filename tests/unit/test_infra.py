@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from infra.errors import SandboxError, settings_error
-from infra.local import kafka, kafka_config, procs
+from infra.local import kafka_config, kafka_jars, procs
 from infra.local.prometheus import prometheus_config
 from infra.settings import Settings, with_overrides
 from schemas.topics import ACCOUNTS
@@ -114,27 +114,27 @@ def test_busy_port_is_detected_and_named() -> None:
 
 def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without java on PATH the error names the package to install and the external-Kafka option."""
-    monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
     with pytest.raises(SandboxError) as caught:
-        kafka.check_java()
+        kafka_jars.check_java()
     assert "Java" in caught.value.message
     assert "openjdk-17-jre-headless" in caught.value.hint and "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS" in caught.value.hint
 
 
 def test_old_java_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Java older than 17 is reported with the version found."""
-    monkeypatch.setattr(kafka.shutil, "which", lambda name: "/opt/java11/bin/java")
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: "/opt/java11/bin/java")
     old = subprocess.CompletedProcess([], 0, stdout="", stderr='openjdk version "11.0.2" 2019-01-15')
-    monkeypatch.setattr(kafka.subprocess, "run", lambda *a, **k: old)
+    monkeypatch.setattr(kafka_jars.subprocess, "run", lambda *a, **k: old)
     with pytest.raises(SandboxError, match="Java 11"):
-        kafka.check_java()
+        kafka_jars.check_java()
 
 
 def test_missing_maven_names_the_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Without mvn (and no cached jars) the error says what to install and where jars are expected."""
-    monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
     with pytest.raises(SandboxError) as caught:
-        kafka.fetch_jars(Settings(cache_dir=tmp_path))
+        kafka_jars.fetch_jars(Settings(cache_dir=tmp_path))
     assert "maven" in caught.value.hint and str(tmp_path) in caught.value.hint
 
 
@@ -143,8 +143,8 @@ def test_cached_jars_skip_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     libs = tmp_path / "kafka-4.4.0" / "libs"
     libs.mkdir(parents=True)
     (libs / "kafka_2.13-4.4.0.jar").write_bytes(b"")
-    monkeypatch.setattr(kafka.shutil, "which", lambda name: pytest.fail("mvn must not be looked up"))
-    assert kafka.fetch_jars(Settings(cache_dir=tmp_path)) == libs
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: pytest.fail("mvn must not be looked up"))
+    assert kafka_jars.fetch_jars(Settings(cache_dir=tmp_path)) == libs
 
 
 def test_maven_failure_reason_is_the_first_real_error_line() -> None:
@@ -152,7 +152,7 @@ def test_maven_failure_reason_is_the_first_real_error_line() -> None:
     output = (
         "[INFO] x\n[ERROR] Failed to execute goal: could not resolve kafka_2.13:4.99.0\n[ERROR] [Help 1] http://x\n"
     )
-    assert kafka._maven_reason(output).startswith("Failed to execute goal")
+    assert kafka_jars._maven_reason(output).startswith("Failed to execute goal")
 
 
 def test_broker_config_binds_loopback_and_sizes_for_small_box(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from infra.kafka_acl_messages import (
 from infra.kafka_clients import PRINCIPALS
 from infra.kafka_principals import service_acls, tenant_acls
 from infra.kafka_tls import ensure_tls
-from infra.local import kafka, kafka_config
+from infra.local import kafka_config, kafka_secrets
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
@@ -189,12 +189,12 @@ def test_secured_broker_config(tmp_path: Path) -> None:
 def test_format_errors_are_redacted() -> None:
     """A tool's output quoting a password is redacted before it becomes an error message."""
     text = "bad --add-scram SCRAM-SHA-512=[name=kp-admin,password=hunter2-xyz]"
-    assert "hunter2-xyz" not in kafka.redact(text, ["hunter2-xyz", ""])
+    assert "hunter2-xyz" not in kafka_secrets.redact(text, ["hunter2-xyz", ""])
 
 
 def test_java_argfile_quoting() -> None:
     """Argument-file lines are quoted so spaces, quotes and backslashes survive the launcher."""
-    assert kafka._java_arg_quoted('a b"c\\d') == '"a b\\"c\\\\d"'
+    assert kafka_secrets.java_arg_quoted('a b"c\\d') == '"a b\\"c\\\\d"'
 
 
 def test_ensure_tls_makes_a_ca_and_broker_cert_once(tmp_path: Path) -> None:
