@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.kafka_ports import KAFKA_BROKERS_MAX, KAFKA_REPLICATION_FACTOR_DEFAULT_MAX, broker_ports, kafka_port_clash
 from schemas.topics import TopicSpec
 
 KAFKA_VERSION_DEFAULT: Final = "4.4.0"
@@ -32,12 +33,6 @@ SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verif
 WEBHOOK_RETRY_SCHEDULE_DEFAULT: Final = "5,30,120,600,1800"  # six attempts within 45 minutes
 WEBHOOK_RETRIES_MAX: Final = 16  # retries after the first attempt; the delivery then fails
 WEBHOOK_RETRY_DELAY_S_MAX: Final = 86_400
-KAFKA_BROKERS_MAX: Final = 5  # a KRaft quorum of 5 voters survives 2 failures; more buys nothing locally
-# Local broker k (1..N) listens on KPSANDBOX_KAFKA_PORT + 2(k-1) and its controller on
-# KPSANDBOX_KAFKA_CONTROLLER_PORT + 2(k-1): each broker takes the next pair, so the default ports
-# (19092/19093) never collide, and one broker keeps exactly the ports it always had.
-KAFKA_PORT_STEP: Final = 2
-KAFKA_REPLICATION_FACTOR_DEFAULT_MAX: Final = 3
 
 
 def parse_retry_schedule(value: str) -> tuple[int, ...]:
@@ -289,12 +284,12 @@ class Settings(BaseSettings):
     @property
     def kafka_client_ports(self) -> tuple[int, ...]:
         """The client port of each local broker, broker 1 first."""
-        return tuple(self.kafka_port + KAFKA_PORT_STEP * i for i in range(self.kafka_brokers))
+        return broker_ports(self.kafka_port, self.kafka_brokers)
 
     @property
     def kafka_controller_ports(self) -> tuple[int, ...]:
         """The KRaft controller port of each local broker, broker 1 first."""
-        return tuple(self.kafka_controller_port + KAFKA_PORT_STEP * i for i in range(self.kafka_brokers))
+        return broker_ports(self.kafka_controller_port, self.kafka_brokers)
 
     @property
     def topic_replication_factor(self) -> int:
@@ -364,30 +359,6 @@ class Settings(BaseSettings):
 SECRET_SETTINGS: Final = frozenset(
     name for name, field in Settings.model_fields.items() if "SecretStr" in repr(field.annotation)
 )
-
-
-def kafka_port_clash(client_port: int, controller_port: int, brokers: int) -> str | None:
-    """Why the ports of a local cluster of `brokers` cannot work (a port out of range, or one port
-    wanted twice), naming the broker and the setting to change; None when they can."""
-    wanted: dict[int, str] = {}
-    for index in range(brokers):
-        for base, setting, role in (
-            (client_port, "KPSANDBOX_KAFKA_PORT", "client"),
-            (controller_port, "KPSANDBOX_KAFKA_CONTROLLER_PORT", "controller"),
-        ):
-            port = base + KAFKA_PORT_STEP * index
-            claim = f"broker {index + 1}'s {role} port ({setting} + {KAFKA_PORT_STEP * index})"
-            if port > 65535:
-                return f"{claim} would be {port}, above 65535: lower {setting}"
-            if port in wanted:
-                return (
-                    f"port {port} is both {wanted[port]} and {claim} with KPSANDBOX_KAFKA_BROKERS={brokers}: "
-                    f"broker k uses KPSANDBOX_KAFKA_PORT + {KAFKA_PORT_STEP}(k-1) and KPSANDBOX_KAFKA_CONTROLLER_PORT "
-                    f"+ {KAFKA_PORT_STEP}(k-1), so make the two settings differ by an odd number "
-                    "(e.g. 19092 and 19093)"
-                )
-            wanted[port] = claim
-    return None
 
 
 def with_overrides(settings: Settings, **updates: object) -> Settings:

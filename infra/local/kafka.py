@@ -23,6 +23,7 @@ from typing import Final
 from infra.errors import SandboxError
 from infra.kafka_admin import live_broker_ids
 from infra.kafka_clients import LOCAL_MECHANISM, PRINCIPALS, principals_dir
+from infra.kafka_ports import KAFKA_PORT_STEP
 from infra.kafka_tls import connection_problem, ensure_tls
 from infra.local import procs
 from infra.local.base import ServiceStatus
@@ -51,7 +52,7 @@ from infra.local.kafka_secrets import (
     redact,
     write_private,
 )
-from infra.settings import KAFKA_PORT_STEP, Settings
+from infra.settings import Settings
 
 LOG4J2: Final = Path(__file__).resolve().parent.parent / "kafka" / "log4j2.properties"
 VERSION_LINE = re.compile(r"Kafka version: (\S+)")

@@ -19,8 +19,9 @@ from typing import Final
 
 from infra.kafka_admin import min_insync_replicas
 from infra.kafka_clients import LOCAL_MECHANISM, username
+from infra.kafka_ports import KAFKA_BROKERS_MAX, KAFKA_REPLICATION_FACTOR_DEFAULT_MAX
 from infra.kafka_tls import tls_files
-from infra.settings import KAFKA_BROKERS_MAX, KAFKA_REPLICATION_FACTOR_DEFAULT_MAX, Settings
+from infra.settings import Settings
 
 HOST: Final = "127.0.0.1"
 BROKER_USER: Final = "kp-broker"  # the brokers' own principal (inter-broker and controller traffic)

@@ -15,6 +15,7 @@ from infra.local.postgres import PostgresService, pg_bin_dir
 from infra.settings import Settings
 from tests.integration.test_ledger_support import (
     assert_exactly_once,
+    assigned_partitions,
     free_port,
     make_accounts,
     make_requests,
@@ -96,26 +97,11 @@ async def test_postgres_restart_mid_run(settings: Settings, fresh_settings: Sett
     await assert_exactly_once(fresh_settings, requests)
 
 
-async def _assigned_partitions(port: int) -> int:
-    """`kpsandbox_ledger_assigned_partitions` from a ledger process's own /metrics (0 if not up yet)."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    body = (await reader.read()).decode()
-    writer.close()
-    for line in body.splitlines():
-        if line.startswith("kpsandbox_ledger_assigned_partitions{"):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
-
-
 async def _until_assigned(port: int) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PROGRESS_WAIT_S_MAX
     while loop.time() < deadline:
-        if await _assigned_partitions(port) > 0:
+        if await assigned_partitions(port) > 0:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"the ledger on port {port} was never assigned a partition")

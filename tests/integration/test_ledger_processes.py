@@ -35,6 +35,7 @@ from tests.integration.test_ledger_support import (
     PYTHON,
     REPO,
     START,
+    assigned_partitions,
     make_accounts,
     partition_for,
     produce,
@@ -162,19 +163,6 @@ async def _finished(process: asyncio.subprocess.Process) -> str:
     return output
 
 
-async def _assigned(port: int) -> float:
-    """The partitions one ledger process says it holds (its /metrics), 0 while it does not answer."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0.0
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    body = (await reader.read()).decode()
-    writer.close()
-    lines = [line for line in body.splitlines() if line.startswith("kpsandbox_ledger_assigned_partitions")]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
-
-
 def _ledger_targets_up(settings: Settings) -> set[str]:
     """The instances of the local Prometheus's kpsandbox-ledger job that it scraped successfully."""
     with urllib.request.urlopen(f"{settings.prometheus}/api/v1/targets?state=active", timeout=5) as response:
@@ -216,7 +204,7 @@ async def test_one_two_or_three_processes_give_one_digest(settings: Settings, fr
     try:
 
         async def all_joined() -> bool:
-            held = [await _assigned(port + i) for i in range(3)]
+            held = [await assigned_partitions(port + i) for i in range(3)]
             return all(held) and sum(held) == PAYMENT_REQUESTS.partitions
 
         await _until(all_joined, "three ledger processes to share the partitions", JOIN_WAIT_S_MAX)

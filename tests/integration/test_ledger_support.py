@@ -334,3 +334,16 @@ async def assert_exactly_once(config: Settings, requests: list) -> None:
     grouped = check_outcome_ids([m.value for m in outcomes], requests)
     assert set(grouped) == {str(r.event_id) for r in requests}
     assert all(len({o["event_id"] for o in found}) == 1 for found in grouped.values())
+
+
+async def assigned_partitions(port: int) -> int:
+    """`kpsandbox_ledger_assigned_partitions` from one ledger process's own /metrics (0 if not up yet)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    lines = [line for line in body.splitlines() if line.startswith("kpsandbox_ledger_assigned_partitions{")]
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in lines)

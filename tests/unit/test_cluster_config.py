@@ -9,11 +9,12 @@ from pydantic import ValidationError
 
 from infra.errors import SandboxError
 from infra.kafka_admin import durability_configs, min_insync_replicas, new_topic
+from infra.kafka_ports import kafka_port_clash
 from infra.local import kafka_config
 from infra.local.kafka import KafkaService
 from infra.local.kafka_config import ClusterRecord, brokers, heap_mb, initial_controllers, jvm_options
 from infra.local.kafka_quorum import active_controller
-from infra.settings import Settings, kafka_port_clash
+from infra.settings import Settings
 
 
 def _cluster(tmp_path: Path, **overrides: object) -> Settings:

@@ -1,0 +1,43 @@
+"""Where the brokers of a local Kafka cluster listen: pure port arithmetic, checked by the settings.
+
+Local broker k (1..N) listens on KPSANDBOX_KAFKA_PORT + 2(k-1) and its controller on
+KPSANDBOX_KAFKA_CONTROLLER_PORT + 2(k-1): each broker takes the next pair, so the default ports
+(19092/19093) never collide, and one broker keeps exactly the ports it always had.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+KAFKA_BROKERS_MAX: Final = 5  # a KRaft quorum of 5 voters survives 2 failures; more buys nothing locally
+KAFKA_PORT_STEP: Final = 2
+KAFKA_REPLICATION_FACTOR_DEFAULT_MAX: Final = 3
+
+
+def broker_ports(base: int, brokers: int) -> tuple[int, ...]:
+    """The port of each of `brokers` local brokers counted from `base`, broker 1 first."""
+    return tuple(base + KAFKA_PORT_STEP * index for index in range(brokers))
+
+
+def kafka_port_clash(client_port: int, controller_port: int, brokers: int) -> str | None:
+    """Why the ports of a local cluster of `brokers` cannot work (a port out of range, or one port
+    wanted twice), naming the broker and the setting to change; None when they can."""
+    wanted: dict[int, str] = {}
+    for index in range(brokers):
+        for base, setting, role in (
+            (client_port, "KPSANDBOX_KAFKA_PORT", "client"),
+            (controller_port, "KPSANDBOX_KAFKA_CONTROLLER_PORT", "controller"),
+        ):
+            port = base + KAFKA_PORT_STEP * index
+            claim = f"broker {index + 1}'s {role} port ({setting} + {KAFKA_PORT_STEP * index})"
+            if port > 65535:
+                return f"{claim} would be {port}, above 65535: lower {setting}"
+            if port in wanted:
+                return (
+                    f"port {port} is both {wanted[port]} and {claim} with KPSANDBOX_KAFKA_BROKERS={brokers}: "
+                    f"broker k uses KPSANDBOX_KAFKA_PORT + {KAFKA_PORT_STEP}(k-1) and KPSANDBOX_KAFKA_CONTROLLER_PORT "
+                    f"+ {KAFKA_PORT_STEP}(k-1), so make the two settings differ by an odd number "
+                    "(e.g. 19092 and 19093)"
+                )
+            wanted[port] = claim
+    return None
