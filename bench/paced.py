@@ -19,7 +19,6 @@ second, which the first payments queued behind it used to count as the ledger's)
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +47,6 @@ class Timings:
     relayed_ms: list[float] = field(default_factory=list)  # to the outcome's timestamp (set as the relay sends it)
     seen: int = 0
     error: str | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 def stamped(value: bytes) -> bytes:
@@ -113,4 +111,3 @@ def read_outcomes(config: Settings, topic: str, timings: Timings, deadline: floa
         timings.error = f"paced reader failed: {error!r}"
     finally:
         consumer.close()
-        timings.done.set()
