@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +27,7 @@ from consumers.ledger.processes import (
 )
 from consumers.ledger.summary import RunSummary
 from infra.errors import SandboxError
+from infra.local.procs import port_is_free
 from infra.local.prometheus import ledger_targets_file
 from infra.settings import Settings
 
@@ -50,6 +53,7 @@ FAKE_LEDGER = textwrap.dedent(
     """
 )
 WAIT_S: Final = 20.0
+PORT_TRIES_MAX: Final = 20
 
 
 def _free_base(count: int) -> int:
@@ -101,11 +105,27 @@ def test_ports_go_upward_skipping_the_other_settings_ports() -> None:
         metrics_ports(Settings(), 9)
 
 
+@contextlib.contextmanager
+def _held_with_a_free_port_below() -> Iterator[socket.socket]:
+    """A listening socket whose port's lower neighbour is free (another process may hold a random one)."""
+    for _ in range(PORT_TRIES_MAX):
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        if port_is_free(holder.getsockname()[1] - 1):
+            break
+        holder.close()
+    else:
+        raise AssertionError(f"no port with a free one below it in {PORT_TRIES_MAX} tries")
+    try:
+        holder.listen()
+        yield holder
+    finally:
+        holder.close()
+
+
 def test_a_busy_port_names_the_process_and_the_setting() -> None:
     """A port someone else listens on is refused before anything starts, naming the setting that moves it."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
+    with _held_with_a_free_port_below() as holder:
         busy = holder.getsockname()[1]
         with pytest.raises(SandboxError) as raised:
             check_ports_free([busy - 1, busy])
