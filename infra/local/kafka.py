@@ -81,7 +81,7 @@ class KafkaService:
         first = self.brokers[0]
         self.pid_file, self.log_file, self.data_dir = first.pid_file, first.log_file, first.data_dir
         self.config_file, self.security_file = first.config_file, first.security_file
-        self._started: list[Broker] = []  # by this object's start(): stopped again if one never comes up
+        self._started: list[int] = []  # PIDs spawned by this object's start(): stopped again if one never comes up
 
     @property
     def embedded(self) -> bool:
@@ -269,8 +269,7 @@ class KafkaService:
                 "-cp", f"{self.libs}/*", "kafka.Kafka", str(broker.config_file),
             ]  # fmt: skip
             broker.log_file.unlink(missing_ok=True)
-            procs.spawn(argv, log_file=broker.log_file, pid_file=broker.pid_file)
-            self._started.append(broker)
+            self._started.append(procs.spawn(argv, log_file=broker.log_file, pid_file=broker.pid_file))
         return True
 
     def wait_healthy(self) -> None:
@@ -282,7 +281,7 @@ class KafkaService:
             for broker in self.brokers:
                 self._wait_broker(broker, deadline)
         except SandboxError:
-            self._stop((self.broker_pid(broker) for broker in self._started), timeout_s=FAILED_START_STOP_S)
+            self._stop(self._started, timeout_s=FAILED_START_STOP_S)  # the spawned PIDs, whatever their state
             raise
         finally:
             self._started = []

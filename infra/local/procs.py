@@ -76,13 +76,16 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this PID exists and is not a zombie."""
+    """True when a process with this PID exists and is not a zombie. A leader thread that has
+    exited shows as Z while the process's other threads still run (a JVM shutting down): alive."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        # Field 3 (after the parenthesised command name) is the state; Z is a zombie.
+        if stat.rpartition(")")[2].split()[0] != "Z":
+            return True
+        return any(task.name != str(pid) for task in Path(f"/proc/{pid}/task").iterdir())
     except (FileNotFoundError, ProcessLookupError):
         return False
-    # Field 3 (after the parenthesised command name) is the state; Z is a zombie.
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def pid_cmdline(pid: int) -> str:

@@ -325,5 +325,17 @@ def test_a_broker_that_never_comes_up_is_named_and_the_others_stopped(tmp_path: 
     with pytest.raises(SandboxError) as caught:
         service.wait_healthy()
     assert "kafka-2" in caught.value.message and str(broken.log_file) in caught.value.message
-    assert all(pid is not None and not procs.pid_alive(pid) for pid in pids)
+    left = {pid: _proc_state(pid) for pid in pids if pid is None or procs.pid_alive(pid)}
+    assert not left, f"brokers still running after the failed start (PID: state): {left}"
     assert service.stop() is False  # nothing was left running
+
+
+def _proc_state(pid: int | None) -> str:
+    """The /proc state and thread count of a PID, for a failure message."""
+    if pid is None:
+        return "no PID recorded at start"
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        return f"{state}, {len(list(Path(f'/proc/{pid}/task').iterdir()))} threads"
+    except FileNotFoundError:
+        return "gone"

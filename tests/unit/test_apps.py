@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,6 +55,33 @@ def test_a_started_app_is_owned_and_stopped_and_its_pid_file_removed(tmp_path: P
         assert not procs.pid_alive(process.pid)
         assert not app.pid_file.exists()
         assert "kpsandbox starts" in app.log_file.read_text()
+    finally:
+        process.kill()
+        process.wait()
+
+
+# A process whose leader thread exits while another thread keeps running (as a JVM's can).
+LEADER_GONE = (
+    "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); "
+    "ctypes.CDLL(None).pthread_exit(None)"
+)
+
+
+def test_a_process_whose_leader_thread_exited_is_alive_until_its_last_thread_ends() -> None:
+    """/proc shows such a process as Z; it still runs, so it is alive until it is killed and reaped."""
+    process = subprocess.Popen([sys.executable, "-c", LEADER_GONE])
+    try:
+        stat = Path(f"/proc/{process.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stat.read_text().rpartition(")")[2].split()[0] == "Z", "the leader thread never exited"
+        assert procs.pid_alive(process.pid)
+        process.kill()
+        deadline = time.monotonic() + 10
+        while len(list(Path(f"/proc/{process.pid}/task").iterdir())) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not procs.pid_alive(process.pid)  # a zombie not yet reaped is dead
     finally:
         process.kill()
         process.wait()
