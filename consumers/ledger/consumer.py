@@ -36,23 +36,22 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.ledger import repository
-from consumers.ledger.accounts import AccountsReader
 from consumers.ledger.backlog import GROUP_OFFSETS
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
+from consumers.ledger.clients import Clients, connect
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import LedgerMetrics, start_metrics_server, stop_metrics_server
-from consumers.ledger.outbox import DB_TRANSIENT, OutcomeRelay
+from consumers.ledger.outbox import DB_TRANSIENT
 from consumers.ledger.positions import Positions, check_within_log
 from consumers.ledger.reading import Poison, read_requests
 from consumers.ledger.records import Request
-from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX, BatchWriter
+from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX
 from consumers.ledger.summary import RunSummary
-from infra import kafka_clients
-from infra.db import database_unreachable, migrate
+from infra.db import database_unreachable
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
-from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
+from schemas.topics import PAYMENT_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,6 @@ BATCH_WAIT_MS: Final = 20
 BUFFERED_PER_PARTITION_MAX: Final = 8_000
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
-SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
 GAUGES_REFRESH_S: Final = 1.0  # lag, clocks and assignment on /metrics
 OUTBOX_REFRESH_S: Final = 5.0  # outbox depth (one query)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
@@ -116,7 +114,6 @@ class Settler:
         self.group = group
         self.serve_metrics = serve_metrics
         self.topic = settings.topic(PAYMENT_REQUESTS)
-        self.dead_letter_topic = settings.topic(DEAD_LETTER)
         self.merge: PartitionMerge[Request | Poison] = PartitionMerge(
             buffered_per_partition_max=BUFFERED_PER_PARTITION_MAX
         )
@@ -131,6 +128,7 @@ class Settler:
         self._to_resume: set[int] = set()  # assigned, but the assignment callback failed to seek
         self._gauges_at = 0.0
         self._outbox_at = 0.0
+        self.clients: Clients  # opened by run(), closed when it returns
 
     def stop(self) -> None:
         """Asks the loop to finish its current batch and return (SIGTERM, Ctrl-C)."""
@@ -168,9 +166,9 @@ class Settler:
         if not partitions:
             return
         tps = [TopicPartition(self.topic, p) for p in partitions]
-        starts = await self.consumer.beginning_offsets(tps)
-        ends = await self.consumer.end_offsets(tps)  # read_committed: the last stable offsets
-        async with self.pool.acquire() as connection:
+        starts = await self.clients.consumer.beginning_offsets(tps)
+        ends = await self.clients.consumer.end_offsets(tps)  # read_committed: the last stable offsets
+        async with self.clients.pool.acquire() as connection:
             stored = await repository.ensure_offsets(
                 connection, group=self.group, topic=self.topic, starts={tp.partition: o for tp, o in starts.items()}
             )
@@ -179,7 +177,7 @@ class Settler:
         for tp in tps:
             committed, clock = stored[tp.partition]
             self._forget(tp.partition)
-            self.consumer.seek(tp, committed)
+            self.clients.consumer.seek(tp, committed)
             self.positions.assign(tp.partition, committed)
             if clock is not None:
                 self._clocks[tp.partition] = clock
@@ -209,66 +207,22 @@ class Settler:
         return self.summary
 
     async def _run_connected(self, *, until_idle: bool, batch_size_max: int) -> None:
-        settings = self.settings
-        await migrate(settings.dsn)  # idempotent; a fresh external database needs no separate step
+        self.clients = clients = await connect(self.settings, group=self.group, metrics=self.metrics)
         try:
-            self.pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=3)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-            raise database_unreachable(settings.dsn) from error
-        self.producer = kafka_clients.producer(settings, "ledger", acks="all", enable_idempotence=True, linger_ms=5)
-        self.consumer = kafka_clients.consumer(
-            settings,
-            "ledger",
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
-        )
-        self.relay = OutcomeRelay(
-            producer=self.producer,
-            pool=self.pool,
-            topic=settings.topic(PAYMENT_OUTCOMES),
-            dead_letter_topic=self.dead_letter_topic,
-            on_retry=lambda: self.metrics.retried("relay"),
-        )
-        self.writer = BatchWriter(pool=self.pool, group=self.group, topic=self.topic, on_retry=self.metrics.retried)
-        self.accounts = AccountsReader(
-            settings=settings,
-            topic=settings.topic(ACCOUNTS),
-            group=self.group,
-            pool=self.pool,
-            producer=self.producer,
-            relay=self.relay,
-        )
-        try:
-            await self.producer.start()
-        except (KafkaError, OSError) as error:
-            await self.pool.close()
-            for client in (self.producer, self.consumer, self.accounts):  # none left "unclosed" at exit
-                await client.stop()
-            raise kafka_unreachable(settings) from error
-        try:
-            await self.relay.relay_backlog(older_than_s=0)  # what a previous process left unpublished
-            self.relay.start()
-            await self.accounts.start()
-            self.consumer.subscribe([self.topic], listener=_Rebalance(self))
-            await self.consumer.start()
+            await clients.relay.relay_backlog(older_than_s=0)  # what a previous process left unpublished
+            clients.relay.start()
+            await clients.accounts.start()
+            clients.consumer.subscribe([self.topic], listener=_Rebalance(self))
+            await clients.consumer.start()
             try:
                 await self._loop(until_idle=until_idle, batch_size_max=batch_size_max)
             finally:
                 await self._settled()
-            await self.relay.drain()
-            await self.relay.relay_backlog(older_than_s=0)  # leave nothing unpublished behind
+            await clients.relay.drain()
+            await clients.relay.relay_backlog(older_than_s=0)  # leave nothing unpublished behind
             self.summary.partitions = self.positions.assigned()
         finally:
-            await self.relay.stop()
-            await self.consumer.stop()
-            await self.accounts.stop()
-            await self.producer.stop()
-            await self.pool.close()
+            await clients.close()
 
     async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
         """Runs steps until stopped; a database or broker outage pauses it, then it resyncs."""
@@ -280,13 +234,13 @@ class Settler:
         failures = 0
         resync = False
         while not self._stopping.is_set():
-            self.relay.check()
+            self.clients.relay.check()
             try:
                 if resync:
                     await self.resume(self.positions.assigned())
                     resync = False
                 if self._to_resume:
-                    mine = {tp.partition for tp in self.consumer.assignment()}
+                    mine = {tp.partition for tp in self.clients.consumer.assignment()}
                     await self.resume(sorted(self._to_resume & mine))
                     self._to_resume.clear()
                 idle_polls = await self._step(until_idle=until_idle, batch_size_max=batch_size_max, idle=idle_polls)
@@ -307,7 +261,7 @@ class Settler:
 
     async def _step(self, *, until_idle: bool, batch_size_max: int, idle: int) -> int:
         """Fetches, and settles what the merge releases; returns the count of idle polls so far."""
-        fetched = await self.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
+        fetched = await self.clients.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
         for tp, messages in fetched.items():
             if tp.partition in self.positions:
                 self._buffer(tp.partition, messages)
@@ -329,11 +283,11 @@ class Settler:
             return 0
         await self._settled()
         if not fetched:  # accounts opened with no request after them are stored too (the API shows them)
-            await self.accounts.catch_up()
+            await self.clients.accounts.catch_up()
         if until_idle and not fetched and not len(self.merge) and await self._drained():
             return idle + 1
         if not fetched:
-            await self.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
+            await self.clients.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
         return 0
 
     def _buffer(self, partition: int, messages: list) -> None:
@@ -347,7 +301,7 @@ class Settler:
         for partition in self.positions.assigned():
             tp = TopicPartition(self.topic, partition)
             try:
-                position = await asyncio.wait_for(self.consumer.position(tp), BATCH_WAIT_MS / 1000)
+                position = await asyncio.wait_for(self.clients.consumer.position(tp), BATCH_WAIT_MS / 1000)
             except (IllegalStateError, TimeoutError):
                 continue  # revoked meanwhile, or no position until its seek completes
             self.positions.fetched_to(partition, position)
@@ -357,22 +311,22 @@ class Settler:
         ends: dict[int, int | None] = {}
         for partition in self.positions.assigned():
             tp = TopicPartition(self.topic, partition)
-            lso = self.consumer.last_stable_offset(tp)
-            ends[partition] = lso if lso is not None else self.consumer.highwater(tp)
+            lso = self.clients.consumer.last_stable_offset(tp)
+            ends[partition] = lso if lso is not None else self.clients.consumer.highwater(tp)
         return ends
 
     def _throttle(self) -> None:
         """Pauses fetching partitions whose buffers are full, so memory stays bounded."""
-        assigned = {tp.partition for tp in self.consumer.assignment()}
+        assigned = {tp.partition for tp in self.clients.consumer.assignment()}
         for partition in self.positions.assigned():
             if partition not in assigned:
                 self._forget(partition)  # a rebalance took it, even if the revoke callback came late
                 continue
             tp = TopicPartition(self.topic, partition)
             if self.merge.full(partition):
-                self.consumer.pause(tp)
-            elif tp in self.consumer.paused():
-                self.consumer.resume(tp)
+                self.clients.consumer.pause(tp)
+            elif tp in self.clients.consumer.paused():
+                self.clients.consumer.resume(tp)
 
     async def _settled(self) -> None:
         """Waits for the batch in flight, if any (its failure surfaces here)."""
@@ -385,19 +339,19 @@ class Settler:
         if not len(self.positions):  # given nothing: idle only if the group has nothing left either
             return self._joined and not self._to_resume and await self._group_drained()
         tps = [TopicPartition(self.topic, p) for p in self.positions.assigned()]
-        ends = await self.consumer.end_offsets(tps)
+        ends = await self.clients.consumer.end_offsets(tps)
         return self.positions.drained({tp.partition: o for tp, o in ends.items()})
 
     async def _group_drained(self) -> bool:
         """True when the group's offsets in the database reach the end of every partition of the topic
         (a member with no partition cannot tell "nothing to do" from "metadata not settled yet")."""
-        parts = self.consumer.partitions_for_topic(self.topic)
+        parts = self.clients.consumer.partitions_for_topic(self.topic)
         if not parts:
             return False
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        ends = await self.consumer.end_offsets(tps)
-        starts = await self.consumer.beginning_offsets(tps)
-        async with self.pool.acquire() as connection:
+        ends = await self.clients.consumer.end_offsets(tps)
+        starts = await self.clients.consumer.beginning_offsets(tps)
+        async with self.clients.pool.acquire() as connection:
             rows = await connection.fetch(GROUP_OFFSETS, self.group, self.topic)
         stored = {row["partition"]: row["next_offset"] for row in rows}
         return all(stored.get(tp.partition, starts[tp]) >= ends[tp] for tp in tps)
@@ -412,18 +366,18 @@ class Settler:
                 self.metrics.set_partition(partition, lag=lag, clock=self._clocks.get(partition))
         if now - self._outbox_at >= OUTBOX_REFRESH_S:
             self._outbox_at = now
-            rows, oldest_age_s = await self.relay.depth()
+            rows, oldest_age_s = await self.clients.relay.depth()
             self.metrics.set_outbox(rows=rows, oldest_age_s=oldest_age_s)
 
     async def _settle(self, items: list[Item[Request | Poison]], skips: dict[int, int], epoch: int) -> None:
         if epoch != self.positions.epoch:
             return  # read before a seek to the database's offsets: they will be read again
-        batch = prepare_batch(items, skips, positions=self.positions, letter=self.writer.letter)
+        batch = prepare_batch(items, skips, positions=self.positions, letter=self.clients.writer.letter)
         if not batch.progress:
             return  # every partition of it was revoked meanwhile, or settled already
-        await self.accounts.catch_up()
+        await self.clients.accounts.catch_up()
         started = time.perf_counter()
-        for part, result in await self.writer.write(batch, items):
+        for part, result in await self.clients.writer.write(batch, items):
             if result.result == "fenced":
                 self.summary.fenced += 1
                 self.metrics.batch_fenced()
@@ -462,13 +416,13 @@ class Settler:
             await self._commit_kafka(offsets)
 
         if result.committed is not None:
-            await self.relay.submit(result.committed, then=after_publish)
+            await self.clients.relay.submit(result.committed, then=after_publish)
         else:
             await self._commit_kafka(offsets)
 
     async def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self.consumer.commit(offsets)
+            await self.clients.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as error:
             # The database holds the truth; a lost Kafka commit only makes the lag look larger.
             log.warning("kafka offset commit failed (the database has the offsets): %s", error)

@@ -1,0 +1,92 @@
+"""The ledger process's connections, opened together and closed together: the database pool, the
+Kafka producer and consumer, and the workers built on them (outcome relay, batch writer, accounts
+reader). The settler owns one `Clients` for as long as it runs; nothing else closes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from consumers.ledger.accounts import AccountsReader
+from consumers.ledger.observe import LedgerMetrics
+from consumers.ledger.outbox import OutcomeRelay
+from consumers.ledger.retries import BatchWriter
+from infra import kafka_clients
+from infra.db import database_unreachable, migrate
+from infra.kafka_admin import kafka_unreachable
+from infra.settings import Settings
+from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
+
+POOL_SIZE_MAX: Final = 3  # the batch writer, the relay, and the accounts reader or a gauge query
+FETCH_BYTES_PER_PARTITION_MAX: Final = 4 * 1024 * 1024
+SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
+PRODUCE_LINGER_MS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """Everything one ledger process talks to."""
+
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    consumer: AIOKafkaConsumer
+    relay: OutcomeRelay
+    writer: BatchWriter
+    accounts: AccountsReader
+
+    async def close(self) -> None:
+        """Stops the workers, then the clients they use, then the pool."""
+        await self.relay.stop()
+        await self.consumer.stop()
+        await self.accounts.stop()
+        await self.producer.stop()
+        await self.pool.close()
+
+
+async def connect(settings: Settings, *, group: str, metrics: LedgerMetrics) -> Clients:
+    """Migrates the database (idempotent), opens the pool, builds every client and starts the
+    producer. An unreachable database or broker is a SandboxError that says what to do, and
+    nothing is left open behind it."""
+    await migrate(settings.dsn)  # a fresh external database needs no separate step
+    try:
+        pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=POOL_SIZE_MAX)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        raise database_unreachable(settings.dsn) from error
+    producer = kafka_clients.producer(
+        settings, "ledger", acks="all", enable_idempotence=True, linger_ms=PRODUCE_LINGER_MS
+    )
+    consumer = kafka_clients.consumer(
+        settings,
+        "ledger",
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION_MAX,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
+    )
+    relay = OutcomeRelay(
+        producer=producer,
+        pool=pool,
+        topic=settings.topic(PAYMENT_OUTCOMES),
+        dead_letter_topic=settings.topic(DEAD_LETTER),
+        on_retry=lambda: metrics.retried("relay"),
+    )
+    writer = BatchWriter(pool=pool, group=group, topic=settings.topic(PAYMENT_REQUESTS), on_retry=metrics.retried)
+    accounts = AccountsReader(
+        settings=settings, topic=settings.topic(ACCOUNTS), group=group, pool=pool, producer=producer, relay=relay
+    )
+    try:
+        await producer.start()
+    except (KafkaError, OSError) as error:
+        await pool.close()
+        for client in (producer, consumer, accounts):  # none left "unclosed" at exit
+            await client.stop()
+        raise kafka_unreachable(settings) from error
+    return Clients(pool, producer, consumer, relay, writer, accounts)
