@@ -17,7 +17,10 @@ No module builds an aiokafka client any other way (a unit test checks). The arch
 from __future__ import annotations
 
 import logging
+import re
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -181,3 +184,41 @@ def consumer(settings: Settings, principal: Principal, *topics: str, **options: 
 def admin(settings: Settings, principal: Principal = "admin", **options: Any) -> AIOKafkaAdminClient:
     """An admin client; on a secured local broker only `admin` may create topics and ACLs."""
     return AIOKafkaAdminClient(**_secured("admin", settings, principal), **options)
+
+
+LIBRDKAFKA_REPEAT_AFTER_S: Final = 60.0  # a line said again within this long is not shown again
+LIBRDKAFKA_LINES_MAX: Final = 256  # distinct lines remembered (then the memory starts afresh)
+# What changes between two tellings of the same failure: "(after 0ms in state CONNECT)", "1ms", and
+# librdkafka's own "3 identical error(s) suppressed".
+_TIMINGS: Final = re.compile(r"\d+ms\b|, \d+ identical error\(s\) suppressed")
+
+
+class _OncePerWhile(logging.Filter):
+    """Shows a log line once per LIBRDKAFKA_REPEAT_AFTER_S: librdkafka retries a refused
+    connection every few hundred milliseconds and logs each attempt the same way, so a command
+    printed a page of identical lines before saying, once, what to do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: dict[str, float] = {}  # line -> when it was last shown (time.monotonic)
+        self._lock = threading.Lock()  # librdkafka logs from its own threads
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line, now = _TIMINGS.sub("", record.getMessage()), time.monotonic()
+        with self._lock:
+            shown = self._shown.get(line)
+            if shown is not None and now - shown < LIBRDKAFKA_REPEAT_AFTER_S:
+                return False
+            if len(self._shown) >= LIBRDKAFKA_LINES_MAX:
+                self._shown.clear()
+            self._shown[line] = now
+        return True
+
+
+def librdkafka_logger(name: str) -> logging.Logger:
+    """The logger to give librdkafka clients (confluent-kafka's `logger` key): repeated lines are
+    shown once a minute."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(found, _OncePerWhile) for found in logger.filters):
+        logger.addFilter(_OncePerWhile())
+    return logger

@@ -13,7 +13,6 @@ end (at the last stable offset, so transaction markers and aborted records count
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ CONNECT_TIMEOUT_S: Final = 10.0
 FETCH_WAIT_MS_MAX: Final = 10  # how long the broker holds a fetch with nothing new (the end of a partition)
 GONE: Final = {KafkaError._ALL_BROKERS_DOWN}
 
-log = logging.getLogger("kpsandbox.archive.kafka")
+log = kafka_clients.librdkafka_logger("kpsandbox.archive.kafka")
 
 
 @dataclass(slots=True)

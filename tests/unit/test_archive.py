@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import socket
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,12 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from consumers.archive import archiver as archiver_module
+from consumers.archive import reader as reader_module
 from consumers.archive import writer as writer_module
 from consumers.archive.archiver import Archiver
 from consumers.archive.columns import event_date
 from consumers.archive.reader import RawChunk
 from consumers.archive.writer import PartWriter
 from infra import archive as archive_format
+from infra import kafka_clients
 from infra.archive import Manifest, RunInfo, load_manifest, part_path, save_manifest, schema_versions
 from infra.errors import SandboxError
 from infra.settings import Settings
@@ -234,3 +239,41 @@ def test_a_failed_flush_leaves_neither_part_files_nor_temporary_files(tmp_path: 
     writer.close()
     assert len(renamed) == 1
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_kafka_is_one_clear_error_not_a_page_of_retries(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """librdkafka retries a refused connection every few hundred ms and logs each attempt from
+    each client: `kpsandbox archive` printed ~190 identical lines before its error. Each distinct
+    line is now logged once; the error names the fix."""
+    monkeypatch.setattr(reader_module, "CONNECT_TIMEOUT_S", 3.0)
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{_closed_port()}")
+    with caplog.at_level(logging.DEBUG, logger=reader_module.log.name), pytest.raises(SandboxError) as caught:
+        reader_module.RangeReader(settings)
+    assert "not reachable" in caught.value.message and "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS" in caught.value.hint
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("Connection refused" in line for line in shown), shown  # the cause is still said once
+    assert len(shown) == len(set(shown)), f"{len(shown)} lines, {len(set(shown))} distinct"
+
+
+def test_a_failure_told_again_with_other_timings_is_shown_once() -> None:
+    """librdkafka's lines differ only in "(after 0ms …)" / "1ms" and "N identical error(s)
+    suppressed" between attempts: one line shown. Another broker's failure is another line."""
+    logger = kafka_clients.librdkafka_logger(f"kpsandbox.test.once.{uuid.uuid4().hex}")
+    lines = [
+        "FAIL [c#consumer-1] 127.0.0.1:19092/bootstrap: Connection refused (after 0ms in state CONNECT)",
+        "FAIL [c#consumer-1] 127.0.0.1:19092/bootstrap: Connection refused (after 1ms in state CONNECT)",
+        "FAIL [c#consumer-1] 127.0.0.1:19092/bootstrap: Connection refused (after 0ms in state "
+        "CONNECT, 4 identical error(s) suppressed)",
+        "FAIL [c#consumer-1] 127.0.0.1:19094/bootstrap: Connection refused (after 0ms in state CONNECT)",
+    ]
+    shown = [line for line in lines if logger.filter(logging.makeLogRecord({"msg": line, "levelno": 40}))]
+    assert shown == [lines[0], lines[3]]
