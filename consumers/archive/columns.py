@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from array import array
 from datetime import UTC, datetime
-from itertools import accumulate
 from typing import Any, Final
 
 import pyarrow as pa
@@ -109,7 +107,6 @@ DICTIONARY_COLUMNS: Final = frozenset(
 )
 OCCURRED_AT_KEY: Final = b'"occurred_at":"'
 DATE_LENGTH: Final = 10  # YYYY-MM-DD
-OFFSET32_MAX: Final = 2**31 - 1  # bytes one pa.binary() array can hold
 READ_OPTIONS: Final = pjson.ReadOptions(block_size=16 * 1024 * 1024)  # fewer, larger blocks: fewer chunks to join
 _PYTHON_TYPES: Final = {_S: str, _I: int, _B: bool}
 
@@ -244,17 +241,14 @@ def build_table(topic: str, chunk: RawChunk) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _binary(values: list[bytes | None]) -> tuple[pa.Array, bytes | None]:
-    """The value column, and the values joined by newlines for the JSON reader. Built from one
-    joined buffer and its offsets: converting a list of bytes object by object costs several times
-    more once the buffer grows past a few megabytes."""
+def _binary(values: list[bytes | None]) -> tuple[pa.Array | pa.ChunkedArray, bytes | None]:
+    """The value column, and the values joined by newlines for the JSON reader (None when a value
+    is missing). Arrow converts the list in C++ (chunked past 2 GiB); building the column from a
+    joined buffer and Python-computed offsets took 5–9 times as long, all of it holding the GIL
+    that the reading thread needs (bench/RESULTS.md, "Run 7")."""
+    column = pa.array(values, pa.binary())
     if None in values:
-        return pa.array(values, pa.binary()), None
-    data = b"".join(values)  # type: ignore[arg-type]
-    if len(data) >= OFFSET32_MAX:
-        return pa.array(values, pa.binary()), None  # pa.binary's offsets are 32-bit; Arrow chunks it
-    offsets = array("i", accumulate(map(len, values), initial=0))  # type: ignore[arg-type]
-    column = pa.BinaryArray.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        return column, None
     return column, b"\n".join(values)  # type: ignore[arg-type]
 
 

@@ -26,6 +26,7 @@ CONSOLE_LIBRARIES_DIR: Final = RULES_DIR / "console_libraries"
 CONSOLE_PATH: Final = "/consoles/index.html"
 SCRAPE_INTERVAL_S: Final = 5
 LEDGER_TARGETS_FILE: Final = "ledger-targets.json"  # processes 2..N of `settle --processes N`
+OWNER_SUFFIX: Final = ".owner"  # beside it: the PID of the `settle` that listed them
 LEDGER_TARGETS_REFRESH: Final = "30s"  # Prometheus also watches the file and reads it when it changes
 
 
@@ -73,17 +74,38 @@ def ledger_targets_file(settings: Settings) -> Path:
     return settings.state_dir / "prometheus" / LEDGER_TARGETS_FILE
 
 
-def write_ledger_targets(settings: Settings, ports: Sequence[int]) -> None:
-    """Lists these ledger /metrics ports in the targets file (replaced at once, never half-written).
+def write_ledger_targets(settings: Settings, ports: Sequence[int], *, owner: int | None = None) -> None:
+    """Lists these ledger /metrics ports in the targets file (replaced at once, never half-written),
+    noting the PID of the process that owns the list (`owner`, default this one) beside it.
     Nothing is written without a local Prometheus (no folder of `kpsandbox up`'s, or an external one)."""
     path = ledger_targets_file(settings)
     if not settings.prometheus_embedded or not path.parent.is_dir():
         return
     host = settings.metrics_scrape_host
     groups = [{"targets": [f"{host}:{port}" for port in ports], "labels": {}}] if ports else []
+    owner_file = path.with_name(path.name + OWNER_SUFFIX)
+    if ports:
+        owner_file.write_text(f"{os.getpid() if owner is None else owner}\n")
     partial = path.with_name(f".{path.name}.tmp")
     partial.write_text(json.dumps(groups) + "\n")
     os.replace(partial, path)
+    if not ports:
+        owner_file.unlink(missing_ok=True)
+
+
+def _ledger_targets_owned(settings: Settings) -> bool:
+    """True when the targets file is empty, or the process that listed them still runs (or the file
+    cannot be read at all: then it cannot be rewritten either, and is left as it is)."""
+    path = ledger_targets_file(settings)
+    try:
+        if json.loads(path.read_text()) == []:
+            return True
+        pid = procs.read_pid(path.with_name(path.name + OWNER_SUFFIX))
+    except (FileNotFoundError, ValueError):
+        return False
+    except OSError:
+        return True
+    return pid is not None and procs.pid_alive(pid)
 
 
 def console_flags() -> tuple[str, str]:
@@ -145,7 +167,7 @@ class PrometheusService:
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(prometheus_config(self.settings))
-        if not ledger_targets_file(self.settings).exists():  # a running `settle --processes` keeps its list
+        if not _ledger_targets_owned(self.settings):  # a running `settle --processes` keeps its list
             write_ledger_targets(self.settings, [])
 
     def _owned_pid(self) -> int | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,6 +190,23 @@ def test_prometheus_config_finds_more_ledger_processes_in_a_targets_file(tmp_pat
     assert "file_sd_configs" not in jobs["kpsandbox"]
     PrometheusService(settings).prepare()
     assert json.loads(ledger_targets_file(settings).read_text()) == []
+
+
+def test_up_empties_a_ledger_targets_list_whose_settle_no_longer_runs(tmp_path: Path) -> None:
+    """A `settle --processes N` killed with SIGKILL leaves processes 2..N listed: `up` empties the
+    list (their targets would show as down, and LedgerDown fire, forever); a running settle's list stays."""
+    from infra.local.prometheus import PrometheusService, ledger_targets_file, write_ledger_targets
+
+    settings = Settings(state_dir=tmp_path)
+    (tmp_path / "prometheus").mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    write_ledger_targets(settings, [9466, 9467], owner=gone.pid)
+    PrometheusService(settings).prepare()
+    assert json.loads(ledger_targets_file(settings).read_text()) == []
+    write_ledger_targets(settings, [9466], owner=os.getpid())
+    PrometheusService(settings).prepare()
+    assert json.loads(ledger_targets_file(settings).read_text())[0]["targets"] == ["127.0.0.1:9466"]
 
 
 @pytest.mark.parametrize(
