@@ -104,7 +104,7 @@ async def settle_noting_start(*args, **kwargs):
 batch.settle_batch = retries.settle_batch = settle_noting_start
 if os.environ.get("PROFILE_GC_DEFAULT"):  # the settler without its collector policy (GC_THRESHOLDS)
     import contextlib
-    consumer._collecting_rarely = contextlib.nullcontext
+    consumer.collecting_rarely = contextlib.nullcontext
 def report():
     spent["process cpu (user+sys)"] = cpu()
     spent["process cpu while settling (from the first batch)"] = cpu() - (first or [0.0])[0]
@@ -130,6 +130,7 @@ RULES: Final[tuple[tuple[str, str], ...]] = (
     ("batch: prepare, collect", "consumers/ledger/batch.py"),
     ("batch: prepare, collect", "consumers/ledger/retries.py"),
     ("consumer loop", "consumers/ledger/consumer.py"),
+    ("consumer loop", "consumers/ledger/tally.py"),
     ("aiokafka fetch/decode", "aiokafka/consumer"),
     ("aiokafka fetch/decode", "aiokafka/record"),
     ("aiokafka produce", "aiokafka/producer"),

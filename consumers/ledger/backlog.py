@@ -29,6 +29,18 @@ SELECT partition, next_offset FROM ledger_offsets WHERE consumer_group = $1 AND 
 ANSWER_TIMEOUT_S: Final = 10.0
 
 
+def unsettled(ends: dict[int, int], starts: dict[int, int], stored: dict[int, int]) -> int:
+    """Requests between the group's stored offsets (a partition never held: its first offset) and
+    the readable ends."""
+    return sum(max(0, end - stored.get(partition, starts[partition])) for partition, end in ends.items())
+
+
+async def stored_offsets(connection: asyncpg.Connection, group: str, topic: str) -> dict[int, int]:
+    """The next offset the database holds for the group, per partition it has settled from."""
+    rows = await connection.fetch(GROUP_OFFSETS, group, topic, timeout=ANSWER_TIMEOUT_S)
+    return {row["partition"]: row["next_offset"] for row in rows}
+
+
 class GroupBacklog:
     """Kafka clients (a producer only for the topic's partitions: a consumer outside a group has no
     public way to ask) and one database connection, reopened after a failure; `count()` is None
@@ -50,7 +62,7 @@ class GroupBacklog:
         except (OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self.close()  # reopened on the next call
             return None
-        return sum(max(0, end - stored.get(partition, starts[partition])) for partition, end in ends.items())
+        return unsettled(ends, starts, stored)
 
     async def _offsets(self) -> tuple[dict[int, int], dict[int, int]]:
         if self._producer is None:
@@ -70,8 +82,7 @@ class GroupBacklog:
     async def _stored(self) -> dict[int, int]:
         if self._connection is None or self._connection.is_closed():
             self._connection = await asyncpg.connect(self.settings.dsn, timeout=CONNECT_TIMEOUT_S)
-        rows = await self._connection.fetch(GROUP_OFFSETS, self.group, self.topic, timeout=ANSWER_TIMEOUT_S)
-        return {row["partition"]: row["next_offset"] for row in rows}
+        return await stored_offsets(self._connection, self.group, self.topic)
 
     async def close(self) -> None:
         """Closes the client and the connection (safe to call twice)."""

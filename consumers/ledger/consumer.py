@@ -21,13 +21,10 @@ kill itself (exit status 137, no cleanup) at that point of the first batch with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Final
 
@@ -36,17 +33,19 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.ledger import repository
-from consumers.ledger.backlog import GROUP_OFFSETS
+from consumers.ledger.backlog import stored_offsets, unsettled
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.clients import Clients, connect
+from consumers.ledger.collector import collecting_rarely
 from consumers.ledger.merge import Item, PartitionMerge
-from consumers.ledger.observe import LedgerMetrics, start_metrics_server, stop_metrics_server
+from consumers.ledger.observe import start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT
 from consumers.ledger.positions import Positions, check_within_log
 from consumers.ledger.reading import Poison, read_requests
 from consumers.ledger.records import Request
 from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX
 from consumers.ledger.summary import RunSummary
+from consumers.ledger.tally import Tally
 from infra.db import database_unreachable
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
@@ -61,36 +60,12 @@ BATCH_WAIT_MS: Final = 20
 BUFFERED_PER_PARTITION_MAX: Final = 8_000
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
-GAUGES_REFRESH_S: Final = 1.0  # lag, clocks and assignment on /metrics
-OUTBOX_REFRESH_S: Final = 5.0  # outbox depth (one query)
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
-# The cyclic garbage collector's thresholds while settling (CPython's default: 700, 10, 10). With
-# the defaults, full collections re-scanned every buffered request about once per batch: a third
-# of the process's CPU (bench/RESULTS.md, "Ledger CPU (issue 13)"). Settling creates few cycles;
-# reference counting frees almost everything, so collecting rarely costs little memory. The young
-# generations stay small, though: at (50,000, 20, 100) a middle-generation collection scanned up to a
-# million objects at once and the paced p99 grew from ~170 to ~475 ms (bench/RESULTS.md).
-GC_THRESHOLDS: Final = (10_000, 10, 100)
 
 
 def _crash_hook(point: str) -> None:
     if os.environ.get(CRASH_ENV) == point:
         os._exit(137)
-
-
-@contextlib.contextmanager
-def _collecting_rarely() -> Iterator[None]:
-    """While settling: everything alive after start-up (modules, schemas, clients) is out of the
-    collector's sight and its thresholds are GC_THRESHOLDS; both restored afterwards (tests run
-    settlers inside their own process)."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -118,16 +93,12 @@ class Settler:
             buffered_per_partition_max=BUFFERED_PER_PARTITION_MAX
         )
         self.positions = Positions()
-        self.metrics = LedgerMetrics(group=group)
-        self.summary = RunSummary()
+        self.tally = Tally(group)  # the run summary and /metrics
         self._last_at: dict[int, datetime] = {}
-        self._clocks: dict[int, datetime] = {}  # partition -> latest producer clock (for /metrics)
         self._stopping = asyncio.Event()
         self._inflight: asyncio.Task[None] | None = None
         self._joined = False  # the group assigned us something, possibly nothing
         self._to_resume: set[int] = set()  # assigned, but the assignment callback failed to seek
-        self._gauges_at = 0.0
-        self._outbox_at = 0.0
         self.clients: Clients  # opened by run(), closed when it returns
 
     def stop(self) -> None:
@@ -142,7 +113,7 @@ class Settler:
         self._joined = False  # until the group assigns again, holding nothing does not mean idle
         for partition in partitions:
             self._forget(partition)
-        self.metrics.set_assigned(self.positions.assigned())
+        self.tally.metrics.set_assigned(self.positions.assigned())
 
     async def assigned(self, partitions: list[int]) -> None:
         """Seeks newly assigned partitions to the database's offsets; a failure is retried by the loop."""
@@ -152,7 +123,7 @@ class Settler:
         except Exception as error:  # aiokafka would only log it and leave the partitions unread
             log.warning("could not resume partitions %s after assignment (the loop retries): %s", partitions, error)
             self._to_resume.update(partitions)
-            self.metrics.retried("assignment")
+            self.tally.metrics.retried("assignment")
 
     def _forget(self, partition: int) -> None:
         """Drops everything buffered for a partition this process no longer owns (or re-reads)."""
@@ -180,8 +151,8 @@ class Settler:
             self.clients.consumer.seek(tp, committed)
             self.positions.assign(tp.partition, committed)
             if clock is not None:
-                self._clocks[tp.partition] = clock
-        self.metrics.set_assigned(self.positions.assigned())
+                self.tally.clocks[tp.partition] = clock
+        self.tally.metrics.set_assigned(self.positions.assigned())
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, *, until_idle: bool, batch_size_max: int = BATCH_SIZE_MAX) -> RunSummary:
@@ -190,7 +161,7 @@ class Settler:
         server = None
         if self.serve_metrics:  # first: a busy port needs no other service to be reported
             server = await start_metrics_server(
-                self.metrics, host=settings.metrics_host, port=settings.ledger_metrics_port
+                self.tally.metrics, host=settings.metrics_host, port=settings.ledger_metrics_port
             )
         try:
             await self._run_connected(until_idle=until_idle, batch_size_max=batch_size_max)
@@ -204,10 +175,10 @@ class Settler:
         finally:
             if server is not None:
                 await stop_metrics_server(server)
-        return self.summary
+        return self.tally.summary
 
     async def _run_connected(self, *, until_idle: bool, batch_size_max: int) -> None:
-        self.clients = clients = await connect(self.settings, group=self.group, metrics=self.metrics)
+        self.clients = clients = await connect(self.settings, group=self.group, metrics=self.tally.metrics)
         try:
             await clients.relay.relay_backlog(older_than_s=0)  # what a previous process left unpublished
             clients.relay.start()
@@ -220,13 +191,13 @@ class Settler:
                 await self._settled()
             await clients.relay.drain()
             await clients.relay.relay_backlog(older_than_s=0)  # leave nothing unpublished behind
-            self.summary.partitions = self.positions.assigned()
+            self.tally.summary.partitions = self.positions.assigned()
         finally:
             await clients.close()
 
     async def _loop(self, *, until_idle: bool, batch_size_max: int) -> None:
         """Runs steps until stopped; a database or broker outage pauses it, then it resyncs."""
-        with _collecting_rarely():
+        with collecting_rarely():
             await self._steps(until_idle=until_idle, batch_size_max=batch_size_max)
 
     async def _steps(self, *, until_idle: bool, batch_size_max: int) -> None:
@@ -251,7 +222,7 @@ class Settler:
                     if isinstance(error, KafkaError):
                         raise kafka_unreachable(self.settings) from error
                     raise database_unreachable(self.settings.dsn) from error
-                self.metrics.retried("kafka_unavailable" if isinstance(error, KafkaError) else "db_unavailable")
+                self.tally.metrics.retried("kafka_unavailable" if isinstance(error, KafkaError) else "db_unavailable")
                 log.warning("settling paused (%s/%s): %s", failures, DB_UNAVAILABLE_ATTEMPTS_MAX, error)
                 await asyncio.sleep(DB_RETRY_WAIT_S)
                 resync = True  # re-read from what the database says was settled
@@ -273,7 +244,7 @@ class Settler:
             self.positions.claim(item.partition, item.offset + 1)
         empty = [p for p in self.positions.assigned() if not self.merge.buffered(p)]
         skips = self.positions.skippable(empty)  # markers and aborted records past the last message
-        await self._refresh_gauges(ends)
+        await self.tally.refresh(self.positions, ends, self.clients.relay.depth)
         if items or skips:
             # The next batch is fetched and parsed while this one is in PostgreSQL; two batches
             # never settle at once (the previous one finishes first: positions, locks, order).
@@ -352,22 +323,13 @@ class Settler:
         ends = await self.clients.consumer.end_offsets(tps)
         starts = await self.clients.consumer.beginning_offsets(tps)
         async with self.clients.pool.acquire() as connection:
-            rows = await connection.fetch(GROUP_OFFSETS, self.group, self.topic)
-        stored = {row["partition"]: row["next_offset"] for row in rows}
-        return all(stored.get(tp.partition, starts[tp]) >= ends[tp] for tp in tps)
-
-    async def _refresh_gauges(self, ends: dict[int, int | None]) -> None:
-        now = time.monotonic()
-        if now - self._gauges_at >= GAUGES_REFRESH_S:
-            self._gauges_at = now
-            self.metrics.set_assigned(self.positions.assigned())
-            known = {p: e for p, e in ends.items() if e is not None}
-            for partition, lag in self.positions.behind(known).items():
-                self.metrics.set_partition(partition, lag=lag, clock=self._clocks.get(partition))
-        if now - self._outbox_at >= OUTBOX_REFRESH_S:
-            self._outbox_at = now
-            rows, oldest_age_s = await self.clients.relay.depth()
-            self.metrics.set_outbox(rows=rows, oldest_age_s=oldest_age_s)
+            stored = await stored_offsets(connection, self.group, self.topic)
+        return (
+            unsettled(
+                {tp.partition: o for tp, o in ends.items()}, {tp.partition: o for tp, o in starts.items()}, stored
+            )
+            == 0
+        )
 
     async def _settle(self, items: list[Item[Request | Poison]], skips: dict[int, int], epoch: int) -> None:
         if epoch != self.positions.epoch:
@@ -379,30 +341,13 @@ class Settler:
         started = time.perf_counter()
         for part, result in await self.clients.writer.write(batch, items):
             if result.result == "fenced":
-                self.summary.fenced += 1
-                self.metrics.batch_fenced()
+                self.tally.fenced()
                 await self.resume([p for p in part.progress if p in self.positions])
                 return
-            self._count(part, result, time.perf_counter() - started)
+            self.tally.settled(part, result, time.perf_counter() - started)
             for progress in part.progress.values():
                 self.positions.settled(progress.partition, progress.next_offset, epoch=epoch)
             await self._relay(part, result)
-
-    def _count(self, batch: Batch, result: BatchResult, seconds: float) -> None:
-        summary = self.summary
-        summary.batches += 1
-        summary.requests += len(batch.requests)
-        summary.transfers += result.transfers
-        summary.dead_lettered += len(batch.letters)
-        summary.expired += result.expired
-        self._clocks.update(result.clocks)
-        self.metrics.batch_settled(
-            results=result.results, requests=len(batch.requests), transfers=result.transfers, seconds=seconds
-        )
-        for letter in batch.letters:
-            self.metrics.dead_lettered(letter.reason)
-        if result.expired:
-            self.metrics.expired(result.expired)
 
     async def _relay(self, batch: Batch, result: BatchResult) -> None:
         """Hands the committed row to the relay; Kafka offsets are committed once it is published."""

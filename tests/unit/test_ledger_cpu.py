@@ -8,7 +8,7 @@ from uuid import UUID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.ledger import consumer
+from consumers.ledger import collector
 from consumers.ledger.outcomes import outcome_id_text, uuid_text
 from schemas.payments import RejectedResult, SettledResult, outcome_event_id
 
@@ -33,8 +33,8 @@ def test_outcome_id_text_is_the_contracts_outcome_event_id(request_id: UUID, res
 def test_collecting_rarely_is_undone_after_settling() -> None:
     """The settler's garbage-collector policy holds only while it settles: thresholds and frozen objects come back."""
     before = gc.get_threshold()
-    with consumer._collecting_rarely():
-        assert gc.get_threshold() == consumer.GC_THRESHOLDS
+    with collector.collecting_rarely():
+        assert gc.get_threshold() == collector.GC_THRESHOLDS
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
