@@ -320,16 +320,11 @@ class Settler:
         if not parts:
             return False
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        ends = await self.clients.consumer.end_offsets(tps)
-        starts = await self.clients.consumer.beginning_offsets(tps)
+        ends = {tp.partition: o for tp, o in (await self.clients.consumer.end_offsets(tps)).items()}
+        starts = {tp.partition: o for tp, o in (await self.clients.consumer.beginning_offsets(tps)).items()}
         async with self.clients.pool.acquire() as connection:
             stored = await stored_offsets(connection, self.group, self.topic)
-        return (
-            unsettled(
-                {tp.partition: o for tp, o in ends.items()}, {tp.partition: o for tp, o in starts.items()}, stored
-            )
-            == 0
-        )
+        return unsettled(ends, starts, stored) == 0
 
     async def _settle(self, items: list[Item[Request | Poison]], skips: dict[int, int], epoch: int) -> None:
         if epoch != self.positions.epoch:
