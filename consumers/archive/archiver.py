@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from consumers.archive.reader import RangeReader, Ranges
-from consumers.archive.writer import PartWriter
+from consumers.archive.writer import PartWriter, system_allocator
 from infra.archive import MANIFEST_NAME, PART_GLOB, Manifest, PartitionRange, RunInfo, load_manifest, save_manifest
 from infra.errors import SandboxError
 from infra.settings import Settings
@@ -107,17 +107,18 @@ class Archiver:
     async def run(self, progress: Progress | None = None) -> ArchiveSummary:
         """Archives everything new; returns what it did. Works on a thread (librdkafka's calls
         block); on cancellation (Ctrl-C) the thread stops at its next batch, nothing half-written."""
-        try:
-            archiving = asyncio.ensure_future(asyncio.to_thread(self._archive, progress))
+        with system_allocator():
             try:
-                await asyncio.shield(archiving)
-            except asyncio.CancelledError:
-                self._stopping.set()
-                with contextlib.suppress(Stopped):
-                    await archiving
-                raise
-        finally:
-            self.writer.close()
+                archiving = asyncio.ensure_future(asyncio.to_thread(self._archive, progress))
+                try:
+                    await asyncio.shield(archiving)
+                except asyncio.CancelledError:
+                    self._stopping.set()
+                    with contextlib.suppress(Stopped):
+                        await archiving
+                    raise
+            finally:
+                self.writer.close()
         self.summary.rows_total = self.manifest.rows
         return self.summary
 

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -44,6 +45,21 @@ ENCODE_THREADS: Final = 2  # splitting and encoding part files
 PENDING_GLOB: Final = "topic=*/date=*/.pending-*.tmp"  # part files encoded, not yet renamed into place
 EPOCH: Final = date(1970, 1, 1)
 RUN_KEY_SCALE: Final = 2**32  # (days since the epoch) * RUN_KEY_SCALE + partition: one key per run
+
+
+@contextlib.contextmanager
+def system_allocator() -> Iterator[None]:
+    """While archiving, Arrow allocates from glibc's malloc instead of its default pool (mimalloc in
+    the wheels), then the default is restored. Each batch builds and frees tens of MB; mimalloc gave
+    them back to the OS and faulted them in again as zeroed huge pages (`clear_page_erms` under
+    `mi_page_free_list_extend`: 7% of the archive's CPU), and the archive used ~40% more CPU
+    (bench/RESULTS.md, "Run 8"). Arrow's default pool is process-wide: one archive per process."""
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 @dataclass(frozen=True, slots=True)
