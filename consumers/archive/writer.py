@@ -52,7 +52,7 @@ def system_allocator() -> Iterator[None]:
     """While archiving, Arrow allocates from glibc's malloc instead of its default pool (mimalloc in
     the wheels), then the default is restored. Each batch builds and frees tens of MB; mimalloc gave
     them back to the OS and faulted them in again as zeroed huge pages (`clear_page_erms` under
-    `mi_page_free_list_extend`: 7% of the archive's CPU), and the archive used ~40% more CPU
+    `mi_page_free_list_extend`: 7% of the archive's CPU), and the archive used 12–38% more CPU
     (bench/RESULTS.md, "Run 8"). Arrow's default pool is process-wide: one archive per process."""
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())

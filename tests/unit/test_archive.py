@@ -283,7 +283,7 @@ def test_a_failure_told_again_with_other_timings_is_shown_once() -> None:
 def test_the_archive_allocates_from_the_system_pool_and_gives_the_default_back(tmp_path: Path, monkeypatch) -> None:
     """Arrow's default pool (mimalloc in the wheels) returned each batch's buffers to the OS and
     faulted them back as zeroed huge pages: 7% of the archive's CPU in `perf`, and archive ÷ raw
-    consume 0.35 against 0.51 with glibc's allocator (bench/RESULTS.md, "Run 8"). The archive's
+    consume 0.35–0.36 against 0.40–0.51 with glibc's allocator (bench/RESULTS.md, "Run 8"). The archive's
     work runs on the system pool; the process's default is restored afterwards."""
     before = pa.default_memory_pool().backend_name
     seen: list[str] = []
