@@ -6,7 +6,9 @@ Simulates a run onto fresh topics (its own prefix), then measures in turn:
   archive       — `kpsandbox archive` of the same topics (read, parse, Parquet, manifest);
   raw produce   — a plain aiokafka producer (acks=all, idempotent) sending the same records;
   replay        — `kpsandbox replay --from-archive --speed 0` of the archive into a new prefix.
-Targets (issue 11): archive ≥ 0.5 × raw consume, replay ≥ 0.5 × raw produce.
+Targets (issue 11): archive ≥ 0.5 × raw consume, replay ≥ 0.5 × raw produce. Each archive figure
+also gives the CPU seconds (this process, all threads) of the raw consume and of the archive:
+steadier than wall time on a busy machine, and what the archive would need on more cores.
 
     .venv/bin/python bench/archive.py [--days 30] [--citizens 3000] [--merchants 300] [--rounds 1]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import tempfile
 import time
 import uuid
@@ -39,6 +42,12 @@ from schemas.topics import CATALOG
 FETCH_TIMEOUT_MS: Final = 500
 IDLE_FETCHES_MAX: Final = 20
 SEND_CHUNK: Final = 20_000  # raw produce: futures awaited in chunks of this many
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far, every thread (librdkafka's and Arrow's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def simulate(config: Settings, days: int, citizens: int, merchants: int) -> int:
@@ -116,14 +125,22 @@ async def archive_rounds(source: Settings, rounds: int) -> list[dict]:
     lot from run to run here, so each archive figure is paired with the raw one just before it)."""
     found = []
     for _ in range(rounds):
+        cpu_began = cpu_s()
         consumed, consume_s, _ = await raw_consume(source)
+        consume_cpu = cpu_s() - cpu_began
         with tempfile.TemporaryDirectory() as folder:
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), cpu_s()
             summary = await Archiver(source, Path(folder) / "a").run()
-            archive_s = time.perf_counter() - began
+            archive_s, archive_cpu = time.perf_counter() - began, cpu_s() - cpu_began
         raw, archived = consumed / consume_s, summary.rows_new / archive_s
         found.append(
-            {"raw_consume_per_s": round(raw), "archive_per_s": round(archived), "ratio": round(archived / raw, 2)}
+            {
+                "raw_consume_per_s": round(raw),
+                "archive_per_s": round(archived),
+                "ratio": round(archived / raw, 2),
+                "raw_consume_cpu_s": round(consume_cpu, 2),
+                "archive_cpu_s": round(archive_cpu, 2),
+            }
         )
     return found
 
@@ -133,13 +150,15 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
     run = uuid.uuid4().hex[:6]
     source = with_overrides(base, topic_prefix=f"bench{run}.")
     events = await simulate(source, days, citizens, merchants)
+    cpu_began = cpu_s()
     consumed, consume_s, records = await raw_consume(source)
+    consume_cpu = cpu_s() - cpu_began
     catalog = {source.topic(spec): spec.name for spec in CATALOG}
     stripped = [(catalog[r.topic], r.partition, r.key, r.value) for r in records]
     with tempfile.TemporaryDirectory() as folder:
-        began = time.perf_counter()  # from connecting (inside run) to the last manifest written
+        began, cpu_began = time.perf_counter(), cpu_s()  # from connecting (inside run) to the last manifest
         summary = await Archiver(source, Path(folder) / "a").run()
-        archive_s = time.perf_counter() - began
+        archive_s, archive_cpu = time.perf_counter() - began, cpu_s() - cpu_began
         produce_s = await raw_produce(with_overrides(base, topic_prefix=f"bench{run}raw."), stripped)
         target = with_overrides(base, topic_prefix=f"bench{run}rep.")
         replayed = await replay(ArchiveSource(Path(folder) / "a"), target, ReplayFilter())
@@ -152,6 +171,8 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
         "records": consumed,
         "raw_consume_per_s": round(consumed / consume_s),
         "archive_per_s": round(summary.rows_new / archive_s),
+        "raw_consume_cpu_s": round(consume_cpu, 2),
+        "archive_cpu_s": round(archive_cpu, 2),
         "raw_produce_per_s": round(consumed / produce_s),
         "replay_per_s": round(replayed.sent / replayed.seconds),
     }

@@ -21,12 +21,17 @@ from typing import Final, NamedTuple
 
 from consumers.archive.reader import RangeReader, Ranges
 from consumers.archive.writer import PartWriter, system_allocator
+from infra import collector
 from infra.archive import MANIFEST_NAME, PART_GLOB, Manifest, PartitionRange, RunInfo, load_manifest, save_manifest
 from infra.errors import SandboxError
 from infra.settings import Settings
 from schemas.topics import CATALOG
 
 BUFFER_ROWS_MAX: Final = 200_000  # records held in memory before a checkpoint
+# The cyclic collector's thresholds while archiving (CPython's: 700, 10, 10), as the settler's
+# (consumers/ledger/collector.py): reading makes a tuple per record and lists per batch, all freed by
+# reference counting; with the defaults each collection re-walked whatever else the process held.
+GC_THRESHOLDS: Final = (10_000, 10, 100)
 
 Progress = Callable[[int, int], None]  # (records archived so far, records to archive)
 
@@ -107,7 +112,7 @@ class Archiver:
     async def run(self, progress: Progress | None = None) -> ArchiveSummary:
         """Archives everything new; returns what it did. Works on a thread (librdkafka's calls
         block); on cancellation (Ctrl-C) the thread stops at its next batch, nothing half-written."""
-        with system_allocator():
+        with system_allocator(), collector.collecting_rarely(GC_THRESHOLDS):
             try:
                 archiving = asyncio.ensure_future(asyncio.to_thread(self._archive, progress))
                 try:

@@ -1,13 +1,15 @@
 """The settler's garbage-collector policy: CPython's cyclic collector re-scanned every buffered
-request again and again with its default thresholds; while settling it runs rarely instead.
+request again and again with its default thresholds; while settling it runs rarely instead
+(infra/collector.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import Iterator
 from typing import Final
+
+from infra import collector
 
 # The cyclic garbage collector's thresholds while settling (CPython's default: 700, 10, 10). With
 # the defaults, full collections re-scanned every buffered request about once per batch: a third
@@ -20,14 +22,6 @@ GC_THRESHOLDS: Final = (10_000, 10, 100)
 
 @contextlib.contextmanager
 def collecting_rarely() -> Iterator[None]:
-    """While settling: everything alive after start-up (modules, schemas, clients) is out of the
-    collector's sight and its thresholds are GC_THRESHOLDS; both restored afterwards (tests run
-    settlers inside their own process)."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
+    """While settling: the collector runs at GC_THRESHOLDS, with what lived before frozen."""
+    with collector.collecting_rarely(GC_THRESHOLDS):
         yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
