@@ -207,6 +207,16 @@ def test_up_empties_a_ledger_targets_list_whose_settle_no_longer_runs(tmp_path: 
     write_ledger_targets(settings, [9466], owner=os.getpid())
     PrometheusService(settings).prepare()
     assert json.loads(ledger_targets_file(settings).read_text())[0]["targets"] == ["127.0.0.1:9466"]
+    # A list cut short (a crash mid-write) or an owner file that is not a PID: nobody keeps it, so it is emptied.
+    ledger_targets_file(settings).write_text('[{"targets": ["127.0.0.1:94')
+    PrometheusService(settings).prepare()
+    assert json.loads(ledger_targets_file(settings).read_text()) == []
+    write_ledger_targets(settings, [9466], owner=os.getpid())
+    owner = ledger_targets_file(settings).with_name(ledger_targets_file(settings).name + ".owner")
+    assert owner.exists()
+    owner.write_text("not a pid")
+    PrometheusService(settings).prepare()
+    assert json.loads(ledger_targets_file(settings).read_text()) == []
 
 
 @pytest.mark.parametrize(
