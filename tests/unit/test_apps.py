@@ -105,6 +105,11 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
     app.pid_file.parent.mkdir(parents=True)
     stranger = subprocess.Popen(["sleep", "30"])
     try:
+        # A recycled PID belongs to a process long past its exec. Just after Popen the command line can
+        # still read empty (mid-exec), which owned_pid accepts on purpose (its own app's first instant).
+        deadline = time.monotonic() + 5.0
+        while not procs.pid_cmdline(stranger.pid).startswith("sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)
         app.pid_file.write_text(f"{stranger.pid} {apps.start_ticks(stranger.pid)}\n")
         assert apps.stop_apps(config, [SERVER]) == []
         assert stranger.poll() is None
