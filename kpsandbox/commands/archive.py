@@ -9,7 +9,6 @@ import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from consumers.archive.archiver import Archiver
 from infra.errors import SandboxError
 from infra.settings import with_overrides
 from kpsandbox.console import console, settings
@@ -30,6 +29,8 @@ def archive(
             raise SandboxError(
                 f"--prefix {prefix!r} is not a topic prefix", "use a-z, 0-9, '.', '_', '-' only"
             ) from error
+    from consumers.archive.archiver import Archiver  # pyarrow, librdkafka: not at CLI start
+
     archiver = Archiver(config, out)
     columns = (TextColumn("archiving"), BarColumn(), MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:

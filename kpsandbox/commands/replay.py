@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
@@ -13,8 +14,9 @@ from infra.errors import SandboxError
 from infra.settings import Settings, with_overrides
 from kpsandbox.console import console, settings
 from producers.replay.filters import ReplayFilter, parse_time, parse_types
-from producers.replay.replayer import replay as run_replay
-from producers.replay.sources import ArchiveSource, PrefixSource
+
+if TYPE_CHECKING:
+    from producers.replay.sources import ArchiveSource, PrefixSource
 
 
 def _prefixed(config: Settings, prefix: str, option: str) -> Settings:
@@ -41,6 +43,9 @@ def replay(
         end=parse_time(end, "--to") if end else None,
         only=parse_types(only) if only is not None else None,
     )
+    from producers.replay.replayer import replay as run_replay  # pyarrow: not at CLI start
+    from producers.replay.sources import ArchiveSource, PrefixSource
+
     config = settings()
     target = _prefixed(config, into_prefix, "--into-prefix")
     source: ArchiveSource | PrefixSource

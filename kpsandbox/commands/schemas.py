@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from infra.asyncapi import asyncapi_document
 from infra.errors import SandboxError
 from infra.settings import Settings
 from kpsandbox.console import console
@@ -23,6 +22,8 @@ def write_schemas(directory: Path) -> list[Path]:
     except OSError as error:
         raise SandboxError(f"cannot create {directory}: {error.strerror}", "choose a writable folder") from error
     documents = dict(json_schemas())
+    from infra.asyncapi import asyncapi_document  # faststream: not at CLI start
+
     # The AsyncAPI document names topics without a deployment prefix: it describes the contract.
     documents["asyncapi"] = asyncapi_document(Settings(topic_prefix="", kafka_bootstrap_servers="kafka:9092"))
     written: list[Path] = []

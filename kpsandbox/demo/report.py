@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from kpsandbox.demo import charts
 from kpsandbox.demo.outcomes import OutcomeTally
 from kpsandbox.demo.run import DemoRun
 from producers.sim.fit import fit_report
@@ -61,6 +60,8 @@ def window_share(days: Sequence[DayStats], *, last: bool, by_value: bool) -> flo
 
 def write_report(run: DemoRun, folder: Path) -> list[Path]:
     """Writes summary.md, fit.json/fit.txt and the four charts; returns the files written."""
+    from kpsandbox.demo import charts  # matplotlib (0.5 s): only when charts are drawn, not at CLI start
+
     folder.mkdir(parents=True, exist_ok=True)
     sim, days = run.sim, run.sim.days
     populations = dict(zip(sim.stats.districts, sim.stats.citizens_by_district, strict=False))
