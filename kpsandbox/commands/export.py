@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kpsandbox.console import console
-from producers.datasets.export import FORMATS, MANIFEST, ExportResult, check_format, export_dataset, prepare_out_dir
+from producers.datasets.formats import FORMATS, MANIFEST
 from producers.sim.engine import Simulation, SimulationConfig, check_parameters
 from producers.sim.scenario import load_scenario
+
+if TYPE_CHECKING:
+    from producers.datasets.export import ExportResult
 
 
 def export(
@@ -24,6 +28,8 @@ def export(
     scenario: str = typer.Option("baseline", "--scenario", help="Scenario name (baseline, digital-kp) or .toml path."),
 ) -> None:
     """Simulate (no services needed) and write a PaySim, AMLSim or Parquet dataset with labels."""
+    from producers.datasets.export import check_format, export_dataset, prepare_out_dir  # pyarrow: not at CLI start
+
     check_format(fmt)
     check_parameters(days, citizens, merchants)
     config = SimulationConfig(

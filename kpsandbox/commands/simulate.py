@@ -13,7 +13,6 @@ from infra.errors import SandboxError
 from kpsandbox.console import console, settings
 from producers.sim.engine import Simulation, SimulationConfig, check_parameters
 from producers.sim.fit import fit_report
-from producers.sim.panel import panel_table, write_panel
 from producers.sim.scenario import load_scenario
 from producers.sinks import KafkaSink, open_output, produce_kafka, write_file
 from schemas.money import format_paisa
@@ -73,6 +72,8 @@ def simulate(
         except KeyboardInterrupt:
             interrupted = True
     if panel is not None and not interrupted:
+        from producers.sim.panel import panel_table, write_panel  # pyarrow: only with --panel, not at CLI start
+
         write_panel(panel_table(sim.stats.panel, config.scenario.name, seed), panel)
         console.print(f"panel: {panel} ({len(sim.stats.panel):,} rows)")
     if fit is not None:

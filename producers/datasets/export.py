@@ -21,13 +21,12 @@ import pyarrow.parquet as pq
 
 from infra.errors import SandboxError
 from producers.datasets import tables
+from producers.datasets.formats import FORMATS, MANIFEST
 from producers.datasets.labelled import AccountRow, LabelledRun, Progress, RequestRow
 from producers.sim.engine import Simulation
 
-FORMATS: Final = ("paysim", "amlsim", "parquet")
 ROWS_PER_BATCH: Final = 65_536  # rows buffered before a write (a Parquet row group at most)
 HASH_CHUNK_BYTES: Final = 1 << 20
-MANIFEST: Final = "export.json"
 PARTIAL_PREFIX: Final = ".partial-"
 
 MakeBatch = Callable[[list[RequestRow], list[AccountRow], int], pa.RecordBatch | None]

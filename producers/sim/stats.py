@@ -11,7 +11,7 @@ from datetime import date as _date
 from typing import Final
 
 from producers.sim.calibration import GENDERS
-from producers.sim.panel import ACTIVE_WINDOW_DAYS, PanelRows
+from producers.sim.panel_rows import ACTIVE_WINDOW_DAYS, PanelRows
 from producers.sim.population import ACTIVE, HOLDER, Citizens, Merchants
 
 DIGITAL_FLOWS = ("p2p", "p2m", "bill", "ecommerce", "request_to_pay")

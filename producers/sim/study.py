@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from infra.errors import SandboxError
 from producers.sim.engine import Simulation, SimulationConfig, check_parameters
-from producers.sim.panel import panel_table, write_panel
 from producers.sim.scenario import Scenario, load_scenario
 
 DAYS_PER_YEAR: Final = 365
@@ -174,6 +173,8 @@ def plan_runs(
 
 def run_one(spec: RunSpec, out: Path) -> RunResult | RunFailure:
     """Runs one simulation in aggregate-only mode and writes its panel to out/panels/."""
+    from producers.sim.panel import panel_table, write_panel  # pyarrow: in the worker, not at CLI start
+
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         scenario = load_scenario(spec.scenario)
