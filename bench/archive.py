@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import resource
+import statistics
 import tempfile
 import time
 import uuid
@@ -189,6 +190,8 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
     result["replay_ratio"] = round(result["replay_per_s"] / result["raw_produce_per_s"], 2)
     if more:
         result["more_archive_rounds"] = more
+        ratios = [result["archive_ratio"], *(found["ratio"] for found in more)]
+        result["archive_ratio_median"] = round(statistics.median(ratios), 2)  # single rounds move a lot here
     return result
 
 
