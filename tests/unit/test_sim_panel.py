@@ -160,3 +160,16 @@ def test_active_payers_count_the_last_30_days_exactly() -> None:
     assert men[40] == 1 and men[58] == 1 and men[59] == 0  # citizen 0 paid again on day 29: until day 58
     assert women[:30] == [1] * 30 and women[30:45] == [0] * 15 and women[45:75] == [1] * 30 and women[75] == 0
     assert stats.digital_count == 6 and rows["digital_count"][0] == 2  # two payments by men on day 0
+
+
+def test_the_documented_panel_columns_are_the_written_ones() -> None:
+    """docs/studies.md's column table names every panel column with its Arrow type, in order; the
+    contract's type names (producers/sim/panel_rows.py) are what the Parquet schema is built from."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "studies.md").read_text()
+    table = doc.split("| column | type | meaning |", 1)[1].split("\n\n", 1)[0]  # the panel's table only
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `")]
+    documented = [(name.strip().strip("`"), kind.strip()) for name, kind in rows]
+    arrow_names = {"date32[day]": "date32", "double": "float64"}  # how Arrow prints two of the types
+    written = [(f.name, arrow_names.get(str(f.type), str(f.type))) for f in PANEL_SCHEMA]
+    assert documented == written
+    assert [(name, kind) for name, kind, _ in PANEL_COLUMNS] == documented
