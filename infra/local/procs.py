@@ -23,6 +23,8 @@ from infra.errors import SandboxError
 
 STOP_TIMEOUT_S: Final = 20.0
 POLL_INTERVAL_S: Final = 0.1
+EXEC_WAIT_S: Final = 1.0  # how long a just-spawned process may read an empty command line (mid-exec)
+EXEC_POLL_S: Final = 0.005
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,16 @@ def pid_cmdline(pid: int) -> str:
 
 
 def owned_pid(pid_file: Path, marker: str) -> int | None:
-    """The live PID from pid_file, if its command line contains marker (our state folder)."""
+    """The live PID from pid_file, if its command line contains marker (our state folder). A process
+    just spawned reads an empty command line until its exec completes: that is waited for (bounded)."""
     pid = read_pid(pid_file)
-    if pid is None or not pid_alive(pid) or marker not in pid_cmdline(pid):
+    if pid is None or not pid_alive(pid):
         return None
-    return pid
+    command, deadline = pid_cmdline(pid), time.monotonic() + EXEC_WAIT_S
+    while not command and pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(EXEC_POLL_S)
+        command = pid_cmdline(pid)
+    return pid if marker in command else None
 
 
 def rss_bytes(pid: int) -> int:

@@ -170,3 +170,16 @@ def test_an_app_that_must_not_restart_is_left_finished(tmp_path: Path) -> None:
     supervisor.tend(time.monotonic() + 3_600)
     assert child.finished and "once: finished" in said[-1]
     assert not app.pid_file.exists()
+
+
+def test_a_just_spawned_server_is_owned_while_it_execs(tmp_path: Path) -> None:
+    """Right after spawning, /proc/PID/cmdline can read empty until exec completes (16 of 300 Popens
+    here): owned_pid said None, so a restarted broker was reported "exited during start-up" and
+    stopped (CI's test_cluster failure, with an empty server.out). It now waits for the exec."""
+    for attempt in range(60):
+        pid_file = tmp_path / f"{attempt}.pid"
+        pid = procs.spawn(["sleep", "30"], log_file=tmp_path / "sleep.log", pid_file=pid_file)
+        try:
+            assert procs.owned_pid(pid_file, "sleep 30") == pid, f"attempt {attempt}"
+        finally:
+            procs.terminate(pid, timeout_s=5.0)
