@@ -128,7 +128,7 @@ class Archiver:
         return self.summary
 
     def _archive(self, progress: Progress | None) -> None:
-        reader = RangeReader(self.settings)
+        reader = RangeReader(self.settings, self._names)
         try:
             self._copy(reader, self._plan(reader), progress)
         finally:
@@ -137,7 +137,7 @@ class Archiver:
 
     def _plan(self, reader: RangeReader) -> Ranges:
         """Per topic, every partition with something new: (first offset to read, end offset)."""
-        found = reader.offsets(self._names)
+        found = reader.offsets()
         if not found:
             raise SandboxError(
                 f"no catalog topic with prefix {self.settings.topic_prefix!r} on {self.settings.bootstrap_servers}",

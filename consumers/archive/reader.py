@@ -33,6 +33,10 @@ QUEUED_KBYTES_MAX: Final = 64 * 1024  # librdkafka's prefetch buffer, all partit
 FETCH_BYTES_PER_PARTITION_MAX: Final = 512 * 1024  # small: a consume batch mixes partitions, so dates seal early
 CONNECT_TIMEOUT_S: Final = 10.0
 FETCH_WAIT_MS_MAX: Final = 10  # how long the broker holds a fetch with nothing new (the end of a partition)
+# librdkafka's sparse connections hold every connection after the bootstrap one back for 50 ms
+# ("still suppressed for 49ms" in its debug log): the first metadata call took 56–59 ms instead of
+# 5–14 ms, 8% of a 30-day archive. The archive reads from every broker anyway (bench/RESULTS.md, "Run 9").
+CONNECTIONS: Final = {"enable.sparse.connections": False}
 GONE: Final = {KafkaError._ALL_BROKERS_DOWN}
 
 log = kafka_clients.librdkafka_logger("kpsandbox.archive.kafka")
@@ -100,30 +104,45 @@ class Batch:
 Ranges = dict[str, dict[int, tuple[int, int]]]  # topic -> partition -> [start, end) offsets
 
 
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """The reading consumer's librdkafka config: read_committed, no group ever joined or committed."""
+    return {
+        **kafka_clients.librdkafka_config(settings, "researcher"),
+        **CONNECTIONS,
+        "group.id": "kpsandbox-archive",  # required by librdkafka; never joined or committed
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+        "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION_MAX,
+        "queued.max.messages.kbytes": QUEUED_KBYTES_MAX,
+        "fetch.wait.max.ms": FETCH_WAIT_MS_MAX,
+        "client.id": "kpsandbox-archive",
+        "logger": log,  # confluent-kafka takes a logging.Logger here
+    }
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """The admin client's librdkafka config (it lists the partitions' first and last offsets)."""
+    return {**kafka_clients.librdkafka_config(settings, "researcher"), **CONNECTIONS, "logger": log}
+
+
 class RangeReader:
     """Owns one librdkafka consumer; reads every topic of a run at once, as the broker serves them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, topics: Iterable[str]) -> None:
+        """Connects, and learns the partitions of those of `topics` that exist: one small metadata
+        request per topic, not the whole cluster's (242 KB and 40 ms on a broker holding many runs)."""
         self.settings = settings
-        self._consumer = Consumer(
-            {
-                **kafka_clients.librdkafka_config(settings, "researcher"),
-                "group.id": "kpsandbox-archive",  # required by librdkafka; never joined or committed
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION_MAX,
-                "queued.max.messages.kbytes": QUEUED_KBYTES_MAX,
-                "fetch.wait.max.ms": FETCH_WAIT_MS_MAX,
-                "client.id": "kpsandbox-archive",
-                "logger": log,  # type: ignore[dict-item]  # confluent-kafka takes a logging.Logger here
-            }
-        )
+        self._consumer = Consumer(consumer_config(settings))
         self._next: dict[tuple[str, int], int] = {}  # per partition being read: the next offset expected
-        self._admin = AdminClient({**kafka_clients.librdkafka_config(settings, "researcher"), "logger": log})  # type: ignore[dict-item]
+        self._admin = AdminClient(admin_config(settings))
+        self._partitions: dict[str, list[int]] = {}  # topic -> its partitions, for the topics that exist
         try:
-            self._metadata = self._consumer.list_topics(timeout=CONNECT_TIMEOUT_S)
+            for name in topics:
+                found = self._consumer.list_topics(topic=name, timeout=CONNECT_TIMEOUT_S).topics.get(name)
+                if found is not None and found.error is None and found.partitions:
+                    self._partitions[name] = sorted(found.partitions)
         except KafkaException as error:
             self._consumer.close()
             raise kafka_unreachable(settings) from error
@@ -131,14 +150,9 @@ class RangeReader:
     def close(self) -> None:
         self._consumer.close()
 
-    def offsets(self, topics: Iterable[str]) -> Ranges:
-        """(first offset, last stable offset) of every partition of the given topics that exist."""
-        wanted = [
-            TopicPartition(name, partition)
-            for name in topics
-            if name in self._metadata.topics
-            for partition in self._metadata.topics[name].partitions
-        ]
+    def offsets(self) -> Ranges:
+        """(first offset, last stable offset) of every partition of the reader's topics that exist."""
+        wanted = [TopicPartition(name, partition) for name, parts in self._partitions.items() for partition in parts]
         if not wanted:
             return {}
         try:

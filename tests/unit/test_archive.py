@@ -259,7 +259,7 @@ def test_an_unreachable_kafka_is_one_clear_error_not_a_page_of_retries(
     monkeypatch.setattr(reader_module, "CONNECT_TIMEOUT_S", 3.0)
     settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{_closed_port()}")
     with caplog.at_level(logging.DEBUG, logger=reader_module.log.name), pytest.raises(SandboxError) as caught:
-        reader_module.RangeReader(settings)
+        reader_module.RangeReader(settings, ["kp.cash.v1"])
     assert "not reachable" in caught.value.message and "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS" in caught.value.hint
     shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("Connection refused" in line for line in shown), shown  # the cause is still said once
