@@ -172,10 +172,36 @@ def test_an_app_that_must_not_restart_is_left_finished(tmp_path: Path) -> None:
     assert not app.pid_file.exists()
 
 
+def test_an_empty_command_line_is_waited_for_not_taken_as_a_stranger(tmp_path: Path, monkeypatch) -> None:
+    """The exec window, made certain: /proc/PID/cmdline reads empty for the first reads (as it does
+    between execve's switch of memory and its copy of the arguments). owned_pid waits for the real
+    command line instead of saying None; one that stays empty gives None within EXEC_WAIT_S."""
+    pid = procs.spawn(["sleep", "30"], log_file=tmp_path / "sleep.log", pid_file=tmp_path / "sleep.pid")
+    real = procs.pid_cmdline
+    reads: list[int] = []
+
+    def mid_exec(asked: int) -> str:
+        reads.append(asked)
+        return "" if len(reads) <= 3 else real(asked)
+
+    try:
+        monkeypatch.setattr(procs, "pid_cmdline", mid_exec)
+        assert procs.owned_pid(tmp_path / "sleep.pid", "sleep 30") == pid
+        assert len(reads) == 4  # three empty reads, then the command line
+        monkeypatch.setattr(procs, "pid_cmdline", lambda asked: "")
+        began = time.monotonic()
+        assert procs.owned_pid(tmp_path / "sleep.pid", "sleep 30") is None
+        assert procs.EXEC_WAIT_S <= time.monotonic() - began < procs.EXEC_WAIT_S + 1.0
+    finally:
+        procs.terminate(pid, timeout_s=5.0)
+
+
 def test_a_just_spawned_server_is_owned_while_it_execs(tmp_path: Path) -> None:
     """Right after spawning, /proc/PID/cmdline can read empty until exec completes (16 of 300 Popens
     here): owned_pid said None, so a restarted broker was reported "exited during start-up" and
-    stopped (CI's test_cluster failure, with an empty server.out). It now waits for the exec."""
+    stopped (CI's test_cluster failure, with an empty server.out). It now waits for the exec. Real
+    spawns hit the window only sometimes (this passed before the fix too); the test above makes it
+    certain."""
     for attempt in range(60):
         pid_file = tmp_path / f"{attempt}.pid"
         pid = procs.spawn(["sleep", "30"], log_file=tmp_path / "sleep.log", pid_file=pid_file)
