@@ -33,6 +33,7 @@ from schemas.topics import ACCOUNTS, CASH, CATALOG, PAYMENT_REQUESTS
 from tests.integration.test_ledger_support import make_accounts, make_requests, produce, read_all
 
 REQUESTS = 300
+METADATA_BACKOFFS_S = 0.3  # six topics learnt one 100 ms backoff at a time took 0.61 s
 SUPPRESSED_S = 0.045  # librdkafka's sparse-connection suppression is 50 ms (its debug log says 49 ms left)
 
 
@@ -162,6 +163,29 @@ def test_the_reader_connects_without_librdkafkas_sparse_connection_delay(setting
         RangeReader(settings, [settings.topic(spec) for spec in CATALOG]).close()
         took.append(time.perf_counter() - began)
     assert min(took) < SUPPRESSED_S, took
+
+
+async def test_end_offsets_of_topics_that_do_not_exist_are_none_not_a_cancellation(settings: Settings) -> None:
+    """With no partition to ask about, end_offsets started a consumer and stopped it at once, and
+    aiokafka's stop awaited a task it had cancelled before it ever ran: CancelledError escaped
+    (a BaseException, read as "this task was cancelled" by whoever awaited it)."""
+    assert await end_offsets(settings, [f"{settings.topic_prefix}no.such.topic.v1"]) == {}
+    assert await end_offsets(settings, []) == {}
+
+
+async def test_end_offsets_answer_without_waiting_out_metadata_backoffs(settings: Settings) -> None:
+    """aiokafka's end_offsets on a consumer that knew none of the topics learnt them one at a time,
+    sleeping its 100 ms retry backoff each time: 0.61 s for the six catalog topics (the demo's lag
+    polls, `bench/archive.py`). The partitions are assigned first, so one metadata request covers
+    them all: a few ms. Best of three, to ride out a busy machine."""
+    topics = [settings.topic(spec) for spec in CATALOG]
+    took = []
+    for _ in range(3):
+        began = time.perf_counter()
+        ends = await end_offsets(settings, topics)
+        took.append(time.perf_counter() - began)
+    assert {topic for topic, _ in ends} == set(topics)
+    assert min(took) < METADATA_BACKOFFS_S, took
 
 
 def _transactions(config: Settings, topic: str) -> tuple[int, int]:
