@@ -6,6 +6,7 @@ is printed as what went wrong plus what to do, with exit status 2 — never a tr
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
@@ -70,6 +71,22 @@ for module in (
     fixtures,
 ):
     module.register(app)
+
+
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """Gives every command without a short help its docstring's first paragraph as one line. Typer's
+    rich help keeps a docstring's own line breaks in the command lists, so `status`'s summary broke
+    after "and the" however wide the terminal (its own `--help` page already joins them)."""
+    for command in typer_app.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback else None)
+        if command.short_help is None and text:
+            command.short_help = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
 
 
 def _settings_error(error: ValidationError) -> str:
