@@ -7,11 +7,10 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infra.errors import SandboxError
 from infra.settings import with_overrides
-from kpsandbox.console import console, settings
+from kpsandbox.console import console, records_bar, settings
 
 
 def archive(
@@ -32,13 +31,7 @@ def archive(
     from consumers.archive.archiver import Archiver  # pyarrow, librdkafka: not at CLI start
 
     archiver = Archiver(config, out)
-    columns = (TextColumn("archiving"), BarColumn(), MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("records", total=None)
-
-        def report(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with records_bar("archiving") as report:
         summary = asyncio.run(archiver.run(report))
     for where in summary.truncated:
         console.print(f"[yellow]warning:[/] {where}: earlier records were already deleted by retention")

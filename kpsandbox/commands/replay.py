@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infra.errors import SandboxError
 from infra.settings import Settings, with_overrides
-from kpsandbox.console import console, settings
+from kpsandbox.console import console, records_bar, settings
 from producers.replay.filters import ReplayFilter, parse_time, parse_types
 
 if TYPE_CHECKING:
@@ -53,13 +52,7 @@ def replay(
         source = ArchiveSource(from_archive)
     else:
         source = PrefixSource(_prefixed(config, from_prefix or "", "--from-prefix"))
-    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("records", total=None)
-
-        def report(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with records_bar("replaying") as report:
         summary = asyncio.run(run_replay(source, target, filt, speed, report))
     per_topic = ", ".join(f"{topic} {count:,}" for topic, count in summary.by_topic.items())
     console.print(
