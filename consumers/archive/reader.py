@@ -104,9 +104,9 @@ class Batch:
 Ranges = dict[str, dict[int, tuple[int, int]]]  # topic -> partition -> [start, end) offsets
 
 
-def consumer_config(settings: Settings) -> dict[str, Any]:
-    """The reading consumer's librdkafka config: read_committed, no group ever joined or committed."""
-    return {
+def _consumer(settings: Settings) -> Consumer:
+    """The reading consumer: read_committed, no group ever joined or committed."""
+    config: dict[str, Any] = {
         **kafka_clients.librdkafka_config(settings, "researcher"),
         **CONNECTIONS,
         "group.id": "kpsandbox-archive",  # required by librdkafka; never joined or committed
@@ -120,11 +120,13 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "client.id": "kpsandbox-archive",
         "logger": log,  # confluent-kafka takes a logging.Logger here
     }
+    return Consumer(config)
 
 
-def admin_config(settings: Settings) -> dict[str, Any]:
-    """The admin client's librdkafka config (it lists the partitions' first and last offsets)."""
-    return {**kafka_clients.librdkafka_config(settings, "researcher"), **CONNECTIONS, "logger": log}
+def _admin(settings: Settings) -> AdminClient:
+    """The admin client that lists the partitions' first and last offsets."""
+    config: dict[str, Any] = {**kafka_clients.librdkafka_config(settings, "researcher"), **CONNECTIONS, "logger": log}
+    return AdminClient(config)
 
 
 class RangeReader:
@@ -134,9 +136,9 @@ class RangeReader:
         """Connects, and learns the partitions of those of `topics` that exist: one small metadata
         request per topic, not the whole cluster's (242 KB and 40 ms on a broker holding many runs)."""
         self.settings = settings
-        self._consumer = Consumer(consumer_config(settings))
+        self._consumer = _consumer(settings)
         self._next: dict[tuple[str, int], int] = {}  # per partition being read: the next offset expected
-        self._admin = AdminClient(admin_config(settings))
+        self._admin = _admin(settings)
         self._partitions: dict[str, list[int]] = {}  # topic -> its partitions, for the topics that exist
         try:
             for name in topics:
