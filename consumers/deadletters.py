@@ -180,9 +180,15 @@ async def _read(
 ) -> DeadLetterRead:
     assigned = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
     consumer.assign(assigned)
-    await consumer.seek_to_beginning(*assigned)
+    # Paused until the end offsets are known: a fetch the broker holds at the log's end (500 ms) would
+    # hold the end-offsets request queued behind it on the same connection.
+    consumer.pause(*assigned)
+    starts = await consumer.beginning_offsets(assigned)
     # With read_committed these are the last stable offsets: an open transaction's letters wait.
     ends = await consumer.end_offsets(assigned)
+    for tp in assigned:
+        consumer.seek(tp, starts[tp])
+    consumer.resume(*assigned)
     letters: list[StoredLetter] = []
     unparseable: list[UnparseableRecord] = []
     deadline = time.monotonic() + timeout_s

@@ -219,6 +219,7 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, 
         # Assigned first, every topic is in one metadata request; otherwise aiokafka learns them one
         # at a time, sleeping its 100 ms retry backoff each time (0.61 s for the six catalog topics).
         consumer.assign(partitions)
+        consumer.pause(*partitions)  # no fetch held at the log's end (500 ms) ahead of the request below
         ends = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()

@@ -60,6 +60,7 @@ async def check_target_empty(target: Settings) -> None:
         found = await topic_partitions(target, [target.topic(spec) for spec in CATALOG])
         tps = [TopicPartition(n, p) for n, partitions in found.items() for p in partitions]
         consumer.assign(tps)  # one metadata request for every topic (else a 100 ms backoff per topic)
+        consumer.pause(*tps)  # and no fetch held at the log's end (500 ms) ahead of end_offsets
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()

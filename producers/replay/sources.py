@@ -165,6 +165,7 @@ class PrefixSource:
             )
         tps = [TopicPartition(n, p) for n in names for p in found[n]]
         consumer.assign(tps)  # one metadata request for every topic (else a 100 ms backoff per topic)
+        consumer.pause(*tps)  # and no fetch held at the log's end (500 ms) ahead of the offset requests
         firsts = await consumer.beginning_offsets(tps)
         lost = [f"{tp.topic}[{tp.partition}] starts at offset {firsts[tp]}" for tp in tps if firsts[tp] > 0]
         if lost:
@@ -178,7 +179,8 @@ class PrefixSource:
         kept: dict[TopicPartition, list[ReplayRecord]] = {tp: [] for tp in remaining}
         if remaining:
             consumer.assign(list(remaining))
-            await consumer.seek_to_beginning(*remaining)
+            for tp in remaining:  # positioned at once: no reset request queued behind a held fetch
+                consumer.seek(tp, firsts[tp])
         stalled = 0
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=FETCH_TIMEOUT_MS)
