@@ -26,6 +26,10 @@ POOL_SIZE_MAX: Final = 3  # the batch writer, the relay, and the accounts reader
 FETCH_BYTES_PER_PARTITION_MAX: Final = 4 * 1024 * 1024
 SESSION_TIMEOUT_MS: Final = 6_000  # a killed member's partitions move on after this (broker minimum)
 PRODUCE_LINGER_MS: Final = 5
+# How long the broker holds a fetch at the log's end. Requests on that connection (the end offsets of
+# every idle check) wait behind it: with the default 500 ms, `--until-idle` spent 1.45 s of a 2 s empty
+# run in three idle checks. New records still end a held fetch at once, so settling is not slowed.
+FETCH_WAIT_MS_MAX: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ async def connect(settings: Settings, *, group: str, metrics: LedgerMetrics) -> 
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION_MAX,
+        fetch_max_wait_ms=FETCH_WAIT_MS_MAX,
         session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
     )
