@@ -56,12 +56,29 @@ WAIT_S: Final = 20.0
 PORT_TRIES_MAX: Final = 20
 
 
-def _free_base(count: int) -> int:
-    """A port with `count` free ports from it upward (the fake ledgers bind none, so a race is harmless)."""
+FREE_BASE_TRIES_MAX = 50
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    return port if port + count <= 65_000 else 40_000
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_base(count: int) -> int:
+    """A port with `count` free ports from it upward. The supervisor checks every one of them before it
+    starts (the fake ledgers then bind none): checking only the first failed in CI once, when the next
+    port was some connection's ephemeral port."""
+    for _ in range(FREE_BASE_TRIES_MAX):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count <= 65_000 and all(_bindable(base + i) for i in range(count)):
+            return base
+    raise AssertionError(f"no {count} free ports in a row after {FREE_BASE_TRIES_MAX} tries")
 
 
 @pytest.fixture(autouse=True)
