@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -48,7 +47,7 @@ from consumers.ledger import sql
 from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.kafka_admin import delete_topics, ensure_topics
-from infra.local.procs import port_is_free
+from infra.local.procs import free_ports_base
 from infra.settings import Settings, load_settings, with_overrides
 from schemas.topics import ACCOUNTS, CATALOG, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 
@@ -64,7 +63,6 @@ PACED_SHARE: Final = 0.5  # of the uniform rate just measured
 PACED_READ_WAIT_S: Final = 120.0
 RSS_SAMPLE_S: Final = 0.5
 PROCESSES_SWEEP_MAX: Final = 8
-PORT_TRIES_MAX: Final = 20
 STOP_WAIT_S: Final = 60.0
 FUNDING_PAISA: Final = 10_000_000_000
 START: Final = datetime(2026, 3, 1, tzinfo=UTC)
@@ -229,18 +227,6 @@ def tree_rss_mib(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         children = []
     return rss_mib(pid) + sum(rss_mib(int(child)) for child in children)
-
-
-def free_ports_base(count: int) -> int:
-    """A port with `count` free ports from it upward: each ledger process serves /metrics on one, and
-    other benchmarks may run a ledger on the default port meanwhile."""
-    for _ in range(PORT_TRIES_MAX):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count <= 65_535 and all(port_is_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError(f"found no {count} free ports in a row after {PORT_TRIES_MAX} tries")
 
 
 async def start_consumer(

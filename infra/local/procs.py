@@ -23,6 +23,7 @@ from infra.errors import SandboxError
 
 STOP_TIMEOUT_S: Final = 20.0
 POLL_INTERVAL_S: Final = 0.1
+FREE_PORTS_TRIES_MAX: Final = 50  # free_ports_base: runs of ports the kernel offers before giving up
 EXEC_WAIT_S: Final = 1.0  # how long a just-spawned process may read an empty command line (mid-exec)
 EXEC_POLL_S: Final = 0.005
 
@@ -47,6 +48,19 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
                 return False
             raise
     return True
+
+
+def free_ports_base(count: int, host: str = "127.0.0.1") -> int:
+    """A port with `count` free ports from it upward (port_is_free for each, as a service's own check
+    is): the kernel offers the first, at most FREE_PORTS_TRIES_MAX times. For tests and benchmarks that
+    start several servers on consecutive ports."""
+    for _ in range(FREE_PORTS_TRIES_MAX):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            base = int(probe.getsockname()[1])
+        if base + count <= 65_535 and all(port_is_free(base + i, host) for i in range(count)):
+            return base
+    raise RuntimeError(f"found no {count} free ports in a row after {FREE_PORTS_TRIES_MAX} tries")
 
 
 def port_accepts(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:

@@ -15,7 +15,6 @@ import json
 import random
 import re
 import signal
-import socket
 import sys
 import urllib.request
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ import asyncpg
 
 from consumers.ledger.digest import ledger_digest
 from infra.db import create_database, migrate
+from infra.local.procs import free_ports_base
 from infra.settings import Settings, with_overrides
 from schemas.cash import CashIn, CashOut
 from schemas.envelope import Envelope
@@ -114,26 +114,6 @@ def partition_local_stream(
     return events
 
 
-def _free_ports_base(count: int) -> int:
-    """A port with `count` free ports from it upward (each ledger process serves /metrics on one)."""
-    for _ in range(20):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count <= 65_535 and all(_free(base + i) for i in range(count)):
-            return base
-    raise AssertionError("no run of free ports found")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 async def _database(settings: Settings, streamed: Settings, name: str) -> Settings:
     """The stream's topics with a new, migrated database."""
     dsn = await create_database(settings, f"{streamed.topic_prefix.strip('.')}_{name}")
@@ -199,7 +179,7 @@ async def test_one_two_or_three_processes_give_one_digest(settings: Settings, fr
     assert {partition_for(c, PAYMENT_REQUESTS.partitions) for c in citizens} == set(range(PAYMENT_REQUESTS.partitions))
     await produce(fresh_settings, accounts)
 
-    three, port = await _database(settings, fresh_settings, "n3"), _free_ports_base(3)
+    three, port = await _database(settings, fresh_settings, "n3"), free_ports_base(3)
     running = await _kpsandbox(three, "settle", "--processes", "3", "--group", "g3", port=port)
     try:
 
@@ -228,7 +208,7 @@ async def test_one_two_or_three_processes_give_one_digest(settings: Settings, fr
     digests = {3: await _digest_and_check(three, "g3", port)}
 
     for count in (1, 2):
-        config, port = await _database(settings, fresh_settings, f"n{count}"), _free_ports_base(count)
+        config, port = await _database(settings, fresh_settings, f"n{count}"), free_ports_base(count)
         group = f"g{count}"
         args = ("settle", "--processes", str(count), "--group", group, "--until-idle")
         output = await _finished(await _kpsandbox(config, *args, port=port))

@@ -27,7 +27,7 @@ from consumers.ledger.processes import (
 )
 from consumers.ledger.summary import RunSummary
 from infra.errors import SandboxError
-from infra.local.procs import port_is_free
+from infra.local.procs import free_ports_base, port_is_free
 from infra.local.prometheus import ledger_targets_file
 from infra.settings import Settings
 
@@ -54,31 +54,6 @@ FAKE_LEDGER = textwrap.dedent(
 )
 WAIT_S: Final = 20.0
 PORT_TRIES_MAX: Final = 20
-
-
-FREE_BASE_TRIES_MAX = 50
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_base(count: int) -> int:
-    """A port with `count` free ports from it upward. The supervisor checks every one of them before it
-    starts (the fake ledgers then bind none): checking only the first failed in CI once, when the next
-    port was some connection's ephemeral port."""
-    for _ in range(FREE_BASE_TRIES_MAX):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count <= 65_000 and all(_bindable(base + i) for i in range(count)):
-            return base
-    raise AssertionError(f"no {count} free ports in a row after {FREE_BASE_TRIES_MAX} tries")
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +143,7 @@ async def test_until_idle_stops_them_once_the_group_backlog_stays_empty(monkeypa
     monkeypatch.setattr(processes, "IDLE_POLL_S", 0.05)
     lines: list[str] = []
     backlog = FakeBacklog([120, 0, None, 0, 40, 0, 0])
-    settings = Settings(ledger_metrics_port=_free_base(3))
+    settings = Settings(ledger_metrics_port=free_ports_base(3))
     summary = await asyncio.wait_for(_supervisor(settings, lines, until_idle=True, backlog=backlog).run(3), WAIT_S)
     assert backlog.asked == 7 and backlog.closed
     assert (summary.requests, summary.batches, summary.dead_lettered) == (30, 6, 3)
@@ -177,7 +152,7 @@ async def test_until_idle_stops_them_once_the_group_backlog_stays_empty(monkeypa
 
 async def test_one_failing_stops_the_others_and_its_error_is_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Process 2 exits with status 2: the others are stopped (they still report) and the error quotes it."""
-    base = _free_base(3)
+    base = free_ports_base(3)
     monkeypatch.setenv("FAKE_FAIL_PORT", str(base + 1))
     lines: list[str] = []
     supervisor = _supervisor(Settings(ledger_metrics_port=base), lines, until_idle=False)
@@ -192,7 +167,7 @@ async def test_one_failing_stops_the_others_and_its_error_is_quoted(monkeypatch:
 async def test_a_signal_stops_every_process_after_its_batch() -> None:
     """SIGTERM to the supervisor: each child gets SIGTERM, finishes, reports; the run returns their sum."""
     lines: list[str] = []
-    supervisor = _supervisor(Settings(ledger_metrics_port=_free_base(2)), lines, until_idle=False)
+    supervisor = _supervisor(Settings(ledger_metrics_port=free_ports_base(2)), lines, until_idle=False)
     running = asyncio.create_task(supervisor.run(2))
     for _ in range(int(WAIT_S / 0.05)):  # both children started (the handler is installed by then)
         if len(supervisor.children) == 2:
@@ -209,7 +184,7 @@ async def test_a_signal_stops_every_process_after_its_batch() -> None:
 async def test_prometheus_is_told_of_every_process_while_they_run(tmp_path: Path) -> None:
     """With a local Prometheus, the ports of processes 2..N are listed in its ledger targets file
     while they run (the first is on the config's own port), and none once they stopped."""
-    settings = Settings(state_dir=tmp_path, ledger_metrics_port=_free_base(3))
+    settings = Settings(state_dir=tmp_path, ledger_metrics_port=free_ports_base(3))
     (tmp_path / "prometheus").mkdir()
     targets = ledger_targets_file(settings)
     supervisor = _supervisor(settings, [], until_idle=False)
@@ -230,7 +205,7 @@ async def test_prometheus_is_told_of_every_process_while_they_run(tmp_path: Path
 
 async def test_a_targets_file_that_cannot_be_written_costs_only_the_scrape(tmp_path: Path) -> None:
     """An unwritable targets file (here a folder in its place) is said once per attempt; the run goes on."""
-    settings = Settings(state_dir=tmp_path, ledger_metrics_port=_free_base(2))
+    settings = Settings(state_dir=tmp_path, ledger_metrics_port=free_ports_base(2))
     ledger_targets_file(settings).mkdir(parents=True)
     lines: list[str] = []
     supervisor = _supervisor(settings, lines, until_idle=True, backlog=FakeBacklog([0, 0]))
