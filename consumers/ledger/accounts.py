@@ -6,12 +6,17 @@ account). Before a batch is decided the reader catches up to the topic's end off
 published is always known when that request is decided: `account_not_found` then only means the
 account really was never opened (or was opened later in the stream). A catch-up that cannot reach
 the end within its bound fails the batch loudly rather than deciding against a stale account list.
+A batch whose every account is known to be stored skips the catch-up (an account is only ever
+opened, never changed, so reading on could not change a decision); the reader still catches up at
+least every CATCH_UP_INTERVAL_S while busy, so accounts nobody pays are stored too.
 Unreadable account events are dead-lettered through the outbox, committed with the offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -35,6 +40,8 @@ ACCOUNT_FETCH_RECORDS_MAX: Final = 5_000
 ACCOUNT_FETCH_WAIT_MS: Final = 50
 ACCOUNT_SYNC_ROUNDS_MAX: Final = 1_000  # bounds one catch-up (5 million accounts)
 METADATA_WAIT_S: Final = 10.0
+CATCH_UP_INTERVAL_S: Final = 1.0  # the longest a busy ledger goes without reading the accounts topic
+KNOWN_ACCOUNTS_MAX: Final = 1_000_000  # ids remembered as stored; past it the set starts again
 
 ACCOUNT_ADAPTER: Final = TypeAdapter(AccountOpened)
 ACCOUNT_TYPES: Final = ACCOUNTS.event_type_names
@@ -69,6 +76,8 @@ class AccountsReader:
             fetch_max_wait_ms=ACCOUNT_FETCH_WAIT_MS,
         )
         self.partitions: list[TopicPartition] = []
+        self._known: set[str] = set()  # accounts known to be in ledger_accounts
+        self._caught_up_at = float("-inf")  # time.monotonic() of the last catch-up that reached the end
 
     async def start(self) -> None:
         """Assigns every partition and resumes from the offsets the database recorded."""
@@ -95,13 +104,28 @@ class AccountsReader:
         """Closes the Kafka consumer."""
         await self.consumer.stop()
 
+    def stored(self, ids: Iterable[str]) -> None:
+        """Remembers accounts found in ledger_accounts (a batch locked them)."""
+        if len(self._known) >= KNOWN_ACCOUNTS_MAX:
+            self._known.clear()
+        self._known.update(ids)
+
+    async def catch_up_for(self, names: Iterable[str]) -> int:
+        """Catches up before a batch that names `names`, unless every one is known to be stored and
+        the last catch-up is recent; returns accounts read."""
+        if self._known.issuperset(names) and time.monotonic() - self._caught_up_at < CATCH_UP_INTERVAL_S:
+            return 0
+        return await self.catch_up()
+
     async def catch_up(self) -> int:
         """Reads up to the current end of the topic; returns accounts read."""
+        started = time.monotonic()
         ends = await self.consumer.end_offsets(self.partitions)
         read = 0
         for _ in range(ACCOUNT_SYNC_ROUNDS_MAX):
             behind = [tp for tp in self.partitions if await self.consumer.position(tp) < ends[tp]]
             if not behind:
+                self._caught_up_at = started
                 return read
             self.consumer.resume(*behind)
             try:
@@ -152,4 +176,5 @@ class AccountsReader:
                 outbox_id = await repository.insert_outbox(connection, keys=[], payloads=[], letters=letters)
         if outbox_id is not None:
             await self.relay.publish_with_retries(Committed(outbox_id, [], [], letters))
+        self.stored(row[0] for row in rows)
         return len(rows)

@@ -69,6 +69,7 @@ class BatchResult:
     results: Counter[str] = field(default_factory=Counter)  # result code -> requests
     expired: int = 0
     clocks: dict[int, datetime] = field(default_factory=dict)  # partition -> latest producer clock
+    accounts: frozenset[str] = frozenset()  # the accounts it found stored (and locked)
 
 
 def prepare_batch(
@@ -220,5 +221,11 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         await repository.advance_offsets(connection, group=group, topic=topic, rows=rows)
     committed = None if outbox_id is None else Committed(outbox_id, keys, payloads, letters)
     return BatchResult(
-        "settled", committed, len(ledger.effects.transfers), messages.results, messages.expired, partition_clocks
+        "settled",
+        committed,
+        len(ledger.effects.transfers),
+        messages.results,
+        messages.expired,
+        partition_clocks,
+        frozenset(accounts),
     )

@@ -37,6 +37,7 @@ from consumers.ledger.backlog import stored_offsets, unsettled
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.clients import Clients, connect
 from consumers.ledger.collector import collecting_rarely
+from consumers.ledger.domain import accounts_named
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 GROUP_DEFAULT: Final = "kp-ledger"
 BATCH_SIZE_MAX: Final = 4_000
 BATCH_WAIT_MS: Final = 20
+# While a batch is in PostgreSQL the loop keeps fetching and parsing, looking this often whether the
+# batch is done; the next batch is taken only then, so it holds everything that arrived meanwhile.
+INFLIGHT_POLL_S: Final = 0.004
 BUFFERED_PER_PARTITION_MAX: Final = 8_000
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
@@ -66,6 +70,13 @@ CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
 def _crash_hook(point: str) -> None:
     if os.environ.get(CRASH_ENV) == point:
         os._exit(137)
+
+
+async def _done_soon(batch: asyncio.Task[None]) -> bool:
+    """Waits a little for the batch in flight; True when it is done. The next batch is taken only
+    then, so a payment that arrived while one batch ran goes into the very next, not the one after."""
+    done, _ = await asyncio.wait([batch], timeout=INFLIGHT_POLL_S)
+    return bool(done)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -232,12 +243,15 @@ class Settler:
 
     async def _step(self, *, until_idle: bool, batch_size_max: int, idle: int) -> int:
         """Fetches, and settles what the merge releases; returns the count of idle polls so far."""
-        fetched = await self.clients.consumer.getmany(timeout_ms=BATCH_WAIT_MS, max_records=batch_size_max)
-        for tp, messages in fetched.items():
-            if tp.partition in self.positions:
-                self._buffer(tp.partition, messages)
+        running = self._inflight if self._inflight is not None and not self._inflight.done() else None
+        if running is not None and len(self.merge) >= batch_size_max:
+            fetched = {}  # the next batch is buffered already: memory stays that of two batches
+            await asyncio.wait([running])
+        else:
+            fetched = await self._fetch(timeout_ms=BATCH_WAIT_MS if running is None else 0, records_max=batch_size_max)
+            if running is not None and not await _done_soon(running):
+                return 0  # fetch and parse more while it runs
         await self._note_positions()
-        self._throttle()
         ends = self._log_ends()
         items = self.merge.take(batch_size_max, unread=self.positions.unread(ends))
         for item in items:
@@ -260,6 +274,15 @@ class Settler:
         if not fetched:
             await self.clients.relay.relay_backlog(older_than_s=OUTBOX_BACKLOG_AGE_S)
         return 0
+
+    async def _fetch(self, *, timeout_ms: int, records_max: int) -> dict[TopicPartition, list]:
+        """Fetches and parses into the merge what Kafka has (waiting up to `timeout_ms` for it)."""
+        fetched = await self.clients.consumer.getmany(timeout_ms=timeout_ms, max_records=records_max)
+        for tp, messages in fetched.items():
+            if tp.partition in self.positions:
+                self._buffer(tp.partition, messages)
+        self._throttle()
+        return fetched
 
     def _buffer(self, partition: int, messages: list) -> None:
         last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))
@@ -332,9 +355,10 @@ class Settler:
         batch = prepare_batch(items, skips, positions=self.positions, letter=self.clients.writer.letter)
         if not batch.progress:
             return  # every partition of it was revoked meanwhile, or settled already
-        await self.clients.accounts.catch_up()
+        await self.clients.accounts.catch_up_for(name for r in batch.requests for name in accounts_named(r.event))
         started = time.perf_counter()
         for part, result in await self.clients.writer.write(batch, items):
+            self.clients.accounts.stored(result.accounts)
             if result.result == "fenced":
                 self.tally.fenced()
                 await self.resume([p for p in part.progress if p in self.positions])

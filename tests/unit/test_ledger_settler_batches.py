@@ -1,0 +1,169 @@
+"""How the settler forms its batches while one is in PostgreSQL (fakes for Kafka and the batch; the
+real loop runs against the real services in tests/integration/test_ledger_settle.py).
+
+The next batch is taken when the batch in flight is done, not when it starts: a payment that arrives
+while one batch runs goes into the very next batch instead of waiting a whole batch cycle more
+(the paced latency in bench/RESULTS.md). Meanwhile the loop keeps fetching and parsing, but holds at
+most one batch's worth beyond the one in flight, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from consumers.ledger.consumer import Settler
+from consumers.ledger.merge import Item
+from consumers.ledger.records import Request
+from infra.settings import Settings
+from schemas.events import dump_event
+from schemas.payments import PaymentRequested
+
+STEP_WAIT_S = 2.0  # a step that waits longer than this is blocked on the batch in flight
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _record(topic: str, offset: int) -> ConsumerRecord:
+    event = PaymentRequested(
+        event_id=uuid4(),
+        occurred_at=START + timedelta(seconds=offset),
+        producer="test",
+        correlation_id=uuid4(),
+        kind="p2p",
+        rail="raast",
+        payer_account_id="acc_00000001",
+        payee_account_id="acc_00000002",
+        amount=100,
+    )
+    value = json.dumps(json.loads(dump_event(event))).encode()
+    return ConsumerRecord(topic, 0, offset, 0, 0, b"acc_00000001", value, None, 12, len(value), ())
+
+
+@dataclass
+class FakeConsumer:
+    """Partition 0 of the requests topic: `arrive()` appends records, `getmany` hands over the new ones."""
+
+    topic: str
+    log: list[ConsumerRecord] = field(default_factory=list)
+    fetched: int = 0  # the consumer's position
+    fetches: int = 0
+
+    def arrive(self, count: int) -> None:
+        self.log += [_record(self.topic, len(self.log) + i) for i in range(count)]
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        self.fetches += 1
+        new = self.log[self.fetched : self.fetched + max_records]
+        self.fetched += len(new)
+        return {TopicPartition(self.topic, 0): new} if new else {}
+
+    async def position(self, _tp: TopicPartition) -> int:
+        return self.fetched
+
+    def last_stable_offset(self, _tp: TopicPartition) -> int:
+        return len(self.log)
+
+    def highwater(self, _tp: TopicPartition) -> int:
+        return len(self.log)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(self.topic, 0)}
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    def pause(self, *_tps: TopicPartition) -> None:
+        pass
+
+    def resume(self, *_tps: TopicPartition) -> None:
+        pass
+
+
+@dataclass
+class Harness:
+    settler: Settler
+    consumer: FakeConsumer
+    batches: list[list[int]]  # the offsets of each batch, as it was handed to PostgreSQL
+    gate: asyncio.Event  # set: the batch in flight commits
+
+    async def step(self, *, batch_size_max: int = 100) -> None:
+        await asyncio.wait_for(self.settler._step(until_idle=False, batch_size_max=batch_size_max, idle=0), STEP_WAIT_S)
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Harness:
+    settler = Settler(Settings(topic_prefix="batches."))
+    consumer = FakeConsumer(settler.topic)
+
+    async def depth() -> tuple[int, float]:
+        return 0, 0.0
+
+    async def caught_up() -> int:
+        return 0
+
+    settler.clients = SimpleNamespace(  # type: ignore[assignment]
+        consumer=consumer, relay=SimpleNamespace(depth=depth), accounts=SimpleNamespace(catch_up=caught_up)
+    )
+    settler.positions.assign(0, 0)
+    harness = Harness(settler, consumer, [], asyncio.Event())
+
+    async def settle(items: list[Item[Request]], _skips: dict[int, int], _epoch: int) -> None:
+        harness.batches.append([item.offset for item in items])
+        await harness.gate.wait()
+        harness.gate.clear()
+
+    monkeypatch.setattr(settler, "_settle", settle)
+    return harness
+
+
+async def _until(condition: object, *, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def test_what_arrives_while_a_batch_runs_goes_into_the_very_next_batch(harness: Harness) -> None:
+    harness.consumer.arrive(3)
+    await harness.step()
+    await _until(lambda: harness.batches == [[0, 1, 2]])
+    harness.consumer.arrive(2)
+    await harness.step()  # fetched and parsed while the batch runs, but not yet taken
+    harness.consumer.arrive(1)
+    await harness.step()
+    assert harness.batches == [[0, 1, 2]]
+    assert len(harness.settler.merge) == 3
+    harness.gate.set()
+    await harness.step()
+    await _until(lambda: len(harness.batches) == 2)
+    assert harness.batches == [[0, 1, 2], [3, 4, 5]]
+
+
+async def test_while_a_batch_runs_at_most_one_more_batch_is_buffered(harness: Harness) -> None:
+    harness.consumer.arrive(2)
+    await harness.step(batch_size_max=2)
+    await _until(lambda: harness.batches == [[0, 1]])
+    harness.consumer.arrive(5)
+    await harness.step(batch_size_max=2)  # fetches 2: the next batch's worth
+    assert len(harness.settler.merge) == 2
+    fetches = harness.consumer.fetches
+
+    async def commit_soon() -> None:
+        await asyncio.sleep(0.05)
+        harness.gate.set()
+
+    committing = asyncio.create_task(commit_soon())
+    await harness.step(batch_size_max=2)  # waits for the batch in flight instead of fetching more
+    await committing
+    assert harness.consumer.fetches == fetches
+    await _until(lambda: len(harness.batches) == 2)
+    assert harness.batches == [[0, 1], [2, 3]]
