@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import random
-from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -14,29 +12,11 @@ from hypothesis import strategies as st
 from consumers.ledger.deadletter import Unreadable, read_event
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.reading import REQUEST_ADAPTER
-from schemas.events import dump_event
 from schemas.payments import PaymentRequested
 from schemas.topics import PAYMENT_REQUESTS
+from tests.unit.ledger_support import START, payment_value
 
 ALLOWED = PAYMENT_REQUESTS.event_type_names
-START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _payment(**overrides: object) -> bytes:
-    event = PaymentRequested(
-        event_id=uuid4(),
-        occurred_at=START,
-        producer="test",
-        correlation_id=uuid4(),
-        kind="p2p",
-        rail="raast",
-        payer_account_id="acc_00000001",
-        payee_account_id="acc_00000002",
-        amount=100,
-    )
-    document = json.loads(dump_event(event))
-    document.update(overrides)
-    return json.dumps(document).encode()
 
 
 @pytest.mark.parametrize(
@@ -45,9 +25,9 @@ def _payment(**overrides: object) -> bytes:
         (b"\xff\xfe not json", "not_json"),
         (None, "not_json"),
         (b"[1, 2]", "schema_invalid"),
-        (_payment(amount=1.5), "schema_invalid"),
-        (_payment(event_type="payment.teleported"), "unknown_event_type"),
-        (_payment(event_type="account.opened"), "unexpected_event_type"),
+        (payment_value(amount=1.5), "schema_invalid"),
+        (payment_value(event_type="payment.teleported"), "unknown_event_type"),
+        (payment_value(event_type="account.opened"), "unexpected_event_type"),
     ],
 )
 def test_poison_is_classified(raw: bytes | None, reason: str) -> None:
@@ -58,7 +38,7 @@ def test_poison_is_classified(raw: bytes | None, reason: str) -> None:
 
 def test_valid_request_is_read() -> None:
     """A well-formed request is parsed in one pass into its model."""
-    assert isinstance(read_event(_payment(), REQUEST_ADAPTER, ALLOWED), PaymentRequested)
+    assert isinstance(read_event(payment_value(), REQUEST_ADAPTER, ALLOWED), PaymentRequested)
 
 
 @given(seed=st.integers(0, 2**32), cuts=st.lists(st.integers(1, 7), min_size=1, max_size=30))

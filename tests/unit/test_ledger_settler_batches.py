@@ -10,11 +10,9 @@ most one batch's worth beyond the one in flight, so memory stays bounded.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
-from uuid import uuid4
 
 import pytest
 from aiokafka import TopicPartition
@@ -24,26 +22,13 @@ from consumers.ledger.consumer import Settler
 from consumers.ledger.merge import Item
 from consumers.ledger.records import Request
 from infra.settings import Settings
-from schemas.events import dump_event
-from schemas.payments import PaymentRequested
+from tests.unit.ledger_support import START, payment_value
 
 STEP_WAIT_S = 2.0  # a step that waits longer than this is blocked on the batch in flight
-START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _record(topic: str, offset: int) -> ConsumerRecord:
-    event = PaymentRequested(
-        event_id=uuid4(),
-        occurred_at=START + timedelta(seconds=offset),
-        producer="test",
-        correlation_id=uuid4(),
-        kind="p2p",
-        rail="raast",
-        payer_account_id="acc_00000001",
-        payee_account_id="acc_00000002",
-        amount=100,
-    )
-    value = json.dumps(json.loads(dump_event(event))).encode()
+    value = payment_value(occurred_at=START + timedelta(seconds=offset))
     return ConsumerRecord(topic, 0, offset, 0, 0, b"acc_00000001", value, None, 12, len(value), ())
 
 
