@@ -19,7 +19,7 @@ import pytest
 
 from infra.settings import Settings
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, running_api
-from tests.integration.test_ledger_support import REPO, free_port, settle_env
+from tests.integration.test_ledger_support import REPO, free_ports, settle_env
 
 APPS_START_TIMEOUT_S: Final = 60.0
 APP_STOP_TIMEOUT_S: Final = 30.0
@@ -30,7 +30,8 @@ POLL_S: Final = 0.25
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
     """The ledger's and metrics consumer's ports for this module (nothing listens there yet)."""
-    return {"ledger": free_port(), "metrics": free_port()}
+    ledger, metrics = free_ports(2)
+    return {"ledger": ledger, "metrics": metrics}
 
 
 @pytest.fixture(scope="module")

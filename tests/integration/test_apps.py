@@ -21,7 +21,7 @@ import pytest
 from infra.local import apps, procs
 from infra.settings import Settings, settings_env, with_overrides
 from tests.conftest import REPO_ROOT
-from tests.integration.test_ledger_support import free_port
+from tests.integration.test_ledger_support import free_ports
 
 KPSANDBOX: Final = str(REPO_ROOT / ".venv" / "bin" / "kpsandbox")
 CLI_TIMEOUT_S: Final = 90.0
@@ -32,16 +32,17 @@ SERVE_STOP_S_MAX: Final = 40.0  # the apps' own bound is 30 s, plus the CLI's st
 @pytest.fixture
 def app_settings(fresh_settings: Settings, tmp_path: Path) -> Settings:
     """The test stack as external services; a fresh topic prefix and database; own ports and state folder."""
+    metrics, ledger, webhooks, api = free_ports(4)
     return with_overrides(
         fresh_settings,
         state_dir=tmp_path / "state",
         kafka_bootstrap_servers=fresh_settings.bootstrap_servers,
         database_url=fresh_settings.dsn,
         prometheus_url=fresh_settings.prometheus,
-        metrics_port=free_port(),
-        ledger_metrics_port=free_port(),
-        webhooks_metrics_port=free_port(),
-        api_port=free_port(),
+        metrics_port=metrics,
+        ledger_metrics_port=ledger,
+        webhooks_metrics_port=webhooks,
+        api_port=api,
     )
 
 

@@ -23,6 +23,7 @@ from aiokafka import TopicPartition
 from consumers.ledger.check import check_ledger
 from consumers.ledger.reading import fingerprint
 from infra import kafka_clients
+from infra.local.procs import free_ports_base
 from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.cash import CashIn, CashOut
@@ -251,6 +252,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports nothing listens on. Not free_port() `count` times: the kernel
+    may offer a port it just offered again (CI: the API and the ledger's /metrics both got 40001)."""
+    base = free_ports_base(count)
+    return list(range(base, base + count))
 
 
 def settle_env(settings: Settings, **extra: str) -> dict[str, str]:
