@@ -40,12 +40,14 @@ class AccountsFirstBatches:
 
     async def _send(self, tp: tuple[str, int]) -> None:
         producer = self.producer
+        batch = self._batches.pop(tp)
+        batch.close()  # complete: aiokafka would otherwise hold it for the producer's linger
         if tp[0] == self.accounts_topic:
-            await (await producer.send_batch(self._batches.pop(tp), tp[0], partition=tp[1]))
+            await (await producer.send_batch(batch, tp[0], partition=tp[1]))
             return
         for pending in sorted(k for k in self._batches if k[0] == self.accounts_topic):
             await self._send(pending)
-        self._in_flight.append(await producer.send_batch(self._batches.pop(tp), tp[0], partition=tp[1]))
+        self._in_flight.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
         while len(self._in_flight) > self.in_flight_max:
             await self._in_flight.popleft()
 
