@@ -247,18 +247,33 @@ async def read_all(settings: Settings, spec: TopicSpec, *, expected: int, wait_s
         await consumer.stop()
 
 
+FREE_PORT_TRIES_MAX = 100
+_handed_out: set[int] = set()  # every port free_port() / free_ports() gave in this run
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on right now (each ledger process serves its own /metrics)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on right now and not handed out before in this run (each
+    ledger process serves its own /metrics). The kernel may offer a port it has just offered again:
+    in CI the API and a ledger's /metrics both got 40001 (nothing listened yet on either)."""
+    for _ in range(FREE_PORT_TRIES_MAX):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"the kernel offered only ports already handed out, {FREE_PORT_TRIES_MAX} times")
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports nothing listens on. Not free_port() `count` times: the kernel
-    may offer a port it just offered again (CI: the API and the ledger's /metrics both got 40001)."""
-    base = free_ports_base(count)
-    return list(range(base, base + count))
+    """`count` distinct loopback ports in a row, none handed out before in this run."""
+    for _ in range(FREE_PORT_TRIES_MAX):
+        base = free_ports_base(count)
+        ports = list(range(base, base + count))
+        if _handed_out.isdisjoint(ports):
+            _handed_out.update(ports)
+            return ports
+    raise RuntimeError(f"found no {count} ports in a row not handed out already, {FREE_PORT_TRIES_MAX} times")
 
 
 def settle_env(settings: Settings, **extra: str) -> dict[str, str]:
