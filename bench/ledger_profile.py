@@ -8,8 +8,10 @@ Uses the services of `kpsandbox up`; the stream, the fresh database and topic pr
 `bench/ledger.py` (uniform: no hot account). py-spy samples only the thread holding the GIL, so
 each stage's share of the samples is its share of the process's CPU; the table scales the shares
 by the process's own user + system time per payment (start-up included). `--phases` instead times
-the batch transaction's steps and the garbage collector, and reports the CPU spent from the first
-batch on. Prints a table (Markdown) and one JSON line.
+the batch transaction's steps, the garbage collector, the event loop's idle time (in select()) and
+the wall time between batches (no transaction open), and reports the CPU spent from the first batch
+on. Every run also gives the wall time from the first batch's start to the last one's end
+(`settling_wall_us_per_payment`, `settled_per_s`). Prints a table (Markdown) and one JSON line.
 """
 
 from __future__ import annotations
@@ -97,17 +99,36 @@ if os.environ.get("PROFILE_PHASES"):
         else:
             add(f"gc: generation {info['generation']}", gc_started[0])
     gc.callbacks.append(on_gc)
+last_commit = [0.0]
 async def settle_noting_start(*args, **kwargs):
     if not first:  # start-up (imports, migrations, connecting) is left out of "cpu while settling"
-        first.append(cpu())
-    return await settle(*args, **kwargs)
+        first.extend((cpu(), time.perf_counter()))
+    try:
+        return await settle(*args, **kwargs)
+    finally:
+        last_commit[0] = time.perf_counter()
 batch.settle_batch = retries.settle_batch = settle_noting_start
 if os.environ.get("PROFILE_GC_DEFAULT"):  # the settler without its collector policy (GC_THRESHOLDS)
     import contextlib
     consumer.collecting_rarely = contextlib.nullcontext
+if os.environ.get("PROFILE_PHASES"):  # the event loop's time waiting in select(): nothing to do
+    import selectors
+    select = selectors.EpollSelector.select
+    def timed_select(self, timeout=None):
+        started = time.perf_counter()
+        try:
+            return select(self, timeout)
+        finally:
+            if first:
+                add("loop: idle, waiting in select()", started)
+    selectors.EpollSelector.select = timed_select
 def report():
     spent["process cpu (user+sys)"] = cpu()
     spent["process cpu while settling (from the first batch)"] = cpu() - (first or [0.0])[0]
+    if first:
+        wall = spent["wall while settling (the first batch's start to the last one's end)"] = last_commit[0] - first[1]
+        if "settle_batch (whole transaction)" in spent:
+            spent["wall between batches (no transaction open)"] = wall - spent["settle_batch (whole transaction)"]
     print(json.dumps(spent), file=sys.stderr)
 atexit.register(report)
 sys.argv = ["consumers.ledger", "--until-idle"]
@@ -209,6 +230,7 @@ async def profile(config: Settings, *, payments: int, rate: int, output: Path, p
         "wall_s": time.monotonic() - started,
         "cpu_s": spent["process cpu (user+sys)"],
         "settling_cpu_s": spent["process cpu while settling (from the first batch)"],
+        "settling_wall_s": spent.get("wall while settling (the first batch's start to the last one's end)", 0.0),
         "summary": stdout.decode().strip(),
     }
 
@@ -259,6 +281,8 @@ async def main() -> None:
         "wall_s": round(run["wall_s"], 1),
         "process_cpu_us_per_payment": round(run["cpu_s"] / args.payments * 1e6, 1),
         "settling_cpu_us_per_payment": round(run["settling_cpu_s"] / args.payments * 1e6, 1),
+        "settling_wall_us_per_payment": round(run["settling_wall_s"] / args.payments * 1e6, 1),
+        "settled_per_s": round(args.payments / run["settling_wall_s"]) if run["settling_wall_s"] else None,
         "load_average": os.getloadavg(),
         "consumer": run["summary"],
     }
