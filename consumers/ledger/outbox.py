@@ -41,6 +41,7 @@ DB_TRANSIENT: Final = (
     asyncpg.InsufficientResourcesError,  # too many connections, disk full: may clear
 )
 
+APPENDS_PER_TURN: Final = 500  # outcomes added to producer batches between two turns of the event loop
 PUBLISH_QUEUE_BATCHES_MAX: Final = 4  # committed batches waiting to be published (backpressure)
 BACKLOG_ROWS_MAX: Final = 50  # outbox rows relayed per backlog transaction
 BACKLOG_ROUNDS_MAX: Final = 1_000  # bounds one backlog drain (50,000 batches)
@@ -86,7 +87,9 @@ async def send_all(producer: AIOKafkaProducer, *, topic: str, keys: list[str], p
     partitions = sorted(await producer.partitions_for(topic))
     batches: dict[int, BatchBuilder] = {}
     futures = []
-    for key, value in zip(keys, payloads, strict=True):
+    for index, (key, value) in enumerate(zip(keys, payloads, strict=True)):
+        if index and not index % APPENDS_PER_TURN:
+            await asyncio.sleep(0)  # the batch being settled gets its turn (its statements wait on this)
         key_bytes = key.encode()
         partition = partition_for(key_bytes, partitions)
         batch = batches.get(partition)
@@ -175,6 +178,7 @@ class OutcomeRelay:
         while True:
             committed, then = await self._queue.get()
             try:
+                await asyncio.sleep(0)  # the settler takes its next batch first, then this publishes
                 await self.publish_with_retries(committed)
                 await then()
             finally:
