@@ -33,8 +33,21 @@ def _record(topic: str, offset: int) -> ConsumerRecord:
     return ConsumerRecord(topic, 0, offset, 0, 0, b"acc_00000001", value, None, 12, len(value), ())
 
 
+class NeverPaused:
+    """The settler pauses full partitions; these fakes never fill up."""
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    def pause(self, *_tps: TopicPartition) -> None:
+        pass
+
+    def resume(self, *_tps: TopicPartition) -> None:
+        pass
+
+
 @dataclass
-class FakeConsumer:
+class FakeConsumer(NeverPaused):
     """Partition 0 of the requests topic: `arrive()` appends records, `getmany` hands over the new ones."""
 
     topic: str
@@ -62,15 +75,6 @@ class FakeConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(self.topic, 0)}
-
-    def paused(self) -> set[TopicPartition]:
-        return set()
-
-    def pause(self, *_tps: TopicPartition) -> None:
-        pass
-
-    def resume(self, *_tps: TopicPartition) -> None:
-        pass
 
 
 @dataclass
@@ -156,7 +160,7 @@ async def test_while_a_batch_runs_at_most_one_more_batch_is_buffered(harness: Ha
 
 
 @dataclass
-class TwoPartitions:
+class TwoPartitions(NeverPaused):
     """Partitions 0 and 1 of the requests topic. Like aiokafka, `getmany` hands over one partition's
     records before the other's: partition 0's first, whatever the merge is waiting for."""
 
@@ -194,15 +198,6 @@ class TwoPartitions:
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(self.topic, 0), TopicPartition(self.topic, 1)}
-
-    def paused(self) -> set[TopicPartition]:
-        return set()
-
-    def pause(self, *_tps: TopicPartition) -> None:
-        pass
-
-    def resume(self, *_tps: TopicPartition) -> None:
-        pass
 
 
 async def test_a_partition_the_merge_waits_for_is_fetched_even_with_a_batch_buffered(harness: Harness) -> None:
