@@ -244,10 +244,10 @@ class Settler:
     async def _step(self, *, until_idle: bool, batch_size_max: int, idle: int) -> int:
         """Fetches, and settles what the merge releases; returns the count of idle polls so far."""
         running = self._inflight if self._inflight is not None and not self._inflight.done() else None
-        # A batch's worth buffered is enough only if the merge can release it: while an unread
-        # partition has nothing buffered, the merge releases nothing past it, so fetching goes on
-        # (each partition's buffer stays bounded by BUFFERED_PER_PARTITION_MAX).
-        if running is not None and len(self.merge) >= batch_size_max and not self._starving():
+        # A batch's worth buffered is enough only if the merge can release it (no unread partition
+        # without a message buffered); each buffer stays bounded by BUFFERED_PER_PARTITION_MAX.
+        waiting = self.merge.waiting_for(self.positions.unread(self._log_ends()))
+        if running is not None and len(self.merge) >= batch_size_max and not waiting:
             fetched = {}  # the next batch is buffered already: memory stays that of two batches
             await asyncio.wait([running])
         else:
@@ -286,11 +286,6 @@ class Settler:
                 self._buffer(tp.partition, messages)
         self._throttle()
         return fetched
-
-    def _starving(self) -> list[int]:
-        """Partitions with unread data in Kafka and nothing buffered: the merge waits for them."""
-        unread = self.positions.unread(self._log_ends())
-        return [p for p in sorted(unread) if not self.merge.buffered(p)]
 
     def _buffer(self, partition: int, messages: list) -> None:
         last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))

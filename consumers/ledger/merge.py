@@ -49,6 +49,10 @@ class PartitionMerge(Generic[T]):
         """How many messages of a partition wait."""
         return len(self._buffers.get(partition, ()))
 
+    def waiting_for(self, unread: Collection[int]) -> list[int]:
+        """The partitions of `unread` with nothing buffered: `take` releases nothing past any of them."""
+        return sorted(partition for partition in unread if not self._buffers.get(partition))
+
     def full(self, partition: int) -> bool:
         """True when the partition should stop fetching until the merge drains it."""
         return self.buffered(partition) >= self.buffered_per_partition_max

@@ -69,3 +69,18 @@ def test_merge_order_does_not_depend_on_fetch_sizes(seed: int, cuts: list[int]) 
         if not unread and not len(merge):
             break
     assert [i.payload for i in taken] == [i.payload for i in expected]
+
+
+def test_the_merge_names_the_partitions_it_waits_for() -> None:
+    """A partition with unread data and nothing buffered holds every later message back; one that
+    is caught up (not unread) holds nothing back."""
+    merge: PartitionMerge[str] = PartitionMerge(buffered_per_partition_max=10)
+    merge.add(Item(START, 0, 0, "a"))
+    merge.add(Item(START + timedelta(seconds=2), 0, 1, "b"))
+    assert merge.waiting_for({0, 1}) == [1]
+    assert merge.take(10, unread={0, 1}) == []
+    merge.add(Item(START + timedelta(seconds=1), 1, 0, "c"))
+    assert merge.waiting_for({0, 1}) == []
+    assert [item.payload for item in merge.take(10, unread={0, 1})] == ["a", "c"]  # then 1 is empty again
+    assert merge.waiting_for({0}) == []  # partition 1 caught up: "b" may go
+    assert [item.payload for item in merge.take(10, unread={0})] == ["b"]
