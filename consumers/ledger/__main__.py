@@ -14,8 +14,8 @@ import logging
 import os
 import sys
 
-from consumers.ledger.consumer import GROUP_DEFAULT, Settler, settle_until_signalled
-from consumers.ledger.processes import SUMMARY_FLAG, summary_json
+from consumers.ledger.consumer import GROUP_DEFAULT, Settler
+from consumers.ledger.processes import SUMMARY_FLAG, settle_until_signalled, summary_json
 from infra.errors import run_main
 from infra.settings import load_settings
 

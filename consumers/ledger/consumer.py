@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from datetime import UTC, datetime
 from typing import Final
@@ -393,11 +392,3 @@ class Settler:
         except (CommitFailedError, IllegalStateError, KafkaError) as error:
             # The database holds the truth; a lost Kafka commit only makes the lag look larger.
             log.warning("kafka offset commit failed (the database has the offsets): %s", error)
-
-
-async def settle_until_signalled(settler: Settler, *, until_idle: bool) -> RunSummary:
-    """Runs the settler; SIGTERM and SIGINT let the current batch finish, then stop."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, settler.stop)
-    return await settler.run(until_idle=until_idle)

@@ -1,4 +1,5 @@
-"""`kpsandbox settle --processes N`: N ledger processes of one consumer group, supervised together.
+"""`kpsandbox settle --processes N`: N ledger processes of one consumer group, supervised together;
+and how one ledger process stops on a signal (`settle_until_signalled`).
 
 Kafka shares the requests topic's partitions among the group's members, and each member keeps
 its offsets in PostgreSQL (consumer.py), so N processes settle one stream exactly once. This
@@ -150,6 +151,21 @@ class Child:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     summary: RunSummary | None = None
     readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Stoppable(Protocol):
+    """One ledger process's settler (consumer.Settler), as its signal handling sees it."""
+
+    def stop(self) -> None: ...
+    async def run(self, *, until_idle: bool) -> RunSummary: ...
+
+
+async def settle_until_signalled(settler: Stoppable, *, until_idle: bool) -> RunSummary:
+    """Runs one process's settler; SIGTERM and SIGINT let the current batch finish, then stop."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, settler.stop)
+    return await settler.run(until_idle=until_idle)
 
 
 class Backlog(Protocol):

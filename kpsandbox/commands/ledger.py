@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from consumers.ledger.check import Finding, check_ledger
-from consumers.ledger.consumer import GROUP_DEFAULT, Settler, settle_until_signalled
+from consumers.ledger.consumer import GROUP_DEFAULT, Settler
 from consumers.ledger.digest import Digest, ledger_digest
-from consumers.ledger.processes import PROCESSES_MAX, settle_processes
+from consumers.ledger.processes import PROCESSES_MAX, settle_processes, settle_until_signalled
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, require_table
 from infra.errors import SandboxError
 from infra.settings import Settings
