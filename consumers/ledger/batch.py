@@ -10,6 +10,7 @@ batch never sends one: each poison message is dead-lettered once, after the comm
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoid
 from schemas.topics import PAYMENT_REQUESTS, tenant_outcomes_name
 
 OUTCOMES_PER_SLICE: Final = 500  # outcomes encoded between two turns of the row writer
+_REVOKED: Final = sys.maxsize  # prepare_batch: the start of a partition no longer assigned here
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,12 @@ class Batch:
     requests: list[Request]
     progress: dict[int, PartitionProgress]
     letters: list[Letter] = field(default_factory=list)
+    # Every account its requests name, gathered once: the accounts reader catches up for them
+    # before the transaction, and the transaction locks them.
+    accounts: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accounts", frozenset(n for r in self.requests for n in accounts_named(r.event)))
 
 
 @dataclass(slots=True)
@@ -85,11 +93,16 @@ def prepare_batch(
     requests: list[Request] = []
     letters: list[Letter] = []
     progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
+    # Where the database says each partition stands, looked up once per partition; a revoked one
+    # stands past every offset (its new owner reads it).
+    starts = {p: positions.committed(p) if p in positions else _REVOKED for p in {item.partition for item in items}}
     for item in items:
         partition = item.partition
-        if partition not in positions or item.offset < positions.committed(partition):
-            continue  # revoked while this batch waited (its new owner reads it), or settled already
-        entry = progress.setdefault(partition, [positions.committed(partition), 0, 0, 0])
+        if item.offset < starts[partition]:
+            continue  # revoked while this batch waited, or settled already
+        entry = progress.get(partition)
+        if entry is None:
+            entry = progress[partition] = [starts[partition], 0, 0, 0]
         entry[1] = item.offset + 1
         entry[2] += 1
         if isinstance(item.payload, Poison):
@@ -186,7 +199,7 @@ async def settle_batch(connection: asyncpg.Connection, *, group: str, topic: str
         pending = await repository.lock_pending(
             connection, ids=_pending_ids(batch), clocks=reachable_clocks(batch.requests, clocks, now)
         )
-        names = {name for r in batch.requests for name in accounts_named(r.event)}
+        names = set(batch.accounts)
         for item in pending.values():
             names.update((item.debit_account_id, item.credit_account_id))
         accounts = await repository.lock_accounts(connection, ids=names)

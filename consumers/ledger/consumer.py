@@ -36,7 +36,6 @@ from consumers.ledger.backlog import stored_offsets, unsettled
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.clients import Clients, connect
 from consumers.ledger.collector import collecting_rarely
-from consumers.ledger.domain import accounts_named
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT
@@ -60,6 +59,7 @@ BATCH_WAIT_MS: Final = 20
 # While a batch is in PostgreSQL the loop keeps fetching and parsing, looking this often whether the
 # batch is done; the next batch is taken only then, so it holds everything that arrived meanwhile.
 INFLIGHT_POLL_S: Final = 0.004
+PARSED_PER_TURN: Final = 500  # records parsed between two turns of the event loop
 BUFFERED_PER_PARTITION_MAX: Final = 8_000
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
@@ -267,8 +267,11 @@ class Settler:
             epoch = self.positions.epoch  # items read before a later seek are stale: _settle drops them
             await self._settled()
             self._inflight = asyncio.create_task(self._settle(items, skips, epoch))
+            await asyncio.sleep(0)  # it begins its transaction before anything more is parsed
+            self.clients.relay.go()  # the last batch's outcomes are published while PostgreSQL works
             return 0
         await self._settled()
+        self.clients.relay.go()
         if not fetched:  # accounts opened with no request after them are stored too (the API shows them)
             await self.clients.accounts.catch_up()
         if until_idle and not fetched and not len(self.merge) and await self._drained():
@@ -280,9 +283,13 @@ class Settler:
     async def _fetch(self, *, timeout_ms: int, records_max: int) -> dict[TopicPartition, list]:
         """Fetches and parses into the merge what Kafka has (waiting up to `timeout_ms` for it)."""
         fetched = await self.clients.consumer.getmany(timeout_ms=timeout_ms, max_records=records_max)
+        sought = {tp.partition: self.positions.sought_at(tp.partition) for tp in fetched}
         for tp, messages in fetched.items():
-            if tp.partition in self.positions:
-                self._buffer(tp.partition, messages)
+            for start in range(0, len(messages), PARSED_PER_TURN):
+                if sought[tp.partition] is None or self.positions.sought_at(tp.partition) != sought[tp.partition]:
+                    break  # not ours, or sought again during a turn: its new owner, or the seek, reads them
+                self._buffer(tp.partition, messages[start : start + PARSED_PER_TURN])
+                await asyncio.sleep(0)  # the batch in flight sends its next statement
         self._throttle()
         return fetched
 
@@ -297,7 +304,8 @@ class Settler:
         for partition in self.positions.assigned():
             tp = TopicPartition(self.topic, partition)
             try:
-                position = await asyncio.wait_for(self.clients.consumer.position(tp), BATCH_WAIT_MS / 1000)
+                async with asyncio.timeout(BATCH_WAIT_MS / 1000):  # no task: no turn of the loop when it is known
+                    position = await self.clients.consumer.position(tp)
             except (IllegalStateError, TimeoutError):
                 continue  # revoked meanwhile, or no position until its seek completes
             self.positions.fetched_to(partition, position)
@@ -357,7 +365,7 @@ class Settler:
         batch = prepare_batch(items, skips, positions=self.positions, letter=self.clients.writer.letter)
         if not batch.progress:
             return  # every partition of it was revoked meanwhile, or settled already
-        await self.clients.accounts.catch_up_for(name for r in batch.requests for name in accounts_named(r.event))
+        await self.clients.accounts.catch_up_for(batch.accounts)
         started = time.perf_counter()
         for part, result in await self.clients.writer.write(batch, items):
             self.clients.accounts.stored(result.accounts)

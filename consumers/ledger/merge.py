@@ -10,6 +10,7 @@ happened to batch the fetches. Partitions that are caught up never hold the othe
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Collection
 from datetime import datetime
@@ -64,23 +65,24 @@ class PartitionMerge(Generic[T]):
         """Up to `limit` messages in (at, partition, offset) order.
 
         Stops as soon as a partition in `unread` (one with data not yet fetched) has an empty
-        buffer: its next message might sort first.
+        buffer: its next message might sort first. The partitions' heads wait in a heap keyed
+        by (at, partition), one entry per partition: a partition's own messages are in offset order.
         """
         taken: list[Item[T]] = []
         buffers = self._buffers
-        if any(partition not in buffers for partition in unread):
+        if any(not buffers.get(partition) for partition in unread):
             return taken
-        while len(taken) < limit:
-            head: Item[T] | None = None
-            for partition, buffer in buffers.items():
-                if not buffer:
-                    if partition in unread:
-                        return taken
-                    continue
-                candidate = buffer[0]
-                if head is None or (candidate.at, candidate.partition) < (head.at, head.partition):
-                    head = candidate
-            if head is None:
-                return taken
-            taken.append(buffers[head.partition].popleft())
+        heads = [(buffer[0].at, partition) for partition, buffer in buffers.items() if buffer]
+        heapq.heapify(heads)
+        append = taken.append
+        while heads and len(taken) < limit:
+            partition = heads[0][1]
+            buffer = buffers[partition]
+            append(buffer.popleft())
+            if buffer:
+                heapq.heapreplace(heads, (buffer[0].at, partition))
+            elif partition in unread:
+                break  # its next message, not fetched yet, might sort first
+            else:
+                heapq.heappop(heads)
         return taken

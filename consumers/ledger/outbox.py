@@ -12,6 +12,7 @@ waits (the queue is bounded, so consumption stops — the outbox never grows pas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final, NamedTuple
@@ -43,6 +44,7 @@ DB_TRANSIENT: Final = (
 
 APPENDS_PER_TURN: Final = 500  # outcomes added to producer batches between two turns of the event loop
 PUBLISH_QUEUE_BATCHES_MAX: Final = 4  # committed batches waiting to be published (backpressure)
+SETTLER_FIRST_WAIT_S: Final = 0.05  # the longest a committed batch waits for the settler's next one to begin
 BACKLOG_ROWS_MAX: Final = 50  # outbox rows relayed per backlog transaction
 BACKLOG_ROUNDS_MAX: Final = 1_000  # bounds one backlog drain (50,000 batches)
 RELAY_ATTEMPTS_MAX: Final = 40  # publishing one batch: ~2 minutes of backoff, then the process fails
@@ -76,20 +78,32 @@ async def send_letters(producer: AIOKafkaProducer, *, topic: str, letters: list[
     await asyncio.gather(*futures)
 
 
-async def send_all(producer: AIOKafkaProducer, *, topic: str, keys: list[str], payloads: list[bytes]) -> None:
+async def _one_turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def send_all(
+    producer: AIOKafkaProducer,
+    *,
+    topic: str,
+    keys: list[str],
+    payloads: list[bytes],
+    turn: Callable[[], Awaitable[None]] = _one_turn,
+) -> None:
     """Sends messages in per-partition batches and waits until Kafka acknowledged all (acks=all).
 
     Partitions are chosen exactly as a keyed `send()` would (murmur2 of the key), so one payer's
     outcomes stay on one partition; whole batches avoid aiokafka's per-message send overhead. Each
     batch is closed before it is handed over: aiokafka holds an open batch for the producer's
-    linger, waiting for records that will never come (5 ms more for every outcome).
+    linger, waiting for records that will never come (5 ms more for every outcome). Every
+    APPENDS_PER_TURN messages it awaits `turn` (by default one turn of the event loop).
     """
     partitions = sorted(await producer.partitions_for(topic))
     batches: dict[int, BatchBuilder] = {}
     futures = []
     for index, (key, value) in enumerate(zip(keys, payloads, strict=True)):
         if index and not index % APPENDS_PER_TURN:
-            await asyncio.sleep(0)  # the batch being settled gets its turn (its statements wait on this)
+            await turn()  # the batch being settled gets its turn (its statements wait on this)
         key_bytes = key.encode()
         partition = partition_for(key_bytes, partitions)
         batch = batches.get(partition)
@@ -137,6 +151,10 @@ class OutcomeRelay:
         self.on_retry = on_retry
         self._queue: asyncio.Queue[tuple[Committed, Then]] = asyncio.Queue(maxsize=PUBLISH_QUEUE_BATCHES_MAX)
         self._worker: asyncio.Task[None] | None = None
+        # Cleared when a batch is committed, set when the settler has begun its next one (or has
+        # none): between two transactions the settler's work comes first, the relay's after.
+        self._settler_first = asyncio.Event()
+        self._settler_first.set()
 
     def start(self) -> None:
         """Starts the worker that publishes submitted batches in commit order."""
@@ -158,11 +176,25 @@ class OutcomeRelay:
             raise SandboxError("the outcome relay stopped unexpectedly", "run `kpsandbox settle` again")
 
     async def submit(self, committed: Committed, *, then: Then) -> None:
-        """Queues a committed batch (waits while the queue is full); `then` runs once it is published."""
+        """Queues a committed batch (waits while the queue is full); `then` runs once it is published.
+
+        The relay publishes it once the settler says `go` (it has begun its next batch, whose
+        statements then run in PostgreSQL while this publishes), or after SETTLER_FIRST_WAIT_S.
+        With room in the queue this returns without a turn of the event loop."""
+        self.check()
+        self._settler_first.clear()
+        if not self._queue.full():
+            self._queue.put_nowait((committed, then))
+            return
         await self._until_worker_or(self._queue.put((committed, then)))
+
+    def go(self) -> None:
+        """The settler has begun its next batch, or has none to begin: publishing goes on."""
+        self._settler_first.set()
 
     async def drain(self) -> None:
         """Waits until every queued batch has been published."""
+        self.go()
         await self._until_worker_or(self._queue.join())
 
     async def _until_worker_or(self, waiting: Awaitable[None]) -> None:
@@ -178,11 +210,21 @@ class OutcomeRelay:
         while True:
             committed, then = await self._queue.get()
             try:
-                await asyncio.sleep(0)  # the settler takes its next batch first, then this publishes
+                await self._after_settler()
                 await self.publish_with_retries(committed)
                 await then()
             finally:
                 self._queue.task_done()
+
+    async def _after_settler(self) -> None:
+        """A turn of the event loop; while the settler is between two batches, a wait until it has
+        begun the next (bounded: a settler that never says `go` delays publishing, never stops it)."""
+        if self._settler_first.is_set():
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLER_FIRST_WAIT_S):
+                await self._settler_first.wait()
 
     async def publish_with_retries(self, committed: Committed) -> None:
         """Publishes one row, retrying with a bounded backoff; fails loudly when Kafka or PostgreSQL stay away."""
@@ -207,7 +249,13 @@ class OutcomeRelay:
     async def publish(self, committed: Committed) -> None:
         """Publishes one committed row's outcomes and dead letters, then deletes the row."""
         if committed.keys:
-            await send_all(self.producer, topic=self.topic, keys=committed.keys, payloads=committed.payloads)
+            await send_all(
+                self.producer,
+                topic=self.topic,
+                keys=committed.keys,
+                payloads=committed.payloads,
+                turn=self._after_settler,
+            )
         if committed.letters:
             await send_letters(self.producer, topic=self.dead_letter_topic, letters=committed.letters)
         async with self.pool.acquire() as connection:

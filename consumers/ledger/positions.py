@@ -34,6 +34,7 @@ class PartitionPosition:
     committed: int
     fetched: int
     claimed: int  # the end of what was handed to a batch (settling, or settled)
+    since: int  # the epoch of its last seek (assign, resync)
 
 
 class Positions:
@@ -45,8 +46,8 @@ class Positions:
 
     def assign(self, partition: int, committed: int) -> None:
         """The partition was (re)assigned and the consumer seeked to the database's offset."""
-        self._partitions[partition] = PartitionPosition(committed, committed, committed)
         self.epoch += 1
+        self._partitions[partition] = PartitionPosition(committed, committed, committed, self.epoch)
 
     def revoke(self, partition: int) -> None:
         """The partition is no longer ours."""
@@ -61,6 +62,12 @@ class Positions:
     def assigned(self) -> list[int]:
         """Assigned partitions, in order."""
         return sorted(self._partitions)
+
+    def sought_at(self, partition: int) -> int | None:
+        """The epoch of the partition's last seek; None when it is not assigned. Records fetched
+        before a later seek of it are stale (they are read again from there)."""
+        state = self._partitions.get(partition)
+        return None if state is None else state.since
 
     def committed(self, partition: int) -> int:
         """Where the database says the partition stands."""

@@ -71,6 +71,44 @@ def test_merge_order_does_not_depend_on_fetch_sizes(seed: int, cuts: list[int]) 
     assert [i.payload for i in taken] == [i.payload for i in expected]
 
 
+def _take_by_scanning(buffers: dict[int, list[Item]], limit: int, unread: set[int]) -> list[Item]:
+    """The release rule written plainly (the merge's first implementation): scan every partition's
+    head for the least (at, partition); stop when a partition with unread data has nothing left."""
+    taken: list[Item] = []
+    while len(taken) < limit:
+        if any(not buffers.get(p) for p in unread):
+            break
+        heads = [(b[0].at, p) for p, b in buffers.items() if b]
+        if not heads:
+            break
+        taken.append(buffers[min(heads)[1]].pop(0))
+    return taken
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    partitions=st.integers(1, 8),
+    limit=st.integers(0, 60),
+    unread=st.sets(st.integers(0, 9)),
+)
+def test_a_take_releases_what_scanning_every_head_releases(
+    seed: int, partitions: int, limit: int, unread: set[int]
+) -> None:
+    """One `take` (a heap of heads) releases the same messages, in the same order, as scanning every
+    partition's head for each message; times tie often across partitions, some buffers are empty."""
+    rng = random.Random(seed)
+    buffers: dict[int, list[Item]] = {}
+    merge: PartitionMerge[tuple[int, int]] = PartitionMerge(buffered_per_partition_max=100)
+    for p in range(partitions):
+        times = sorted(START + timedelta(seconds=rng.randint(0, 5)) for _ in range(rng.randint(0, 10)))
+        buffers[p] = [Item(at, p, offset, (p, offset)) for offset, at in enumerate(times)]
+        for item in buffers[p]:
+            merge.add(item)
+    expected = _take_by_scanning(buffers, limit, unread)
+    assert [i.payload for i in merge.take(limit, unread=unread)] == [i.payload for i in expected]
+    assert len(merge) == sum(len(b) for b in buffers.values())  # nothing else left its buffer
+
+
 def test_the_merge_names_the_partitions_it_waits_for() -> None:
     """A partition with unread data and nothing buffered holds every later message back; one that
     is caught up (not unread) holds nothing back."""

@@ -136,3 +136,64 @@ async def test_a_large_publish_gives_the_event_loop_turns_and_keeps_every_payers
     assert sorted(n for values in sent.values() for n in values) == list(range(count))
     for values in sent.values():
         assert values == sorted(values)  # each partition's outcomes in the order decided
+
+
+async def test_a_committed_batch_is_published_once_the_settler_has_begun_its_next() -> None:
+    """Between two transactions the settler's work comes first: a batch submitted at its commit
+    is published only after `go` (the next batch has begun), not in the gap before it."""
+    relay = _Relay(failures=0)
+    relay.start()
+
+    async def nothing() -> None:
+        return None
+
+    await relay.submit(_row(1), then=nothing)
+    for _ in range(20):  # many turns of the loop, far less than SETTLER_FIRST_WAIT_S
+        await asyncio.sleep(0)
+    assert relay.published == []
+    relay.go()
+    await asyncio.wait_for(relay.drain(), 5)
+    await relay.stop()
+    assert relay.published == [1]
+
+
+async def test_a_settler_that_never_says_go_delays_publishing_a_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`go` orders the work; it never gates it: without it a batch is published after SETTLER_FIRST_WAIT_S."""
+    monkeypatch.setattr(outbox, "SETTLER_FIRST_WAIT_S", 0.02)
+    relay = _Relay(failures=0)
+    relay.start()
+    published = asyncio.Event()
+
+    async def then() -> None:
+        published.set()
+
+    await relay.submit(_row(1), then=then)
+    await asyncio.wait_for(published.wait(), 2)
+    await relay.stop()
+    assert relay.published == [1]
+
+
+async def test_a_publish_under_way_pauses_while_the_settler_is_between_batches() -> None:
+    """The slices of a large publish wait too: once another batch is committed (a submit), the next
+    slice waits for `go`, so the settler's next batch begins without the relay's work before it."""
+    producer = _Producer()
+    relay = OutcomeRelay(producer=producer, pool=None, topic="t", dead_letter_topic="d")  # type: ignore[arg-type]
+    count = outbox.APPENDS_PER_TURN * 3
+    keys = [f"acc_{n % 7:08x}" for n in range(count)]
+    publishing = asyncio.ensure_future(
+        outbox.send_all(producer, topic="t", keys=keys, payloads=[b"{}"] * count, turn=relay._after_settler)  # type: ignore[arg-type]
+    )
+    while not producer.batches or sum(len(b.records) for b in producer.batches) < outbox.APPENDS_PER_TURN:
+        await asyncio.sleep(0)
+    relay._settler_first.clear()  # what a submit at the next commit does
+    for _ in range(20):  # the slice already under way may finish
+        await asyncio.sleep(0)
+    added = sum(len(b.records) for b in producer.batches)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sum(len(b.records) for b in producer.batches) == added < count  # paused mid-publish
+    relay.go()
+    await asyncio.wait_for(publishing, 5)
+    assert sum(len(b.records) for b in producer.batches) == count

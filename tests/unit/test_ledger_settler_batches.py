@@ -19,6 +19,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from consumers.ledger import consumer as consumer_module
 from consumers.ledger.consumer import Settler
 from consumers.ledger.merge import Item
 from consumers.ledger.records import Request
@@ -83,6 +84,7 @@ class Harness:
     consumer: FakeConsumer
     batches: list[list[int]]  # the offsets of each batch, as it was handed to PostgreSQL
     gate: asyncio.Event  # set: the batch in flight commits
+    go_at: list[int] = field(default_factory=list)  # batches begun each time the relay was told to go
 
     async def step(self, *, batch_size_max: int = 100) -> None:
         await asyncio.wait_for(self.settler._step(until_idle=False, batch_size_max=batch_size_max, idle=0), STEP_WAIT_S)
@@ -99,11 +101,17 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Harness:
     async def caught_up() -> int:
         return 0
 
+    async def backlog(*, older_than_s: float) -> int:
+        return 0
+
+    go_at: list[int] = []
     settler.clients = SimpleNamespace(  # type: ignore[assignment]
-        consumer=consumer, relay=SimpleNamespace(depth=depth), accounts=SimpleNamespace(catch_up=caught_up)
+        consumer=consumer,
+        relay=SimpleNamespace(depth=depth, go=lambda: go_at.append(len(harness.batches)), relay_backlog=backlog),
+        accounts=SimpleNamespace(catch_up=caught_up),
     )
     settler.positions.assign(0, 0)
-    harness = Harness(settler, consumer, [], asyncio.Event())
+    harness = Harness(settler, consumer, [], asyncio.Event(), go_at)
 
     async def settle(items: list[Item[Request]], _skips: dict[int, int], _epoch: int) -> None:
         harness.batches.append([item.offset for item in items])
@@ -136,6 +144,35 @@ async def test_what_arrives_while_a_batch_runs_goes_into_the_very_next_batch(har
     await harness.step()
     await _until(lambda: len(harness.batches) == 2)
     assert harness.batches == [[0, 1, 2], [3, 4, 5]]
+
+
+async def test_the_relay_publishes_once_the_next_batch_has_begun(harness: Harness) -> None:
+    """The step that takes a batch lets it begin (its first statements go to PostgreSQL) and only
+    then tells the relay to publish the last batch's outcomes; a step with nothing to take tells it too."""
+    harness.consumer.arrive(3)
+    await harness.step()
+    assert harness.batches == [[0, 1, 2]] and harness.go_at == [1]
+    harness.gate.set()
+    await harness.step()  # the batch is done and nothing is left to take
+    assert harness.go_at == [1, 1]
+
+
+async def test_a_fetch_is_parsed_a_slice_at_a_time(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a batch in flight, parsing what one fetch brought gives the event loop a turn after every
+    PARSED_PER_TURN records, so the batch's statements are not held up behind the whole fetch."""
+    monkeypatch.setattr(consumer_module, "PARSED_PER_TURN", 2)
+    harness.consumer.arrive(1)
+    await harness.step()
+    await _until(lambda: harness.batches == [[0]])
+    harness.consumer.arrive(7)
+    seen: list[int] = []  # the merge's size each time another task got a turn
+    stepping = asyncio.ensure_future(harness.step())
+    while not stepping.done():
+        seen.append(len(harness.settler.merge))
+        await asyncio.sleep(0)
+    await stepping
+    assert len(harness.settler.merge) == 7
+    assert len({n for n in seen if 0 < n < 7}) >= 2  # turns between the slices
 
 
 async def test_while_a_batch_runs_at_most_one_more_batch_is_buffered(harness: Harness) -> None:
@@ -221,3 +258,42 @@ async def test_a_partition_the_merge_waits_for_is_fetched_even_with_a_batch_buff
     await harness.step(batch_size_max=2)
     await _until(lambda: len(harness.batches) == 2)
     assert harness.batches == [[0, 1], [2, 3]]  # partition 1's next two: earlier than all of partition 0
+
+
+async def _parse_with(harness: Harness, during: object) -> None:
+    """One step that parses partition 0's six records two at a time, calling `during` at the first
+    turn it gives the loop (while parsing)."""
+    consumer = TwoPartitions(harness.settler.topic)
+    harness.settler.clients.consumer = consumer  # type: ignore[attr-defined]
+    harness.settler.positions.assign(1, 0)
+    consumer.arrive(0, [10, 11, 12, 13, 14, 15])
+    consumer.arrive(1, [20])  # unread and not buffered: the merge holds partition 0's records back
+    stepping = asyncio.ensure_future(harness.step(batch_size_max=100))
+    await _until(lambda: 0 < harness.settler.merge.buffered(0) < 6)
+    during()  # type: ignore[operator]
+    await stepping
+
+
+async def test_a_seek_of_another_partition_while_parsing_keeps_every_record_fetched(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing gives the loop turns; if another partition is sought back meanwhile (a fenced batch,
+    a resync), the records of this one are still buffered, every one: its fetch position is past them."""
+    monkeypatch.setattr(consumer_module, "PARSED_PER_TURN", 2)
+    await _parse_with(harness, lambda: harness.settler.positions.assign(1, 0))
+    assert harness.settler.merge.buffered(0) == 6
+
+
+async def test_records_of_a_partition_sought_back_while_parsing_are_dropped(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the partition itself is sought back (or revoked) while its records are parsed, the rest of
+    them are stale: the seek reads them again (or the new owner does), so none is buffered twice."""
+    monkeypatch.setattr(consumer_module, "PARSED_PER_TURN", 2)
+
+    def seek_back() -> None:
+        harness.settler._forget(0)
+        harness.settler.positions.assign(0, 0)
+
+    await _parse_with(harness, seek_back)
+    assert harness.settler.merge.buffered(0) == 0
