@@ -246,10 +246,13 @@ class Settler:
         # A batch's worth buffered is enough only if the merge can release it (no unread partition
         # without a message buffered); each buffer stays bounded by BUFFERED_PER_PARTITION_MAX.
         waiting = self.merge.waiting_for(self.positions.unread(self._log_ends()))
-        if running is not None and len(self.merge) >= batch_size_max and not waiting:
+        if len(self.merge) >= batch_size_max and not waiting:
             fetched = {}  # the next batch is buffered already: memory stays that of two batches
-            await asyncio.wait([running])
+            if running is not None:
+                await asyncio.wait([running])
         else:
+            if running is None:
+                self.clients.relay.go()  # nothing is put first: the relay publishes while this waits
             fetched = await self._fetch(timeout_ms=BATCH_WAIT_MS if running is None else 0, records_max=batch_size_max)
             if running is not None and not await _done_soon(running):
                 return 0  # fetch and parse more while it runs

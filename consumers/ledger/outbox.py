@@ -217,10 +217,11 @@ class OutcomeRelay:
                 self._queue.task_done()
 
     async def _after_settler(self) -> None:
-        """A turn of the event loop; while the settler is between two batches, a wait until it has
-        begun the next (bounded: a settler that never says `go` delays publishing, never stops it)."""
+        """A turn of the event loop, then, if the settler is between two batches (it committed one
+        meanwhile), a wait until it has begun the next (bounded: a settler that never says `go`
+        delays publishing, never stops it)."""
+        await asyncio.sleep(0)
         if self._settler_first.is_set():
-            await asyncio.sleep(0)
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLER_FIRST_WAIT_S):

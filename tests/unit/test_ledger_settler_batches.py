@@ -147,14 +147,21 @@ async def test_what_arrives_while_a_batch_runs_goes_into_the_very_next_batch(har
 
 
 async def test_the_relay_publishes_once_the_next_batch_has_begun(harness: Harness) -> None:
-    """The step that takes a batch lets it begin (its first statements go to PostgreSQL) and only
-    then tells the relay to publish the last batch's outcomes; a step with nothing to take tells it too."""
+    """After a commit, with the next batch buffered, the step takes it and lets it begin (its first
+    statements go to PostgreSQL) before it tells the relay to publish; a step that waits for records
+    with no batch in flight tells the relay before it waits."""
     harness.consumer.arrive(3)
-    await harness.step()
-    assert harness.batches == [[0, 1, 2]] and harness.go_at == [1]
+    await harness.step(batch_size_max=3)
+    assert harness.batches == [[0, 1, 2]] and harness.go_at == [0, 1]  # before waiting; once begun
+    harness.consumer.arrive(3)
+    await harness.step(batch_size_max=3)  # parsed while the batch runs: no word to the relay
+    assert harness.go_at == [0, 1]
+    harness.gate.set()  # the batch commits
+    await harness.step(batch_size_max=3)
+    assert harness.batches == [[0, 1, 2], [3, 4, 5]] and harness.go_at == [0, 1, 2]
     harness.gate.set()
-    await harness.step()  # the batch is done and nothing is left to take
-    assert harness.go_at == [1, 1]
+    await harness.step(batch_size_max=3)  # nothing left to take: before waiting for more
+    assert harness.go_at[:4] == [0, 1, 2, 2]
 
 
 async def test_a_fetch_is_parsed_a_slice_at_a_time(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
