@@ -43,7 +43,7 @@ RUN_WAIT_S_MAX: Final = 900.0
 PROBE: Final = r"""
 import atexit, gc, json, os, resource, runpy, sys, time
 import asyncpg.connection
-from consumers.ledger import batch, consumer, repository, retries
+from consumers.ledger import batch, consumer, intake, repository, retries
 from consumers.ledger.domain import Ledger
 spent = {}
 def cpu():
@@ -76,7 +76,7 @@ if os.environ.get("PROFILE_PHASES"):
     settle = timed("settle_batch (whole transaction)", settle, True)
     batch.outcome_bytes = timed("cpu: outcome_bytes", batch.outcome_bytes, False)
     Ledger.decide = timed("cpu: decide", Ledger.decide, False)
-    consumer.read_requests = timed("cpu: read_requests (next batch)", consumer.read_requests, False)
+    intake.read_requests = timed("cpu: read_requests (next batch)", intake.read_requests, False)
     Connection = asyncpg.connection.Connection
     copy_records, execute = Connection.copy_records_to_table, Connection.execute
     async def timed_copy(self, table, **kwargs):
@@ -151,6 +151,7 @@ RULES: Final[tuple[tuple[str, str], ...]] = (
     ("batch: prepare, collect", "consumers/ledger/batch.py"),
     ("batch: prepare, collect", "consumers/ledger/retries.py"),
     ("consumer loop", "consumers/ledger/consumer.py"),
+    ("consumer loop", "consumers/ledger/intake.py"),
     ("consumer loop", "consumers/ledger/tally.py"),
     ("aiokafka fetch/decode", "aiokafka/consumer"),
     ("aiokafka fetch/decode", "aiokafka/record"),

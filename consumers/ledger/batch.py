@@ -10,7 +10,6 @@ batch never sends one: each poison message is dead-lettered once, after the comm
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoid
 from schemas.topics import PAYMENT_REQUESTS, tenant_outcomes_name
 
 OUTCOMES_PER_SLICE: Final = 500  # outcomes encoded between two turns of the row writer
-_REVOKED: Final = sys.maxsize  # prepare_batch: the start of a partition no longer assigned here
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +91,16 @@ def prepare_batch(
     requests: list[Request] = []
     letters: list[Letter] = []
     progress: dict[int, list[int]] = {}  # partition -> [start, next, messages, dead_lettered]
-    # Where the database says each partition stands, looked up once per partition; a revoked one
-    # stands past every offset (its new owner reads it).
-    starts = {p: positions.committed(p) if p in positions else _REVOKED for p in {item.partition for item in items}}
+    # Where the database says each assigned partition stands, looked up once per partition.
+    starts = {p: positions.committed(p) for p in {item.partition for item in items} if p in positions}
     for item in items:
         partition = item.partition
-        if item.offset < starts[partition]:
-            continue  # revoked while this batch waited, or settled already
+        start = starts.get(partition)
+        if start is None or item.offset < start:
+            continue  # revoked while this batch waited (its new owner reads it), or settled already
         entry = progress.get(partition)
         if entry is None:
-            entry = progress[partition] = [starts[partition], 0, 0, 0]
+            entry = progress[partition] = [start, 0, 0, 0]
         entry[1] = item.offset + 1
         entry[2] += 1
         if isinstance(item.payload, Poison):

@@ -24,7 +24,6 @@ import asyncio
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
@@ -36,11 +35,12 @@ from consumers.ledger.backlog import stored_offsets, unsettled
 from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.clients import Clients, connect
 from consumers.ledger.collector import collecting_rarely
+from consumers.ledger.intake import Intake
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT
 from consumers.ledger.positions import Positions, check_within_log
-from consumers.ledger.reading import Poison, read_requests
+from consumers.ledger.reading import Poison
 from consumers.ledger.records import Request
 from consumers.ledger.retries import DB_RETRY_WAIT_S, DB_UNAVAILABLE_ATTEMPTS_MAX
 from consumers.ledger.summary import RunSummary
@@ -59,8 +59,6 @@ BATCH_WAIT_MS: Final = 20
 # While a batch is in PostgreSQL the loop keeps fetching and parsing, looking this often whether the
 # batch is done; the next batch is taken only then, so it holds everything that arrived meanwhile.
 INFLIGHT_POLL_S: Final = 0.004
-PARSED_PER_TURN: Final = 500  # records parsed between two turns of the event loop
-BUFFERED_PER_PARTITION_MAX: Final = 8_000
 IDLE_POLLS: Final = 3  # empty, caught-up polls in a row before --until-idle stops
 OUTBOX_BACKLOG_AGE_S: Final = 5.0
 CRASH_ENV: Final = "KPSANDBOX_LEDGER_CRASH_AT"
@@ -99,17 +97,19 @@ class Settler:
         self.group = group
         self.serve_metrics = serve_metrics
         self.topic = settings.topic(PAYMENT_REQUESTS)
-        self.merge: PartitionMerge[Request | Poison] = PartitionMerge(
-            buffered_per_partition_max=BUFFERED_PER_PARTITION_MAX
-        )
         self.positions = Positions()
+        self.intake = Intake(self.topic, self.positions)  # the requests topic into the merge
         self.tally = Tally(group)  # the run summary and /metrics
-        self._last_at: dict[int, datetime] = {}
         self._stopping = asyncio.Event()
         self._inflight: asyncio.Task[None] | None = None
         self._joined = False  # the group assigned us something, possibly nothing
         self._to_resume: set[int] = set()  # assigned, but the assignment callback failed to seek
         self.clients: Clients  # opened by run(), closed when it returns
+
+    @property
+    def merge(self) -> PartitionMerge[Request | Poison]:
+        """The intake's merge buffers (the loop takes batches from it)."""
+        return self.intake.merge
 
     def stop(self) -> None:
         """Asks the loop to finish its current batch and return (SIGTERM, Ctrl-C)."""
@@ -137,9 +137,8 @@ class Settler:
 
     def _forget(self, partition: int) -> None:
         """Drops everything buffered for a partition this process no longer owns (or re-reads)."""
-        self.merge.drop(partition)
+        self.intake.forget(partition)
         self.positions.revoke(partition)
-        self._last_at.pop(partition, None)
         self._to_resume.discard(partition)
 
     async def resume(self, partitions: list[int]) -> None:
@@ -244,8 +243,8 @@ class Settler:
         """Fetches, and settles what the merge releases; returns the count of idle polls so far."""
         running = self._inflight if self._inflight is not None and not self._inflight.done() else None
         # A batch's worth buffered is enough only if the merge can release it (no unread partition
-        # without a message buffered); each buffer stays bounded by BUFFERED_PER_PARTITION_MAX.
-        waiting = self.merge.waiting_for(self.positions.unread(self._log_ends()))
+        # without a message buffered); each buffer stays bounded by intake.BUFFERED_PER_PARTITION_MAX.
+        waiting = self.merge.waiting_for(self.positions.unread(self.intake.log_ends(self.clients.consumer)))
         if len(self.merge) >= batch_size_max and not waiting:
             fetched = {}  # the next batch is buffered already: memory stays that of two batches
             if running is not None:
@@ -256,8 +255,8 @@ class Settler:
             fetched = await self._fetch(timeout_ms=BATCH_WAIT_MS if running is None else 0, records_max=batch_size_max)
             if running is not None and not await _done_soon(running):
                 return 0  # fetch and parse more while it runs
-        await self._note_positions()
-        ends = self._log_ends()
+        await self.intake.note_positions(self.clients.consumer)
+        ends = self.intake.log_ends(self.clients.consumer)
         items = self.merge.take(batch_size_max, unread=self.positions.unread(ends))
         for item in items:
             self.positions.claim(item.partition, item.offset + 1)
@@ -284,56 +283,12 @@ class Settler:
         return 0
 
     async def _fetch(self, *, timeout_ms: int, records_max: int) -> dict[TopicPartition, list]:
-        """Fetches and parses into the merge what Kafka has (waiting up to `timeout_ms` for it)."""
-        fetched = await self.clients.consumer.getmany(timeout_ms=timeout_ms, max_records=records_max)
-        sought = {tp.partition: self.positions.sought_at(tp.partition) for tp in fetched}
-        for tp, messages in fetched.items():
-            for start in range(0, len(messages), PARSED_PER_TURN):
-                if sought[tp.partition] is None or self.positions.sought_at(tp.partition) != sought[tp.partition]:
-                    break  # not ours, or sought again during a turn: its new owner, or the seek, reads them
-                self._buffer(tp.partition, messages[start : start + PARSED_PER_TURN])
-                await asyncio.sleep(0)  # the batch in flight sends its next statement
-        self._throttle()
+        """Fetches and parses into the merge (intake.py); forgets what Kafka no longer assigns."""
+        consumer = self.clients.consumer
+        fetched = await self.intake.fetch(consumer, timeout_ms=timeout_ms, records_max=records_max)
+        for partition in self.intake.throttle(consumer):
+            self._forget(partition)  # a rebalance took it, even if the revoke callback came late
         return fetched
-
-    def _buffer(self, partition: int, messages: list) -> None:
-        last_at = self._last_at.get(partition, datetime.min.replace(tzinfo=UTC))
-        items, self._last_at[partition] = read_requests(partition, messages, last_at)
-        for item in items:
-            self.merge.add(item)
-
-    async def _note_positions(self) -> None:
-        """Records each assigned partition's fetch position (past markers and aborted records)."""
-        for partition in self.positions.assigned():
-            tp = TopicPartition(self.topic, partition)
-            try:
-                async with asyncio.timeout(BATCH_WAIT_MS / 1000):  # no task: no turn of the loop when it is known
-                    position = await self.clients.consumer.position(tp)
-            except (IllegalStateError, TimeoutError):
-                continue  # revoked meanwhile, or no position until its seek completes
-            self.positions.fetched_to(partition, position)
-
-    def _log_ends(self) -> dict[int, int | None]:
-        """Each assigned partition's readable end as of the last fetch: last stable offset, else high water."""
-        ends: dict[int, int | None] = {}
-        for partition in self.positions.assigned():
-            tp = TopicPartition(self.topic, partition)
-            lso = self.clients.consumer.last_stable_offset(tp)
-            ends[partition] = lso if lso is not None else self.clients.consumer.highwater(tp)
-        return ends
-
-    def _throttle(self) -> None:
-        """Pauses fetching partitions whose buffers are full, so memory stays bounded."""
-        assigned = {tp.partition for tp in self.clients.consumer.assignment()}
-        for partition in self.positions.assigned():
-            if partition not in assigned:
-                self._forget(partition)  # a rebalance took it, even if the revoke callback came late
-                continue
-            tp = TopicPartition(self.topic, partition)
-            if self.merge.full(partition):
-                self.clients.consumer.pause(tp)
-            elif tp in self.clients.consumer.paused():
-                self.clients.consumer.resume(tp)
 
     async def _settled(self) -> None:
         """Waits for the batch in flight, if any (its failure surfaces here)."""

@@ -181,6 +181,7 @@ class OutcomeRelay:
         The relay publishes it once the settler says `go` (it has begun its next batch, whose
         statements then run in PostgreSQL while this publishes), or after SETTLER_FIRST_WAIT_S.
         With room in the queue this returns without a turn of the event loop."""
+        assert self._worker is not None, "start() the relay first"
         self.check()
         self._settler_first.clear()
         if not self._queue.full():

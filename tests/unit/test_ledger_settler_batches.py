@@ -19,7 +19,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from consumers.ledger import consumer as consumer_module
+from consumers.ledger import intake as intake_module
 from consumers.ledger.consumer import Settler
 from consumers.ledger.merge import Item
 from consumers.ledger.records import Request
@@ -167,7 +167,7 @@ async def test_the_relay_publishes_once_the_next_batch_has_begun(harness: Harnes
 async def test_a_fetch_is_parsed_a_slice_at_a_time(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a batch in flight, parsing what one fetch brought gives the event loop a turn after every
     PARSED_PER_TURN records, so the batch's statements are not held up behind the whole fetch."""
-    monkeypatch.setattr(consumer_module, "PARSED_PER_TURN", 2)
+    monkeypatch.setattr(intake_module, "PARSED_PER_TURN", 2)
     harness.consumer.arrive(1)
     await harness.step()
     await _until(lambda: harness.batches == [[0]])
@@ -286,7 +286,7 @@ async def test_a_seek_of_another_partition_while_parsing_keeps_every_record_fetc
 ) -> None:
     """Parsing gives the loop turns; if another partition is sought back meanwhile (a fenced batch,
     a resync), the records of this one are still buffered, every one: its fetch position is past them."""
-    monkeypatch.setattr(consumer_module, "PARSED_PER_TURN", 2)
+    monkeypatch.setattr(intake_module, "PARSED_PER_TURN", 2)
     await _parse_with(harness, lambda: harness.settler.positions.assign(1, 0))
     assert harness.settler.merge.buffered(0) == 6
 
@@ -296,7 +296,7 @@ async def test_records_of_a_partition_sought_back_while_parsing_are_dropped(
 ) -> None:
     """If the partition itself is sought back (or revoked) while its records are parsed, the rest of
     them are stale: the seek reads them again (or the new owner does), so none is buffered twice."""
-    monkeypatch.setattr(consumer_module, "PARSED_PER_TURN", 2)
+    monkeypatch.setattr(intake_module, "PARSED_PER_TURN", 2)
 
     def seek_back() -> None:
         harness.settler._forget(0)
