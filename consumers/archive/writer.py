@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from consumers.archive.columns import DICTIONARY_COLUMNS, build_table
+from consumers.archive.columns import DICTIONARY_COLUMNS, build_table, ranged_columns
 from consumers.archive.reader import RawChunk
 from infra.archive import PartFile, part_path
 
@@ -294,6 +294,7 @@ def _encode(topic: str, day: str, slices: list[tuple[_Run, pa.Table]], temporary
         compression_level=COMPRESSION_LEVEL,
         row_group_size=ROW_GROUP_ROWS_MAX,
         use_dictionary=[name for name in table.column_names if name in DICTIONARY_COLUMNS],
+        write_statistics=ranged_columns(table.schema),
     )
     data = sink.getvalue()
     with temporary.open("wb") as handle:

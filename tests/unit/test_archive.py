@@ -89,6 +89,23 @@ def test_writer_sorts_by_partition_and_offset_and_types_columns(tmp_path: Path) 
     assert writer.next_part == 5 and writer.buffered == 0 and writer.flush() == []
 
 
+def test_part_files_keep_min_max_statistics_for_numbers_and_times_only(tmp_path: Path) -> None:
+    """Readers prune on the numeric and time columns' ranges (DuckDB on occurred_at, offset, amount);
+    ids, tokens, labels and JSON values carry none (random ranges prune nothing, and computing them
+    was a tenth of the archive's CPU)."""
+    writer = PartWriter(tmp_path, next_part=0)
+    for offset in (4, 7):
+        writer.add("kp.payments.requests.v1", 0, offset, 1_000, b"k", [], _event_on("2026-01-03", offset))
+    (written,) = writer.flush()
+    writer.close()
+    group = pq.ParquetFile(tmp_path / written.path).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)}
+    ranged = {name for name, found in stats.items() if found is not None and found.has_min_max}
+    assert {"partition", "offset", "timestamp", "occurred_at", "amount"} <= ranged
+    assert not ranged & {"value", "key", "event_id", "event_type", "payer_account_id", "kind", "topic"}
+    assert (stats["offset"].min, stats["offset"].max) == (4, 7)
+
+
 def test_full_disk_is_a_two_line_error_and_leaves_no_part_file(tmp_path: Path, monkeypatch) -> None:
     """ENOSPC while writing a part file: SandboxError with a hint, no part file, no temporary file."""
     archiver = Archiver(Settings(topic_prefix="full."), tmp_path / "a")
