@@ -365,13 +365,15 @@ def _check_transfer(debit: Account | None, credit: Account | None, amount: int, 
 
 
 def _parties(event: RequestEvent) -> tuple[str, str | None]:
-    """(debit, credit) account ids as the request names them."""
-    if isinstance(event, PaymentRequested | RefundRequested):
+    """(debit, credit) account ids as the request names them. Dispatched on the exact type, as in
+    `Ledger.decide`: isinstance on a pydantic model goes through ABCMeta (this runs twice per request)."""
+    if type(event) is PaymentRequested or type(event) is RefundRequested:
         return event.payer_account_id, event.payee_account_id
-    if isinstance(event, CashIn):
+    if type(event) is CashIn:
         return event.agent_account_id, event.customer_account_id
-    if isinstance(event, CashOut):
+    if type(event) is CashOut:
         return event.customer_account_id, event.agent_account_id
+    assert type(event) is PaymentPostRequested or type(event) is PaymentVoidRequested, event
     return event.payer_account_id, None
 
 
