@@ -366,7 +366,8 @@ def _check_transfer(debit: Account | None, credit: Account | None, amount: int, 
 
 def _parties(event: RequestEvent) -> tuple[str, str | None]:
     """(debit, credit) account ids as the request names them. Dispatched on the exact type, as in
-    `Ledger.decide`: isinstance on a pydantic model goes through ABCMeta (this runs twice per request)."""
+    `Ledger.decide`: isinstance against a pydantic model runs its metaclass's Python-level check for
+    every type that does not match (this runs for every request a batch gathers accounts for)."""
     if type(event) is PaymentRequested or type(event) is RefundRequested:
         return event.payer_account_id, event.payee_account_id
     if type(event) is CashIn:
