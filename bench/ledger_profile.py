@@ -99,6 +99,8 @@ if os.environ.get("PROFILE_PHASES"):
             gc_started[0] = time.perf_counter()
         else:
             add(f"gc: generation {info['generation']}", gc_started[0])
+            spent["gc: objects collected (count)"] = spent.get("gc: objects collected (count)", 0) + info["collected"]
+            spent["gc: collections (count)"] = spent.get("gc: collections (count)", 0) + 1
     gc.callbacks.append(on_gc)
 last_commit = [0.0]
 async def settle_noting_start(*args, **kwargs):
@@ -227,7 +229,10 @@ async def profile(config: Settings, *, payments: int, rate: int, output: Path, p
     spent = json.loads(stderr.decode().strip().splitlines()[-1])
     if phases:
         for name, seconds in sorted(spent.items()):
-            print(f"| {name} | {seconds / payments * 1e6:.1f} µs per payment |")
+            if name.endswith("(count)"):
+                print(f"| {name} | {seconds:,} |")
+            else:
+                print(f"| {name} | {seconds / payments * 1e6:.1f} µs per payment |")
     return {
         "wall_s": time.monotonic() - started,
         "cpu_s": spent["process cpu (user+sys)"],
