@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 from consumers.ledger import collector
 from consumers.ledger.batch import OutboxMessages, prepare_batch
+from consumers.ledger.deadletter import Letter
 from consumers.ledger.domain import Ledger
+from consumers.ledger.merge import Item
 from consumers.ledger.outcomes import outcome_id_text, uuid_text
 from consumers.ledger.positions import Positions
-from consumers.ledger.reading import read_requests
-from consumers.ledger.records import Account
+from consumers.ledger.reading import Poison, read_requests
+from consumers.ledger.records import Account, Request
 from schemas.payments import RejectedResult, SettledResult, outcome_event_id
 from tests.unit.ledger_support import START, payment_value
 
@@ -48,6 +50,10 @@ def test_collecting_rarely_is_undone_after_settling() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def _no_poison_here(item: Item[Request | Poison], reason: str, detail: str) -> Letter:
+    raise AssertionError(f"every value here is a valid payment, yet offset {item.offset} is poison: {reason}")
+
+
 def test_the_settling_path_leaves_no_reference_cycles_for_the_collector() -> None:
     """Why the collector may run rarely while settling (collector.GC_THRESHOLDS): reading, batching,
     deciding and encoding outcomes make no reference cycles, so reference counting frees all of it.
@@ -65,7 +71,7 @@ def test_the_settling_path_leaves_no_reference_cycles_for_the_collector() -> Non
     try:
         records = [ConsumerRecord("t", 0, n, 0, 0, b"k", v, None, 1, len(v), ()) for n, v in enumerate(values)]
         items = read_requests(0, records, START)[0]
-        batch = prepare_batch(items, {}, positions=positions, letter=lambda item, reason, detail: None)  # type: ignore[arg-type,return-value]
+        batch = prepare_batch(items, {}, positions=positions, letter=_no_poison_here)
         ledger = Ledger(accounts=accounts, pending={}, prior={}, clocks={}, now=datetime.now(UTC))
         for request in batch.requests:
             ledger.decide(request)
