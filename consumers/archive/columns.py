@@ -7,7 +7,7 @@ columns are null and its date comes from the record timestamp).
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -219,13 +219,21 @@ def typed_columns(topic: str, values: list[bytes | None], lines: bytes | None = 
         if lines.count(b"\n") == len(values) - 1:
             options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
             try:
-                table = pjson.read_json(io.BytesIO(lines), parse_options=options, read_options=READ_OPTIONS)
+                # A BufferReader, not a Python file object: Arrow reads it without taking the GIL.
+                table = pjson.read_json(pa.BufferReader(lines), parse_options=options, read_options=READ_OPTIONS)
             except pa.ArrowInvalid:
                 table = None
             if table is not None and table.num_rows == len(values):
-                return [_typed_array(table.column(f.name).combine_chunks(), f) for f in schema]
+                return [_typed_array(_one_array(table.column(f.name)), f) for f in schema]
     bodies = [parse_value(v) for v in values]
     return [_typed_array(pa.array([typed_value(b, f.name, f.type) for b in bodies], f.type), f) for f in schema]
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (the JSON reader gives one per block), or
+    the chunks joined. Not `combine_chunks` always: each such call releases the GIL and, while the
+    reading thread runs, waits up to 5 ms to get it back (bench/RESULTS.md, "Run 11")."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _typed_array(array: pa.Array, field: pa.Field) -> pa.Array:
@@ -263,9 +271,20 @@ def _binary(values: list[bytes | None]) -> tuple[pa.Array | pa.ChunkedArray, byt
 
 
 def _headers(values: list[Any]) -> pa.Array:
-    """The headers column; built directly when no record has headers (the common case: converting
-    tens of thousands of empty Python lists costs more than the rest of the row)."""
+    """The headers column; when no record has headers (the common case: converting tens of thousands
+    of empty Python lists costs more than the rest of the row), a slice of one shared column of
+    empty lists, built once per size class (no Arrow call that gives up the GIL per batch)."""
     if any(values):
         return pa.array([[{"name": n, "value": v} for n, v in h] if h else [] for h in values], HEADER_TYPE)
+    rows = len(values)
+    return _no_headers(max(EMPTY_HEADERS_ROWS, 1 << (rows - 1).bit_length())).slice(0, rows)
+
+
+EMPTY_HEADERS_ROWS: Final = 16_384  # the shared empty headers column's least size (a consume batch holds 10,000)
+
+
+@functools.lru_cache(maxsize=8)
+def _no_headers(rows: int) -> pa.Array:
+    """A headers column of `rows` empty lists (immutable, shared by every batch that fits)."""
     empty = pa.array([], HEADER_TYPE.value_type)
-    return pa.ListArray.from_arrays(pa.array([0] * (len(values) + 1), pa.int32()), empty, type=HEADER_TYPE)
+    return pa.ListArray.from_arrays(pa.array([0] * (rows + 1), pa.int32()), empty, type=HEADER_TYPE)

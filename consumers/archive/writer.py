@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import operator
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,7 +45,6 @@ BUILD_THREADS: Final = 2  # building batch tables: first in line, they keep up w
 ENCODE_THREADS: Final = 2  # splitting and encoding part files
 PENDING_GLOB: Final = "topic=*/date=*/.pending-*.tmp"  # part files encoded, not yet renamed into place
 EPOCH: Final = date(1970, 1, 1)
-RUN_KEY_SCALE: Final = 2**32  # (days since the epoch) * RUN_KEY_SCALE + partition: one key per run
 
 
 @contextlib.contextmanager
@@ -254,19 +254,22 @@ class PartWriter:
 
 def _build(topic: str, chunk: RawChunk) -> _Built:
     """A batch's table and its runs per (date, partition), on a worker thread. Rows stay in the
-    order read: a partition's rows are in offset order, so its runs taken in order are too."""
+    order read: a partition's rows are in offset order, so its runs taken in order are too.
+
+    The runs are found in Python from the chunk's own lists and one date column, not by a chain of
+    Arrow calls: each Arrow call that releases the GIL waits up to the switch interval (5 ms) to
+    get it back while the reading thread runs, and a build made ~35 of them (bench/RESULTS.md,
+    "Run 11"); a pass over 10,000 rows holds the GIL for about a millisecond."""
     table = build_table(topic, chunk)
-    # One key per (date, partition); a run starts wherever the key changes.
-    keys = pc.add(pc.multiply(_dates(table).cast(pa.int32()).cast(pa.int64()), RUN_KEY_SCALE), table["partition"])
-    changes = pc.indices_nonzero(pc.not_equal(keys[1:], keys[:-1])).to_pylist()
-    begins = [0, *(change + 1 for change in changes)]
-    ends = [*begins[1:], len(table)]
-    offsets = table["offset"]
-    firsts = offsets.take(begins).to_pylist()
-    lasts = offsets.take([end - 1 for end in ends]).to_pylist()
+    days = _days(table)
+    keys = list(zip(days, chunk.partitions, strict=True))
+    begins = [0, *itertools.compress(range(1, len(keys)), map(operator.ne, keys[1:], keys[:-1]))]
+    ends = [*begins[1:], len(keys)]
+    offsets = chunk.offsets
+    heads = [keys[begin] for begin in begins]
     runs = [
-        _Run(EPOCH + timedelta(days=key // RUN_KEY_SCALE), key % RUN_KEY_SCALE, begin, end - begin, first, last)
-        for key, begin, end, first, last in zip(keys.take(begins).to_pylist(), begins, ends, firsts, lasts, strict=True)
+        _Run(EPOCH + timedelta(days=day), partition, begin, end - begin, offsets[begin], offsets[end - 1])
+        for (day, partition), begin, end in zip(heads, begins, ends, strict=True)
     ]
     return _Built(table, tuple(runs))
 
@@ -311,9 +314,13 @@ def _spans(runs: list[_Run]) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def _dates(table: pa.Table) -> pa.Array:
-    """Each row's simulated UTC date (date32): the event's occurred_at, or else the record timestamp
-    (dead letters, poison)."""
-    from_event = pc.cast(table["occurred_at"], pa.date32())
-    from_record = pc.cast(pc.cast(table["timestamp"], pa.timestamp("ms", tz="UTC")), pa.date32())
-    return pc.coalesce(from_event, from_record).combine_chunks()
+def _days(table: pa.Table) -> list[int]:
+    """Each row's simulated UTC date as days since the epoch: the event's occurred_at, or else the
+    record timestamp (dead letters, poison). One Arrow call when every row has an occurred_at."""
+    occurred = table["occurred_at"]
+    if occurred.null_count:
+        from_record = pc.cast(pc.cast(table["timestamp"], pa.timestamp("ms", tz="UTC")), pa.date32())
+        dates = pc.coalesce(pc.cast(occurred, pa.date32()), from_record)
+    else:
+        dates = pc.cast(occurred, pa.date32())
+    return dates.cast(pa.int32()).to_pylist() if dates.num_chunks != 1 else dates.chunk(0).view(pa.int32()).to_pylist()

@@ -237,6 +237,41 @@ def test_runs_from_interleaved_batches_make_files_in_partition_and_offset_order(
     assert written["2026-01-02"].offsets == {"0": (2, 2), "1": (1, 3)}
 
 
+def test_a_batch_runs_split_on_date_and_partition_and_date_poison_by_its_record_time() -> None:
+    """A build's runs: a new run wherever the (date, partition) changes, in table order, with the
+    first and last offsets; a value that is not an event takes its date from the record timestamp."""
+    topic = "kp.payments.requests.v1"
+    jan_2_ms = int(datetime(2026, 1, 2, 12, tzinfo=UTC).timestamp() * 1000)
+    values: list[bytes | None] = [
+        _event_on("2026-01-01", 1),
+        _event_on("2026-01-01", 2),
+        b"not json",  # poison: dated by its record timestamp (2026-01-02)
+        _event_on("2026-01-02", 4),
+        _event_on("2026-01-01", 5),
+    ]
+    chunk = RawChunk([3, 3, 3, 3, 7], [10, 11, 12, 13, 40], [0, 0, jan_2_ms, 0, 0], [None] * 5, [None] * 5, values)
+    built = writer_module._build(topic, chunk)
+    assert [(str(r.day), r.partition, r.begin, r.rows, r.first, r.last) for r in built.runs] == [
+        ("2026-01-01", 3, 0, 2, 10, 11),
+        ("2026-01-02", 3, 2, 2, 12, 13),
+        ("2026-01-01", 7, 4, 1, 40, 40),
+    ]
+    assert built.table["headers"].to_pylist() == [[]] * 5
+
+
+def test_batches_without_headers_share_one_column_of_empty_lists_sliced_to_their_size() -> None:
+    """Every size of batch gets exactly as many empty header lists as it has rows, also past the
+    shared column's least size; a batch with headers keeps them."""
+    from consumers.archive import columns
+
+    for rows in (1, 9_999, columns.EMPTY_HEADERS_ROWS, columns.EMPTY_HEADERS_ROWS + 1):
+        made = columns._headers([None] * rows)
+        assert len(made) == rows and made.null_count == 0
+        assert made.value_lengths().to_pylist() == [0] * rows
+    mixed = columns._headers([None, [("kpsandbox-tenant", b"t1")]])
+    assert mixed.to_pylist() == [[], [{"name": "kpsandbox-tenant", "value": b"t1"}]]
+
+
 def test_a_failed_flush_leaves_neither_part_files_nor_temporary_files(tmp_path: Path, monkeypatch) -> None:
     """The disk fills up after one part file was renamed into place: that file and every encoded
     temporary file are removed, so nothing outside the manifest is left looking complete."""
