@@ -12,7 +12,8 @@ processes. Figures, all from this one run:
 (a) Max: --events events pre-recorded (infra/webhook_events.record_event, as the views consumer records
     them) for --endpoints tenants with one endpoint each, then the dispatcher started: deliveries/s
     between 5% and 95% of the attempts (api_webhook_attempts.attempted_at). Against the ledger's settled/s
-    (bench/ledger.py `throughput_run`) and a raw client (aiohttp, 64 in flight, the same body and receiver).
+    (bench/ledger.py `throughput_run`) and a raw client (the dispatcher's HTTP client, as many in flight, the
+    same body and receiver, nothing signed, claimed or recorded).
 (b) Paced at half of (a): events recorded one per transaction at that rate over the healthy tenants;
     latency = the attempt's `attempted_at` − the event's `created_at` (the commit of the change that made
     it: what the views consumer adds after the ledger's outcome is not in this figure).
@@ -33,13 +34,13 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api import Processes, free_port, percentiles
 from bench.ledger import clean_up, fresh, throughput_run
+from consumers.webhooks.dispatcher import IN_FLIGHT_MAX, http_session
 from infra.secrets import deployment_key
 from infra.settings import Settings, load_settings, with_overrides
 from infra.webhook_events import record_event
@@ -50,7 +51,7 @@ from schemas.api.webhook_endpoints import WebhookEndpointCreate
 HOST: Final = "127.0.0.1"
 EVENT_TYPE: Final = "payment.succeeded"
 PRELOAD_CHUNK: Final = 1_000  # events per transaction while pre-recording
-RAW_CONCURRENCY: Final = 64  # the dispatcher's IN_FLIGHT_MAX
+RAW_CONCURRENCY: Final = IN_FLIGHT_MAX  # as many in flight as the dispatcher
 RAW_SECONDS: Final = 5.0
 START_TIMEOUT_S: Final = 60.0
 DRAIN_TIMEOUT_S: Final = 600.0
@@ -165,20 +166,18 @@ async def wait_listening(port: int, processes: Processes) -> None:
 
 
 async def raw_rate(url: str) -> float:
-    """POSTs/s of a bare aiohttp client (the dispatcher's), RAW_CONCURRENCY in flight, the same body, for
-    RAW_SECONDS: what sending alone costs, with no signing, claiming or recording."""
+    """POSTs/s of the dispatcher's HTTP client alone, RAW_CONCURRENCY in flight, the same body, for
+    RAW_SECONDS: what sending costs, with no signing, claiming or recording."""
     body = json.dumps({"id": "evt_" + "0" * 32, "type": EVENT_TYPE, "data": DATA}).encode()
     done = 0
     deadline = time.monotonic() + RAW_SECONDS
-    connector = aiohttp.TCPConnector(limit=RAW_CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector, headers={"content-type": "application/json"}) as session:
+    async with http_session() as session:
 
         async def worker() -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                async with session.post(url, data=body) as response:
-                    await response.read()
-                    done += response.status == 200
+                status, _ = await session.post(url, body, {})
+                done += status == 200
 
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(RAW_CONCURRENCY)))

@@ -13,6 +13,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from consumers.webhooks.dispatcher import DispatchSummary, run_dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, start_metrics_server
 from infra.errors import run_main
@@ -37,7 +39,7 @@ async def _run(settings: Settings) -> DispatchSummary:
 def _main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()  # first: a bad setting is reported before anything starts
-    summary = asyncio.run(_run(settings))
+    summary = uvloop.run(_run(settings))
     print(
         f"webhooks: {summary.attempts} attempts, {summary.delivered} delivered, {summary.retried} to retry,"
         f" {summary.failed} failed"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -37,6 +38,7 @@ HEADER_SIGNATURE: Final = "webhook-signature"
 VERSION: Final = "v1"
 TOLERANCE_S: Final = 300  # the Standard Webhooks libraries' window, either side of the receiver's clock
 SECRETS_MAX: Final = 2  # the current secret and, while it rotates, the previous one
+SECRET_KEYS_CACHED_MAX: Final = 1_024  # decoded secrets remembered (the dispatcher's opened ones)
 SIGNATURES_MAX: Final = 8  # entries read from one header; more is not a header we (or a peer) would send
 WEBHOOK_ID_PATTERN: Final = re.compile(r"[!-~]{1,255}")  # printable ASCII, no spaces
 TIMESTAMP_PATTERN: Final = re.compile(r"[0-9]{1,12}")
@@ -54,8 +56,10 @@ class SignatureError(ValueError):
         self.reason: Failure = reason
 
 
+@functools.lru_cache(maxsize=SECRET_KEYS_CACHED_MAX)
 def secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_…` secret; a ValueError naming the expected form otherwise."""
+    """The HMAC key of a `whsec_…` secret; a ValueError naming the expected form otherwise.
+    Remembered: the dispatcher signs every delivery with its endpoint's few secrets."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError(f"a webhook secret starts with {SECRET_PREFIX!r}; copy it whole from the API's answer")
     try:

@@ -210,8 +210,10 @@ async def test_a_hanging_receiver_does_not_delay_another_endpoint(
     api: RunningApi, config: Settings, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Six events to a receiver that never answers and to a healthy one: the healthy one has all six long
-    before the hanging one's first attempt times out."""
+    before the hanging one's first attempt times out; the hanging one holds at most its per-endpoint bound
+    (2 here, so that six events can pass it)."""
     monkeypatch.setattr(dispatcher_module, "REQUEST_TIMEOUT_S", 5.0)
+    monkeypatch.setattr(dispatcher_module, "PER_ENDPOINT_MAX", 2)
     key = await _tenant_key(api.config, "slow and fast")
     async with (
         serving(Receiver(statuses=[200], hang=True)) as slow,
