@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pydantic
@@ -20,6 +19,7 @@ from consumers.webhooks.signing import sign_headers
 from consumers.webhooks.store import sealed_secrets
 from infra.settings import WEBHOOK_RETRY_SCHEDULE_DEFAULT, Settings, parse_retry_schedule
 from schemas.webhooks import format_secret
+from tests.unit.http_support import Seen, server
 
 NOW = datetime(2025, 1, 1, 9, 30, tzinfo=UTC)
 DELAYS = (5, 30, 120)
@@ -103,36 +103,18 @@ def test_the_previous_secret_signs_only_until_it_expires() -> None:
     assert sealed_secrets(row | {"previous_secret_sealed": None, "previous_secret_expires_at": None}, NOW) == [b"new"]
 
 
-@dataclass
-class Served:
-    """What a local receiver got: each request's path, headers and body."""
-
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-
-
 @contextlib.asynccontextmanager
-async def receiver(answer: bytes, *, hang_s: float = 0.0) -> AsyncIterator[tuple[str, Served]]:
-    """A real HTTP/1.1 server on a free local port that answers `answer` (a whole raw response) to every
-    request, after `hang_s`; yields its base URL and what it received."""
-    served = Served()
+async def receiver(answer: bytes, *, hang_s: float = 0.0) -> AsyncIterator[tuple[str, Seen]]:
+    """A real local server that answers `answer` (a whole raw response) to every request, after `hang_s`,
+    then closes the connection; yields its base URL and what it received."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        served.requests.append((lines[0].split(" ")[1], headers, body))
+    async def respond(_: int, writer: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(hang_s)
         writer.write(answer)
-        await writer.drain()
-        writer.close()
+        return False
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", served
-    finally:
-        server.close()
+    async with server(respond) as found:
+        yield found
 
 
 def _response(status: int, body: bytes = b"", extra: str = "") -> bytes:
@@ -148,7 +130,8 @@ async def test_post_records_the_status_and_the_first_512_bytes_and_verifies() ->
     async with receiver(_response(503, b"x" * 2000)) as (url, served), dispatcher.http_session() as session:
         answer = await post(session, f"{url}/hook", body, headers)
     assert answer.status == 503 and answer.error is None and len(answer.head) == 512
-    [(path, got_headers, got_body)] = served.requests
+    [(first_line, got_headers, got_body)] = served.requests
+    path = first_line.split(" ")[1]
     assert path == "/hook" and got_headers["user-agent"] == dispatcher.USER_AGENT
     assert Webhook(secret).verify(got_body, got_headers)["id"] == EVENT_ID
 
@@ -158,7 +141,7 @@ async def test_a_redirect_is_not_followed_and_is_recorded_as_its_status() -> Non
     redirect = _response(302, extra="location: /elsewhere\r\n")
     async with receiver(redirect) as (url, served), dispatcher.http_session() as session:
         answer = await post(session, f"{url}/hook", b"{}", {})
-    assert answer.status == 302 and [path for path, _, _ in served.requests] == ["/hook"]
+    assert answer.status == 302 and [line.split(" ")[1] for line, _, _ in served.requests] == ["/hook"]
 
 
 async def test_an_unreachable_receiver_is_an_error_not_an_exception() -> None:
