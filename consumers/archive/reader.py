@@ -158,15 +158,18 @@ class RangeReader:
         if not wanted:
             return {}
         try:
-            firsts = self._admin.list_offsets(
+            # One request at a time: the second, sent while librdkafka was still answering the first,
+            # crashed the process once (a segfault inside `list_offsets`, CI of 2026-12-01; cause unproven).
+            earliest = self._admin.list_offsets(
                 {tp: OffsetSpec.earliest() for tp in wanted}, request_timeout=CONNECT_TIMEOUT_S
             )
+            firsts = {tp: future.result().offset for tp, future in earliest.items()}
             ends = self._admin.list_offsets(
                 {tp: OffsetSpec.latest() for tp in wanted},
                 isolation_level=IsolationLevel.READ_COMMITTED,
                 request_timeout=CONNECT_TIMEOUT_S,
             )
-            found = [(tp, firsts[tp].result().offset, ends[tp].result().offset) for tp in wanted]
+            found = [(tp, firsts[tp], ends[tp].result().offset) for tp in wanted]
         except KafkaException as error:
             raise kafka_unreachable(self.settings) from error
         result: Ranges = {}
