@@ -20,7 +20,7 @@ import ssl
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
@@ -28,6 +28,7 @@ ORIGINS_MAX: Final = 1_024  # origins with idle connections; the least recently 
 TARGETS_MAX: Final = 4_096  # parsed URLs remembered; emptied when full
 HEAD_BYTES_MAX: Final = 64 * 1024  # an answer's status line and headers; past this it is refused
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+PRINTABLE_ASCII: Final = "".join(map(chr, range(0x21, 0x7F)))  # kept as they are on the request line
 
 
 class HttpError(Exception):
@@ -55,10 +56,13 @@ class Target:
             raise HttpError(f"cannot send to {url!r}: {error}") from None
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise HttpError(f"cannot send to {url!r}: not an http:// or https:// URL with a host")
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if not path.isascii() or any(char.isspace() or not char.isprintable() for char in path):
-            raise HttpError(f"cannot send to {url!r}: its path has characters a request line cannot carry")
-        host = parts.hostname.encode("idna").decode("ascii")
+        # Printable ASCII stays as given; anything else (past ASCII, spaces, controls) goes as UTF-8
+        # percent-escapes, so the request line carries exactly one line whatever the URL holds.
+        path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=PRINTABLE_ASCII)
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise HttpError(f"cannot send to {url!r}: its host is not a valid domain name") from None
         shown = f"[{host}]" if ":" in host else host
         port = port if port is not None else DEFAULT_PORTS[parts.scheme]
         header = shown if port == DEFAULT_PORTS[parts.scheme] else f"{shown}:{port}"

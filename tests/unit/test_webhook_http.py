@@ -142,7 +142,13 @@ async def test_connections_past_the_idle_bound_are_closed_not_kept() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://127.0.0.1/x", "http:///nohost", "http://127.0.0.1:99999/x", "http://127.0.0.1/a\r\nx: y", "hook"],
+    [
+        "ftp://127.0.0.1/x",
+        "http:///nohost",
+        "http://127.0.0.1:99999/x",
+        "hook",
+        "http://" + "a" * 64 + ".example/too-long-a-label",
+    ],
 )
 def test_a_url_that_cannot_be_sent_to_is_an_http_error_naming_it(url: str) -> None:
     with pytest.raises(HttpError, match="cannot send to"):
@@ -150,6 +156,11 @@ def test_a_url_that_cannot_be_sent_to_is_an_http_error_naming_it(url: str) -> No
 
 
 def test_targets_carry_the_origin_path_and_host_header() -> None:
-    """Default ports stay out of the Host header; IPv6 hosts are bracketed; an empty path is '/'."""
+    """Default ports stay out of the Host header; IPv6 hosts are bracketed; an empty path is '/'; a path
+    past ASCII (or a space or control) is sent as UTF-8 percent-escapes, a domain past ASCII in its IDNA form."""
+    assert Target.parse("http://127.0.0.1:8080/hooks/café?q=é%20x").path == "/hooks/caf%C3%A9?q=%C3%A9%20x"
+    assert Target.parse("https://bücher.example/h").host == "xn--bcher-kva.example"
+    # Never a second header line: urlsplit drops CR, LF and tabs, and the space is escaped.
+    assert Target.parse("http://127.0.0.1/a\r\nx: y").path == "/ax:%20y"
     assert Target.parse("https://example.com") == Target("https", "example.com", 443, "/", "example.com")
     assert Target.parse("http://[::1]:8080/h?q=1") == Target("http", "::1", 8080, "/h?q=1", "[::1]:8080")
