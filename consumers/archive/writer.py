@@ -323,4 +323,4 @@ def _days(table: pa.Table) -> list[int]:
         dates = pc.coalesce(pc.cast(occurred, pa.date32()), from_record)
     else:
         dates = pc.cast(occurred, pa.date32())
-    return dates.cast(pa.int32()).to_pylist() if dates.num_chunks != 1 else dates.chunk(0).view(pa.int32()).to_pylist()
+    return list(itertools.chain.from_iterable(chunk.view(pa.int32()).to_pylist() for chunk in dates.chunks))

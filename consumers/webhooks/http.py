@@ -133,7 +133,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        if self._status >= 200:  # an answer without a length ends where the connection does
+        if self._status >= 200:  # the status is known: an answer without a length (or cut short) ends here
             self._settle((self._status, bytes(self._body)))
         else:
             self._fail(HttpError(f"the connection closed before an answer ({exc or 'closed by the server'})"))

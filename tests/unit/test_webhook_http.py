@@ -77,8 +77,9 @@ async def test_a_connection_closed_after_part_of_an_answer_is_not_sent_again() -
         (b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end", (200, b"until the end")),
         (b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", (204, b"")),
         (b"HTTP/1.1 503 X\r\ncontent-length: 2000\r\n\r\n" + b"y" * 2000, (503, b"y" * 16)),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", (200, b"abc")),
     ],
-    ids=["chunked", "until-close", "interim-then-final", "long-body-cut-to-head-bytes"],
+    ids=["chunked", "until-close", "interim-then-final", "long-body-cut-to-head-bytes", "body-cut-short-by-close"],
 )
 async def test_every_framing_of_an_answer_gives_its_status_and_first_bytes(
     raw: bytes, expected: tuple[int, bytes]
