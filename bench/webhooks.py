@@ -14,7 +14,9 @@ processes. Figures, all from this one run:
     between 5% and 95% of the attempts (api_webhook_attempts.attempted_at). Against the ledger's settled/s
     (bench/ledger.py `throughput_run`) and a raw client (the dispatcher's HTTP client, as many in flight, the
     same body and receiver, nothing signed, claimed or recorded).
-(b) Paced at half of (a): events recorded one per transaction at that rate over the healthy tenants;
+(b) Paced at half of (a): events recorded at that rate over the healthy tenants, every event due in a tick
+    committed in one transaction (as the views consumer commits a batch); the rate reached is printed, and
+    (b) counts as met only at ≥ 0.95 of the rate asked (one event per transaction fell 2–3× behind);
     latency = the attempt's `attempted_at` − the event's `created_at` (the commit of the change that made
     it: what the views consumer adds after the ledger's outcome is not in this figure).
 (c) The same, plus one more tenant whose endpoint answers 500 to everything (retries every second):
@@ -58,7 +60,7 @@ DRAIN_TIMEOUT_S: Final = 600.0
 POLL_S: Final = 0.25
 SETTLE_AFTER_PACED_S: Final = 10.0  # the last paced events' deliveries land within this
 RETRY_SCHEDULE: Final = "1,1,1,1,1"  # the failing endpoint retries every second through the run
-TARGETS: Final = {"deliveries_vs_ledger": 0.5, "p99_ms": 250.0, "failing_p99_ratio": 1.2}
+TARGETS: Final = {"deliveries_vs_ledger": 0.5, "p99_ms": 250.0, "failing_p99_ratio": 1.2, "paced_vs_asked": 0.95}
 DATA: Final = {
     "object": "payment", "id": "pay_" + "1" * 32, "status": "succeeded", "payer": "acc_" + "2" * 32,
     "payee": "acc_" + "3" * 32, "amount": 25_000, "amount_captured": 25_000, "amount_refunded": 0,
@@ -222,14 +224,18 @@ async def paced(
     total_rate = rate * len(tenants) / len(healthy)
     count = int(total_rate * args.paced_seconds)
     started = time.monotonic()
+    sent = 0
     try:
-        for n in range(count):
-            delay = started + n / total_rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await record_event(connection, tenant_id=tenants[n % len(tenants)], type=EVENT_TYPE,
-                               object_id=f"pay_{n:032x}", data=DATA)  # fmt: skip
-        behind_s = time.monotonic() - started - args.paced_seconds
+        while sent < count:  # bounded: each tick records every event due by then, at least one
+            await asyncio.sleep(max(0.0, started + (sent + 1) / total_rate - time.monotonic()))
+            due = min(count, max(sent + 1, int((time.monotonic() - started) * total_rate)))
+            async with connection.transaction():  # one tick's events commit together, as a views batch does
+                for n in range(sent, due):
+                    await record_event(connection, tenant_id=tenants[n % len(tenants)], type=EVENT_TYPE,
+                                       object_id=f"pay_{n:032x}", data=DATA)  # fmt: skip
+            sent = due
+        took_s = time.monotonic() - started
+        behind_s = took_s - args.paced_seconds
         await asyncio.sleep(SETTLE_AFTER_PACED_S)
         latencies = [float(ms) for (ms,) in await connection.fetch(LATENCIES, [e for _, e in healthy])]
     finally:
@@ -238,6 +244,7 @@ async def paced(
     expected = sum(1 for n in range(count) if n % len(tenants) < len(healthy))
     return {"rate": round(total_rate, 1), "events": count, "healthy_expected": expected,
             "healthy_delivered": len(latencies), "producer_behind_s": round(behind_s, 2),
+            "achieved_rate": round(count / took_s, 1), "achieved_vs_asked": round(count / took_s / total_rate, 3),
             "latency_ms": percentiles(latencies)}  # fmt: skip
 
 
@@ -250,8 +257,10 @@ def table(result: dict) -> str:
         ("(a) ÷ ledger settled/s", f"{result['vs_ledger']:.3f}", f"≥ {TARGETS['deliveries_vs_ledger']}",
          result["vs_ledger"] >= TARGETS["deliveries_vs_ledger"]),
         ("(a) ÷ raw client", f"{result['vs_raw']:.3f}", "", ""),
+        ("(b) events recorded/s ÷ asked", f"{b['achieved_vs_asked']:.3f}", f"≥ {TARGETS['paced_vs_asked']}",
+         b["achieved_vs_asked"] >= TARGETS["paced_vs_asked"]),
         ("(b) p99 event → delivery, ms", f"{b['latency_ms']['p99_ms']:.0f}", f"≤ {TARGETS['p99_ms']:.0f}",
-         b["latency_ms"]["p99_ms"] <= TARGETS["p99_ms"]),
+         b["latency_ms"]["p99_ms"] <= TARGETS["p99_ms"] and b["achieved_vs_asked"] >= TARGETS["paced_vs_asked"]),
         ("(c) healthy p99 with one failing, ms", f"{c['latency_ms']['p99_ms']:.0f}", "", ""),
         ("(c) ÷ (b)", f"{result['failing_ratio']:.2f}", f"≤ {TARGETS['failing_p99_ratio']}",
          result["failing_ratio"] <= TARGETS["failing_p99_ratio"]),

@@ -1,37 +1,40 @@
 """The webhook dispatcher: POSTs due deliveries to their endpoints, signed, and records every attempt.
 
-One loop (`Dispatcher.run`) claims due deliveries of api_webhook_deliveries (consumers/webhooks/
-store.py): at most PER_ENDPOINT_MAX in flight per endpoint and IN_FLIGHT_MAX in all, so an endpoint
-that hangs holds at most PER_ENDPOINT_MAX slots while every other endpoint's deliveries keep being
-claimed and sent. While the last claim filled every free slot (a backlog) it claims again as soon as
-CLAIM_FREE_MIN slots are free, else every POLL_INTERVAL_S. Each claimed delivery is one task: sign (Standard
-Webhooks, consumers/webhooks/signing.py, with the secrets opened by infra/sealed_secrets.py), POST with
-consumers/webhooks/http.py (REQUEST_TIMEOUT_S for the whole request, redirects not followed), then hand
-the attempt and the decision of consumers/webhooks/retries.py to the Recorder, which writes whatever
-attempts have finished meanwhile in one transaction (group commit) and wakes each task once its
-attempt is committed.
+CLAIM_LANES loops (`Lane.run`) claim due deliveries of api_webhook_deliveries (consumers/webhooks/
+store.py), each with its share of the bounds: at most PER_ENDPOINT_MAX in flight per endpoint and
+IN_FLIGHT_MAX in all across the lanes, so an endpoint that hangs holds at most PER_ENDPOINT_MAX slots while
+every other endpoint's deliveries keep being claimed and sent. While a lane's last claim filled every free
+slot (a backlog) it claims again as soon as a quarter of its slots are free, else every POLL_INTERVAL_S; the
+lanes' claims overlap, so one lane's POSTs run while the other waits on PostgreSQL. Each claimed delivery is
+one task: sign (Standard Webhooks, consumers/webhooks/signing.py, with the secrets opened by
+infra/sealed_secrets.py), POST with consumers/webhooks/http.py (REQUEST_TIMEOUT_S for the whole request,
+redirects not followed), then hand the attempt and the decision of consumers/webhooks/retries.py to its
+lane's Recorder, which writes whatever attempts have finished meanwhile in one transaction (group commit)
+and wakes each task once its attempt is committed.
 
-At-least-once: a claim is a lease (LEASE_S, longer than any attempt). A dispatcher that dies
-mid-attempt leaves the delivery to fall due again when the lease lapses, and it is sent again with
-the same `webhook-id` (the event's id), which receivers deduplicate on.
+At-least-once: a claim is a lease (LEASE_S, longer than any attempt). A dispatcher that dies mid-attempt
+leaves the delivery to fall due again when the lease lapses, and it is sent again with the same `webhook-id`
+(the event's id), which receivers deduplicate on.
 
-`Dispatcher` is the only writer of its in-flight counts; tasks decrement them when they end. It
-also feeds its WebhookMetrics (consumers/webhooks/metrics.py): each attempt as it is recorded, and
-the backlog gauges from one query every BACKLOG_INTERVAL_S.
+Each `Lane` is the only writer of its in-flight counts; tasks decrement them when they end. The `Dispatcher`
+owns the lanes, the HTTP client and the summary, and feeds its WebhookMetrics
+(consumers/webhooks/metrics.py): each attempt as it is recorded, and the backlog gauges from one query every
+BACKLOG_INTERVAL_S.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
+from pydantic_core import to_json
 
 from consumers.webhooks.http import HttpClient
 from consumers.webhooks.metrics import BACKLOG_INTERVAL_S, WebhookMetrics, attempt_result, read_backlog
@@ -42,7 +45,6 @@ from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
 from infra.sealed_secrets import unseal
 from infra.secrets import deployment_key
 from infra.settings import Settings
-from schemas.webhooks import WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,19 @@ PER_ENDPOINT_MAX: Final = 16  # attempts in flight to one endpoint
 IN_FLIGHT_MAX: Final = 256  # attempts in flight in all
 RESPONSE_HEAD_BYTES: Final = 512  # of each answer's body, kept in the delivery log
 ERROR_CHARS_MAX: Final = 300
-POOL_SIZE_MAX: Final = 4
+CLAIM_LANES: Final = 2  # claim loops, each with its share of PER_ENDPOINT_MAX and IN_FLIGHT_MAX
+POOL_SIZE_MAX: Final = 2 * CLAIM_LANES + 2  # a claim and a group commit per lane, the backlog, one spare
 STOP_TIMEOUT_S: Final = REQUEST_TIMEOUT_S + 5.0  # in-flight attempts finish (or time out) before exit
 USER_AGENT: Final = "kpsandbox-webhooks/1"
 RECORD_BATCH_MAX: Final = 256  # finished attempts written per transaction
-# With a backlog, claim again once this many slots are free: each claim ranks every due row, so
-# claiming one row per freed slot would rank the whole backlog for each delivery.
-CLAIM_FREE_MIN: Final = IN_FLIGHT_MAX // 4
+# With a backlog, a lane claims again once this share of its slots is free: a claim costs about the same
+# for 20 rows as for 200, so claiming one row per freed slot would spend PostgreSQL's time on claims.
+CLAIM_FREE_DIVISOR: Final = 4  # a lane claims again once a quarter of its slots are free
 OPENED_SECRETS_MAX: Final = 1_024  # opened secrets kept, by (endpoint, sealed bytes); emptied when full
+
+
+# One attempt of a claimed row: the lane's recorder, the row, when it was claimed (time.monotonic()).
+Attempt = Callable[["Recorder", dict[str, Any], float], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -86,17 +93,24 @@ class Answer:
 
 def event_body(row: dict[str, Any]) -> bytes:
     """The JSON body of a delivery of the claimed row's event (the same bytes on every retry): the
-    envelope of schemas/webhooks.py, serialised by its own serializer. Not validated again: every
-    field comes from api_events, written through that model (validating took a tenth of a
-    delivery's CPU)."""
-    event = WebhookEvent.model_construct(
-        id=row["event_id"], type=row["type"], created_at=row["created_at"], data=_data(row["data"])
+    envelope of schemas/webhooks.py (`object`, `id`, `type`, `created_at`, `data`) around the event's
+    stored data as PostgreSQL prints it. Not parsed and validated again: every field comes from
+    api_events, written through that model (parsing, validating and printing it again took a twentieth
+    of a delivery's CPU). A unit test checks that the body validates as a WebhookEvent."""
+    data = row["data"]
+    return b"".join(
+        (
+            b'{"object":"event","id":',
+            to_json(row["event_id"]),
+            b',"type":',
+            to_json(row["type"]),
+            b',"created_at":',
+            to_json(row["created_at"]),
+            b',"data":',
+            data.encode() if isinstance(data, str) else to_json(data),
+            b"}",
+        )
     )
-    return WebhookEvent.__pydantic_serializer__.to_json(event)
-
-
-def _data(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def http_session() -> HttpClient:
@@ -159,18 +173,101 @@ class Recorder:
                         done.set_result(None)
 
 
+class Lane:
+    """One claim loop with its share of the bounds (`per_endpoint_max`, `in_flight_max`): its attempts in
+    flight, per endpoint and in all, and their tasks (the only writer of each). A claim waits on
+    PostgreSQL for about as long as a batch of POSTs takes, so one loop alone leaves the HTTP side idle
+    between claims; CLAIM_LANES lanes claim in turn, each for every endpoint."""
+
+    def __init__(self, store: DeliveryStore, attempt: Attempt, *, per_endpoint_max: int, in_flight_max: int) -> None:
+        self._store = store
+        self._recorder = Recorder(store)
+        self._attempt = attempt
+        self.per_endpoint_max = per_endpoint_max
+        self.in_flight_max = in_flight_max
+        self._in_flight: dict[str, int] = {}  # endpoint id → attempts in flight
+        self._busy = 0  # attempts in flight in all (the sum of _in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claims and starts due deliveries until `stop` is set, then lets its attempts finish."""
+        while not stop.is_set():  # bounded by `stop`
+            free = self.in_flight_max - self._busy
+            try:
+                claimed = await self._store.claim(
+                    in_flight=dict(self._in_flight),
+                    per_endpoint_max=self.per_endpoint_max,
+                    batch_max=free,
+                    lease_s=LEASE_S,
+                )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("webhooks: PostgreSQL did not answer (%s); trying again", error)
+                claimed = []
+            claimed_at = time.monotonic()
+            for row in claimed:
+                self._start(row, claimed_at)
+            # A claim that took every free slot may have left due rows behind: claim again when a
+            # slot frees. Otherwise nothing more is due until time passes: wait for the next poll.
+            self._slot_freed.clear()
+            wake = [asyncio.ensure_future(stop.wait())]
+            if claimed and len(claimed) >= free:
+                wake.append(asyncio.ensure_future(self._slot_freed.wait()))
+            _, pending = await asyncio.wait(wake, timeout=POLL_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+        await self._finish()
+
+    async def _finish(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+        for task in list(self._tasks):  # only past the request timeout: the lease makes them due again
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+
+    def _start(self, row: dict[str, Any], claimed_at: float) -> None:
+        endpoint = row["endpoint_id"]
+        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
+        self._busy += 1
+        task = asyncio.create_task(self._attempt(self._recorder, row, claimed_at), name=f"webhook-{row['id']}")
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._ended(done, endpoint))
+
+    def _ended(self, task: asyncio.Task[None], endpoint: str) -> None:
+        self._tasks.discard(task)
+        self._in_flight[endpoint] -= 1
+        if not self._in_flight[endpoint]:
+            del self._in_flight[endpoint]
+        self._busy -= 1
+        if self.in_flight_max - self._busy >= max(1, self.in_flight_max // CLAIM_FREE_DIVISOR):
+            self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            # The lease makes the delivery due again; the attempt is not lost, only unrecorded.
+            log.warning("webhooks: an attempt could not be recorded: %s", task.exception())
+
+
+def lane_bounds(lanes: int, per_endpoint_max: int, in_flight_max: int) -> list[tuple[int, int]]:
+    """Each lane's (per-endpoint, in-all) share of the bounds: the shares add up to the bounds exactly, and
+    every lane gets at least one slot per endpoint while there are no more lanes than `per_endpoint_max`."""
+    count = max(1, min(lanes, per_endpoint_max, in_flight_max))
+    return [
+        (
+            per_endpoint_max // count + (n < per_endpoint_max % count),
+            in_flight_max // count + (n < in_flight_max % count),
+        )
+        for n in range(count)
+    ]
+
+
 class Dispatcher:
-    """One dispatcher: its HTTP client, its claims in flight and its summary (the only writer of each)."""
+    """One dispatcher: its HTTP client, its lanes and its summary (the only writer of each)."""
 
     def __init__(self, settings: Settings, metrics: WebhookMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else WebhookMetrics()
         self.delays_s = settings.webhook_retry_delays_s
         self.summary = DispatchSummary()
-        self._in_flight: dict[str, int] = {}  # endpoint id → attempts in flight
-        self._busy = 0  # attempts in flight in all (the sum of _in_flight)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
         # Opening a sealed secret derives its AES key each time; a rotation seals new bytes, so a
         # cached opening never outlives the secret it belongs to.
         self._opened: dict[tuple[str, bytes], str] = {}
@@ -188,46 +285,23 @@ class Dispatcher:
         try:
             async with http_session() as session:
                 store = DeliveryStore(pool)
+
+                async def attempt(recorder: Recorder, row: dict[str, Any], claimed_at: float) -> None:
+                    await self._attempt(recorder, session, key, row, claimed_at)
+
+                lanes = [
+                    Lane(store, attempt, per_endpoint_max=each, in_flight_max=total)
+                    for each, total in lane_bounds(CLAIM_LANES, PER_ENDPOINT_MAX, IN_FLIGHT_MAX)
+                ]
                 backlog = asyncio.create_task(self._watch_backlog(pool, stop), name="webhooks-backlog")
                 try:
-                    await self._loop(store, Recorder(store), session, key, stop)
+                    await asyncio.gather(*(lane.run(stop) for lane in lanes))
                 finally:
                     backlog.cancel()
                     await asyncio.wait([backlog], timeout=STOP_TIMEOUT_S)
         finally:
             await pool.close()
         return self.summary
-
-    async def _loop(
-        self, store: DeliveryStore, recorder: Recorder, session: HttpClient, key: bytes, stop: asyncio.Event
-    ) -> None:
-        while not stop.is_set():  # bounded by `stop`
-            free = IN_FLIGHT_MAX - self._busy
-            try:
-                claimed = await store.claim(
-                    in_flight=dict(self._in_flight), per_endpoint_max=PER_ENDPOINT_MAX, batch_max=free, lease_s=LEASE_S
-                )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("webhooks: PostgreSQL did not answer (%s); trying again", error)
-                claimed = []
-            claimed_at = time.monotonic()
-            for row in claimed:
-                self._start(recorder, session, key, row, claimed_at)
-            # A claim that took every free slot may have left due rows behind: claim again when a
-            # slot frees. Otherwise nothing more is due until time passes: wait for the next poll.
-            self._slot_freed.clear()
-            wake = [asyncio.ensure_future(stop.wait())]
-            if claimed and len(claimed) >= free:
-                wake.append(asyncio.ensure_future(self._slot_freed.wait()))
-            _, pending = await asyncio.wait(wake, timeout=POLL_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in pending:
-                waiter.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
-        for task in list(self._tasks):  # only past the request timeout: the lease makes them due again
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
 
     async def _watch_backlog(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
         """Refreshes the backlog gauges every BACKLOG_INTERVAL_S until `stop` is set."""
@@ -238,28 +312,6 @@ class Dispatcher:
                 log.warning("webhooks: the backlog query failed (%s); the gauges keep their last values", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), BACKLOG_INTERVAL_S)
-
-    def _start(
-        self, recorder: Recorder, session: HttpClient, key: bytes, row: dict[str, Any], claimed_at: float
-    ) -> None:
-        endpoint = row["endpoint_id"]
-        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
-        self._busy += 1
-        task = asyncio.create_task(self._attempt(recorder, session, key, row, claimed_at), name=f"webhook-{row['id']}")
-        self._tasks.add(task)
-        task.add_done_callback(lambda done: self._ended(done, endpoint))
-
-    def _ended(self, task: asyncio.Task[None], endpoint: str) -> None:
-        self._tasks.discard(task)
-        self._in_flight[endpoint] -= 1
-        if not self._in_flight[endpoint]:
-            del self._in_flight[endpoint]
-        self._busy -= 1
-        if IN_FLIGHT_MAX - self._busy >= CLAIM_FREE_MIN:
-            self._slot_freed.set()
-        if not task.cancelled() and task.exception() is not None:
-            # The lease makes the delivery due again; the attempt is not lost, only unrecorded.
-            log.warning("webhooks: an attempt could not be recorded: %s", task.exception())
 
     async def _attempt(
         self, recorder: Recorder, session: HttpClient, key: bytes, row: dict[str, Any], claimed_at: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,12 +14,12 @@ import pytest
 from standardwebhooks import Webhook
 
 from consumers.webhooks import dispatcher
-from consumers.webhooks.dispatcher import event_body, post
+from consumers.webhooks.dispatcher import event_body, lane_bounds, post
 from consumers.webhooks.retries import Decision, decide
 from consumers.webhooks.signing import sign_headers
 from consumers.webhooks.store import sealed_secrets
 from infra.settings import WEBHOOK_RETRY_SCHEDULE_DEFAULT, Settings, parse_retry_schedule
-from schemas.webhooks import format_secret
+from schemas.webhooks import WebhookEvent, format_secret
 from tests.unit.http_support import Seen, server
 
 NOW = datetime(2025, 1, 1, 9, 30, tzinfo=UTC)
@@ -83,7 +84,9 @@ def test_attempts_count_from_one() -> None:
         decide(response_status=500, attempt=0, delays_s=DELAYS, now=NOW)
 
 
-def _claimed(data: str = '{"object":"payment","id":"pay_1","status":"succeeded"}') -> dict[str, object]:
+def _claimed(
+    data: str | dict[str, object] = '{"object":"payment","id":"pay_1","status":"succeeded"}',
+) -> dict[str, object]:
     return {"event_id": EVENT_ID, "type": "payment.succeeded", "created_at": NOW, "data": data}
 
 
@@ -93,6 +96,16 @@ def test_the_body_is_the_event_envelope_and_the_same_every_time() -> None:
     assert body == event_body(_claimed())
     assert body.startswith(b'{"object":"event","id":"' + EVENT_ID.encode())
     assert b'"data":{"object":"payment"' in body
+
+
+def test_the_body_built_around_postgresql_s_text_of_the_data_validates_as_the_envelope() -> None:
+    """jsonb prints `{"a": 1, "b": …}` with spaces; the body is still the envelope, field for field."""
+    stored = '{"id": "pay_1", "amount": 25000, "object": "payment", "status": "succeeded", "failure_code": null}'
+    event = WebhookEvent.model_validate_json(event_body(_claimed(stored)), strict=True)
+    assert event == WebhookEvent(id=EVENT_ID, type="payment.succeeded", created_at=NOW, data=json.loads(stored))
+    assert event_body(_claimed({"object": "payment", "id": "pay_1"})).endswith(
+        b'"data":{"object":"payment","id":"pay_1"}}'
+    )
 
 
 def test_the_previous_secret_signs_only_until_it_expires() -> None:
@@ -174,3 +187,19 @@ async def test_a_receiver_that_is_not_http_is_a_recorded_error() -> None:
     async with receiver(b"SSH-2.0-OpenSSH_9.2\r\n\r\n") as (url, _), dispatcher.http_session() as session:
         answer = await post(session, f"{url}/hook", b"{}", {})
     assert answer.status is None and answer.error is not None
+
+
+@pytest.mark.parametrize(
+    ("lanes", "per_endpoint", "in_all"), [(2, 16, 256), (2, 3, 5), (4, 2, 256), (1, 16, 256), (3, 16, 7)]
+)
+def test_the_lanes_shares_add_up_to_the_bounds_and_none_is_empty(lanes: int, per_endpoint: int, in_all: int) -> None:
+    """Together the lanes never exceed a bound, use all of it, and each lane can claim for every endpoint."""
+    shares = lane_bounds(lanes, per_endpoint, in_all)
+    assert sum(each for each, _ in shares) == per_endpoint and sum(total for _, total in shares) == in_all
+    assert all(each >= 1 and total >= 1 for each, total in shares)
+    assert len(shares) == min(lanes, per_endpoint, in_all)
+
+
+def test_the_lanes_split_the_default_bounds_evenly() -> None:
+    assert lane_bounds(2, 16, 256) == [(8, 128), (8, 128)]
+    assert lane_bounds(2, 3, 5) == [(2, 3), (1, 2)]
