@@ -4,8 +4,10 @@ CLAIM_LANES loops (`Lane.run`) claim due deliveries of api_webhook_deliveries (c
 store.py), each with its share of the bounds: at most PER_ENDPOINT_MAX in flight per endpoint and
 IN_FLIGHT_MAX in all across the lanes, so an endpoint that hangs holds at most PER_ENDPOINT_MAX slots while
 every other endpoint's deliveries keep being claimed and sent. While a lane's last claim filled every free
-slot (a backlog) it claims again as soon as a quarter of its slots are free, else every POLL_INTERVAL_S; the
-lanes' claims overlap, so one lane's POSTs run while the other waits on PostgreSQL. Each claimed delivery is
+slot (a backlog) it claims again as soon as a quarter of its slots are free, else as soon as deliveries are
+queued (a notification on DUE_CHANNEL, migration 0037; at most one claim per CLAIM_GAP_S so a stream of
+small commits does not become a stream of claims) or POLL_INTERVAL_S has passed. The lanes' claims overlap,
+so one lane's POSTs run while the other waits on PostgreSQL. Each claimed delivery is
 one task: sign (Standard Webhooks, consumers/webhooks/signing.py, with the secrets opened by
 infra/sealed_secrets.py), POST with consumers/webhooks/http.py (REQUEST_TIMEOUT_S for the whole request,
 redirects not followed), then hand the attempt and the decision of consumers/webhooks/retries.py to its
@@ -48,7 +50,10 @@ from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_S: Final = 0.1
+POLL_INTERVAL_S: Final = 0.1  # claim at least this often: retries fall due by time, not by notification
+DUE_CHANNEL: Final = "kpsandbox_webhooks_due"  # notified when deliveries are queued (migration 0037)
+CLAIM_GAP_S: Final = 0.025  # a lane woken by a notification claims at most this often
+LISTEN_RETRY_S: Final = 5.0  # a lost LISTEN connection is made again after this
 REQUEST_TIMEOUT_S: Final = 10.0  # one attempt, connect to last byte read
 LEASE_S: Final = 60.0  # a claimed delivery falls due again this long after its claim (> REQUEST_TIMEOUT_S)
 PER_ENDPOINT_MAX: Final = 16  # attempts in flight to one endpoint
@@ -189,11 +194,18 @@ class Lane:
         self._busy = 0  # attempts in flight in all (the sum of _in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        self._due = asyncio.Event()  # deliveries were queued since this lane's last claim began
+
+    def wake(self) -> None:
+        """Deliveries were queued (a notification on DUE_CHANNEL): claim without waiting for the poll."""
+        self._due.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claims and starts due deliveries until `stop` is set, then lets its attempts finish."""
         while not stop.is_set():  # bounded by `stop`
             free = self.in_flight_max - self._busy
+            self._due.clear()
+            claim_started = time.monotonic()
             try:
                 claimed = await self._store.claim(
                     in_flight=dict(self._in_flight),
@@ -208,14 +220,17 @@ class Lane:
             for row in claimed:
                 self._start(row, claimed_at)
             # A claim that took every free slot may have left due rows behind: claim again when a
-            # slot frees. Otherwise nothing more is due until time passes: wait for the next poll.
+            # slot frees. Otherwise nothing more is due until deliveries are queued (a notification)
+            # or time passes (retries falling due): wait for either, at most POLL_INTERVAL_S.
             self._slot_freed.clear()
             wake = [asyncio.ensure_future(stop.wait())]
-            if claimed and len(claimed) >= free:
-                wake.append(asyncio.ensure_future(self._slot_freed.wait()))
+            backlog = claimed and len(claimed) >= free
+            wake.append(asyncio.ensure_future(self._slot_freed.wait() if backlog else self._due.wait()))
             _, pending = await asyncio.wait(wake, timeout=POLL_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED)
             for waiter in pending:
                 waiter.cancel()
+            if not backlog and not stop.is_set():  # woken by a notification: let a few more commits land
+                await asyncio.sleep(max(0.0, claim_started + CLAIM_GAP_S - time.monotonic()))
         await self._finish()
 
     async def _finish(self) -> None:
@@ -293,15 +308,51 @@ class Dispatcher:
                     Lane(store, attempt, per_endpoint_max=each, in_flight_max=total)
                     for each, total in lane_bounds(CLAIM_LANES, PER_ENDPOINT_MAX, IN_FLIGHT_MAX)
                 ]
-                backlog = asyncio.create_task(self._watch_backlog(pool, stop), name="webhooks-backlog")
+                helpers = [
+                    asyncio.create_task(self._watch_backlog(pool, stop), name="webhooks-backlog"),
+                    asyncio.create_task(self._listen(lanes, stop), name="webhooks-listen"),
+                ]
                 try:
                     await asyncio.gather(*(lane.run(stop) for lane in lanes))
                 finally:
-                    backlog.cancel()
-                    await asyncio.wait([backlog], timeout=STOP_TIMEOUT_S)
+                    for helper in helpers:
+                        helper.cancel()
+                    await asyncio.wait(helpers, timeout=STOP_TIMEOUT_S)
         finally:
             await pool.close()
         return self.summary
+
+    async def _listen(self, lanes: list[Lane], stop: asyncio.Event) -> None:
+        """Wakes every lane whenever deliveries are queued (LISTEN DUE_CHANNEL on a connection of its own;
+        migration 0037 notifies at each commit that queues some) until `stop` is set. While it cannot
+        listen, the lanes still claim every POLL_INTERVAL_S; it tries again every LISTEN_RETRY_S."""
+
+        def wake(*_: object) -> None:
+            for lane in lanes:
+                lane.wake()
+
+        while not stop.is_set():  # bounded by `stop`; one pass per connection
+            lost = asyncio.Event()
+            try:
+                db = await asyncpg.connect(self.settings.dsn, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+                log.warning("webhooks: cannot listen for new deliveries (%s); polling meanwhile", error)
+            else:
+                try:
+                    db.add_termination_listener(lambda _, lost=lost: lost.set())
+                    await db.add_listener(DUE_CHANNEL, wake)
+                    wake()  # whatever was queued before the LISTEN
+                    ended = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
+                    _, pending = await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+                    for waiter in pending:
+                        waiter.cancel()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    log.warning("webhooks: listening for new deliveries failed (%s); polling meanwhile", error)
+                finally:
+                    with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        await db.close(timeout=CONNECT_TIMEOUT_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LISTEN_RETRY_S)
 
     async def _watch_backlog(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
         """Refreshes the backlog gauges every BACKLOG_INTERVAL_S until `stop` is set."""

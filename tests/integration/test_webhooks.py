@@ -236,6 +236,26 @@ async def test_a_hanging_receiver_does_not_delay_another_endpoint(
     assert [d["status"] for d in log.json()["data"]] == ["delivered"] * 6, log.text
 
 
+async def test_queued_deliveries_wake_the_dispatcher_without_waiting_for_its_poll(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the poll stretched past the test's wait, only the notification of migration 0037 can bring a
+    payment made while the dispatcher idles to its endpoint in time."""
+    monkeypatch.setattr(dispatcher_module, "POLL_INTERVAL_S", 10 * WAIT_S)
+    key = await _tenant_key(api.config, "woken shop")
+    async with serving(Receiver(statuses=[200])) as receiver:
+        await _endpoint(client, key, receiver.url)
+        async with dispatching(config):
+            await asyncio.sleep(1.0)  # its first claims found nothing: every lane now waits
+            [payment] = await _payments(client, api, key, 1)
+
+            async def arrived() -> bool:
+                return len(receiver.received) >= 1
+
+            await wait_for(arrived, "the payment's delivery", timeout_s=WAIT_S)
+    assert payment.encode() in receiver.received[0][0]
+
+
 async def test_410_gone_disables_the_endpoint_and_fails_the_delivery(
     api: RunningApi, config: Settings, client: httpx.AsyncClient
 ) -> None:
