@@ -21,8 +21,11 @@ from standardwebhooks import Webhook
 
 from consumers.views.consumer import run_until_idle
 from consumers.webhooks import dispatcher as dispatcher_module
+from consumers.webhooks import lanes as lanes_module
 from consumers.webhooks.dispatcher import Dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, read_backlog
+from consumers.webhooks.retries import Decision
+from consumers.webhooks.store import DeliveryStore, Finished
 from infra.settings import Settings, with_overrides
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _auth, _tenant_key, running_api
 from tests.integration.test_api_payments import _open, _pay, _settle, _top_up
@@ -241,7 +244,7 @@ async def test_queued_deliveries_wake_the_dispatcher_without_waiting_for_its_pol
 ) -> None:
     """With the poll stretched past the test's wait, only the notification of migration 0037 can bring a
     payment made while the dispatcher idles to its endpoint in time."""
-    monkeypatch.setattr(dispatcher_module, "POLL_INTERVAL_S", 10 * WAIT_S)
+    monkeypatch.setattr(lanes_module, "POLL_INTERVAL_S", 10 * WAIT_S)
     key = await _tenant_key(api.config, "woken shop")
     async with serving(Receiver(statuses=[200])) as receiver:
         await _endpoint(client, key, receiver.url)
@@ -334,3 +337,36 @@ async def test_the_dispatcher_metrics_count_attempts_and_read_the_backlog(
     m = dispatcher.metrics
     assert m.attempts["http_error"] >= 1 and m.attempts["delivered"] >= 1 and m.finished["delivered"] >= 1
     assert sum(m.duration_buckets) == sum(m.attempts.values())
+
+
+async def test_a_claim_leases_its_delivery_until_the_lease_lapses_or_the_attempt_is_recorded(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """A claimed delivery is not claimed again while its lease runs (another dispatcher's attempt is in
+    flight); once it lapses (that dispatcher died) it is, with the attempt counted again; once an attempt
+    is recorded the lease is over and a delivered row is never claimed again."""
+    key = await _tenant_key(api.config, "lease shop")
+    endpoint = await _endpoint(client, key, "http://127.0.0.1:9/never-called")
+    await _payments(client, api, key, 1)
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=2)
+    try:
+        store = DeliveryStore(pool)
+
+        async def claim(lease_s: float) -> list[dict[str, Any]]:
+            rows = await store.claim(in_flight={}, per_endpoint_max=16, batch_max=256, lease_s=lease_s)
+            return [row for row in rows if row["endpoint_id"] == endpoint["id"]]
+
+        [first] = await claim(lease_s=1.0)
+        assert first["attempts"] == 1
+        assert await claim(lease_s=1.0) == []  # leased
+        await asyncio.sleep(1.5)
+        [again] = await claim(lease_s=60.0)  # the lease lapsed
+        assert again["id"] == first["id"] and again["attempts"] == 2
+        await store.finish_many([Finished(again["id"], endpoint["id"], 2, 200, None, 3, "ok", Decision("delivered"))])
+        status, next_attempt_at = await pool.fetchrow(
+            "SELECT status, next_attempt_at FROM api_webhook_deliveries WHERE id = $1", first["id"]
+        )
+        assert (status, next_attempt_at) == ("delivered", None)
+        assert await claim(lease_s=60.0) == []
+    finally:
+        await pool.close()

@@ -1,0 +1,171 @@
+"""The dispatcher's claim lanes (consumers/webhooks/dispatcher.py): each `Lane` claims due deliveries with its
+share of the dispatcher's bounds (`lane_bounds`), starts one task per claimed delivery, and hands finished
+attempts to its `Recorder`, which writes them by group commit. A lane claims again when a quarter of its
+slots are free (a backlog), when deliveries are queued (`wake`, at most one claim per CLAIM_GAP_S), or
+every POLL_INTERVAL_S (retries falling due)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+import asyncpg
+
+from consumers.webhooks.store import DeliveryStore, Finished
+
+log = logging.getLogger("consumers.webhooks.dispatcher")
+
+POLL_INTERVAL_S: Final = 0.1  # claim at least this often: retries fall due by time, not by notification
+CLAIM_GAP_S: Final = 0.025  # a lane woken by a notification claims at most this often
+# A claimed delivery falls due again this long after its claim (longer than the dispatcher's REQUEST_TIMEOUT_S).
+LEASE_S: Final = 60.0
+RECORD_BATCH_MAX: Final = 256  # finished attempts written per transaction
+# With a backlog, a lane claims again once this share of its slots is free: a claim costs about the same
+# for 20 rows as for 200, so claiming one row per freed slot would spend PostgreSQL's time on claims.
+CLAIM_FREE_DIVISOR: Final = 4  # a lane claims again once a quarter of its slots are free
+
+# One attempt of a claimed row: the lane's recorder, the row, when it was claimed (time.monotonic()).
+Attempt = Callable[["Recorder", dict[str, Any], float], Coroutine[Any, Any, None]]
+
+
+class Recorder:
+    """Group commit of finished attempts: the first attempt to finish starts a write of everything that
+    has finished (at most RECORD_BATCH_MAX per transaction); attempts finishing meanwhile go in the next
+    one. `record` returns once its attempt is committed, so a delivery's slot is freed — and its lease
+    given up — only after its record is safe. The only writer of its queue."""
+
+    def __init__(self, store: DeliveryStore) -> None:
+        self._store = store
+        self._queue: list[tuple[Finished, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, finished: Finished) -> None:
+        """Queues one attempt and waits until it is committed (raises what the write raised)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((finished, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="webhooks-recorder")
+        await done
+
+    async def _write_all(self) -> None:
+        while self._queue:  # bounded: each pass takes up to RECORD_BATCH_MAX of a queue fed by bounded tasks
+            batch, self._queue = self._queue[:RECORD_BATCH_MAX], self._queue[RECORD_BATCH_MAX:]
+            try:
+                await self._store.finish_many([finished for finished, _ in batch])
+            except Exception as error:  # each waiting attempt sees it; the leases make them due again
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+class Lane:
+    """One claim loop with its share of the bounds (`per_endpoint_max`, `in_flight_max`): its attempts in
+    flight, per endpoint and in all, and their tasks (the only writer of each). A claim waits on
+    PostgreSQL for about as long as a batch of POSTs takes, so one loop alone leaves the HTTP side idle
+    between claims; the dispatcher's CLAIM_LANES lanes claim in turn, each for every endpoint."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        attempt: Attempt,
+        *,
+        per_endpoint_max: int,
+        in_flight_max: int,
+        stop_timeout_s: float,
+    ) -> None:
+        self._store = store
+        self.stop_timeout_s = stop_timeout_s  # how long its attempts may take to finish once `stop` is set
+        self._recorder = Recorder(store)
+        self._attempt = attempt
+        self.per_endpoint_max = per_endpoint_max
+        self.in_flight_max = in_flight_max
+        self._in_flight: dict[str, int] = {}  # endpoint id → attempts in flight
+        self._busy = 0  # attempts in flight in all (the sum of _in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._due = asyncio.Event()  # deliveries were queued since this lane's last claim began
+
+    def wake(self) -> None:
+        """Deliveries were queued (a notification on DUE_CHANNEL): claim without waiting for the poll."""
+        self._due.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claims and starts due deliveries until `stop` is set, then lets its attempts finish."""
+        while not stop.is_set():  # bounded by `stop`
+            free = self.in_flight_max - self._busy
+            self._due.clear()
+            claim_started = time.monotonic()
+            try:
+                claimed = await self._store.claim(
+                    in_flight=dict(self._in_flight),
+                    per_endpoint_max=self.per_endpoint_max,
+                    batch_max=free,
+                    lease_s=LEASE_S,
+                )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("webhooks: PostgreSQL did not answer (%s); trying again", error)
+                claimed = []
+            claimed_at = time.monotonic()
+            for row in claimed:
+                self._start(row, claimed_at)
+            # A claim that took every free slot may have left due rows behind: claim again when a
+            # slot frees. Otherwise nothing more is due until deliveries are queued (a notification)
+            # or time passes (retries falling due): wait for either, at most POLL_INTERVAL_S.
+            self._slot_freed.clear()
+            wake = [asyncio.ensure_future(stop.wait())]
+            backlog = claimed and len(claimed) >= free
+            wake.append(asyncio.ensure_future(self._slot_freed.wait() if backlog else self._due.wait()))
+            _, pending = await asyncio.wait(wake, timeout=POLL_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+            if not backlog and not stop.is_set():  # woken by a notification: let a few more commits land
+                await asyncio.sleep(max(0.0, claim_started + CLAIM_GAP_S - time.monotonic()))
+        await self._finish()
+
+    async def _finish(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.stop_timeout_s)
+        for task in list(self._tasks):  # only past the request timeout: the lease makes them due again
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.stop_timeout_s)
+
+    def _start(self, row: dict[str, Any], claimed_at: float) -> None:
+        endpoint = row["endpoint_id"]
+        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
+        self._busy += 1
+        task = asyncio.create_task(self._attempt(self._recorder, row, claimed_at), name=f"webhook-{row['id']}")
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._ended(done, endpoint))
+
+    def _ended(self, task: asyncio.Task[None], endpoint: str) -> None:
+        self._tasks.discard(task)
+        self._in_flight[endpoint] -= 1
+        if not self._in_flight[endpoint]:
+            del self._in_flight[endpoint]
+        self._busy -= 1
+        if self.in_flight_max - self._busy >= max(1, self.in_flight_max // CLAIM_FREE_DIVISOR):
+            self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            # The lease makes the delivery due again; the attempt is not lost, only unrecorded.
+            log.warning("webhooks: an attempt could not be recorded: %s", task.exception())
+
+
+def lane_bounds(lanes: int, per_endpoint_max: int, in_flight_max: int) -> list[tuple[int, int]]:
+    """Each lane's (per-endpoint, in-all) share of the bounds: the shares add up to the bounds exactly, and
+    every lane gets at least one slot per endpoint while there are no more lanes than `per_endpoint_max`."""
+    count = max(1, min(lanes, per_endpoint_max, in_flight_max))
+    return [
+        (
+            per_endpoint_max // count + (n < per_endpoint_max % count),
+            in_flight_max // count + (n < in_flight_max % count),
+        )
+        for n in range(count)
+    ]
