@@ -129,7 +129,13 @@ async def post(session: HttpClient, url: str, body: bytes, headers: dict[str, st
         status, head, error = None, b"", f"{type(failure).__name__}: {failure}"[:ERROR_CHARS_MAX]
     latency_ms = int((time.monotonic() - started) * 1000)
     text = head[:RESPONSE_HEAD_BYTES].decode("utf-8", errors="replace")
-    return Answer(status, text, error, latency_ms, timed_out)
+    return Answer(status, storable(text), None if error is None else storable(error), latency_ms, timed_out)
+
+
+def storable(text: str) -> str:
+    """`text` with U+0000, which PostgreSQL's text type refuses, shown as U+FFFD: an answer holding one
+    must not make its attempt unrecordable (and the delivery sent again at every lease)."""
+    return text.replace("\x00", "\ufffd")
 
 
 class Dispatcher:

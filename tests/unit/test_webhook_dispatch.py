@@ -203,3 +203,11 @@ def test_the_lanes_shares_add_up_to_the_bounds_and_none_is_empty(lanes: int, per
 def test_the_lanes_split_the_default_bounds_evenly() -> None:
     assert lane_bounds(2, 16, 256) == [(8, 128), (8, 128)]
     assert lane_bounds(2, 3, 5) == [(2, 3), (1, 2)]
+
+
+async def test_an_answer_with_nul_bytes_is_kept_as_text_postgresql_can_store() -> None:
+    """PostgreSQL's text refuses U+0000: an answer holding one would make the attempt unrecordable (and
+    the delivery sent again at every lease); the log keeps U+FFFD in its place."""
+    async with receiver(_response(200, b"ok\x00\x00fine")) as (url, _), dispatcher.http_session() as session:
+        answer = await post(session, f"{url}/hook", b"{}", {})
+    assert answer.status == 200 and answer.head == "ok\ufffd\ufffdfine"
