@@ -10,6 +10,7 @@ Two writers, each on a connection it does not own:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,19 +63,25 @@ RETURNING d.id, d.attempts, d.endpoint_id, ev.id AS event_id, ev.type, ev.data::
           now() AS claimed_at,
           e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at
 """
-# A batch of finished attempts (the dispatcher's Recorder), one array per column.
-INSERT_ATTEMPTS: Final = """
-INSERT INTO api_webhook_attempts (delivery_id, attempt, response_status, error, latency_ms, response_head)
-SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[])
-"""
-UPDATE_DELIVERIES: Final = """
-UPDATE api_webhook_deliveries AS d SET status = u.status, next_attempt_at = u.next_attempt_at, updated_at = now()
-FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u (id, status, next_attempt_at)
-WHERE d.id = u.id
-"""
-DISABLE_ENDPOINTS: Final = """
+# A batch of finished attempts (the dispatcher's Recorder) in one statement, from one JSON array: the
+# attempts, their deliveries' new status and next attempt, and the endpoints that answered 410 Gone. One
+# parameter to encode (an array per column cost ~10 µs a row in asyncpg's encoders) and one round trip: a
+# statement is its own transaction, so no BEGIN and COMMIT either.
+FINISH: Final = """
+WITH done AS MATERIALIZED (
+    SELECT * FROM json_to_recordset($1::json) AS x (
+        delivery_id bigint, endpoint_id text, attempt int, response_status int, error text, latency_ms int,
+        response_head text, status text, next_attempt_at timestamptz, disable boolean)
+), attempts AS (
+    INSERT INTO api_webhook_attempts (delivery_id, attempt, response_status, error, latency_ms, response_head)
+    SELECT delivery_id, attempt, response_status, error, latency_ms, response_head FROM done
+), deliveries AS (
+    UPDATE api_webhook_deliveries AS d
+    SET status = done.status, next_attempt_at = done.next_attempt_at, updated_at = now()
+    FROM done WHERE d.id = done.delivery_id
+)
 UPDATE api_webhook_endpoints SET status = 'disabled', updated_at = now()
-WHERE id = ANY($1::text[]) AND status = 'enabled'
+WHERE id IN (SELECT endpoint_id FROM done WHERE disable) AND status = 'enabled'
 """
 
 
@@ -141,27 +148,27 @@ class DeliveryStore:
             return [dict(row) for row in await db.fetch(LEASE, ids, lease_s)]
 
     async def finish_many(self, attempts: Sequence[Finished]) -> None:
-        """Records finished attempts and their decisions in one transaction (each delivery at most once:
-        a delivery has one attempt in flight, its lease)."""
-        async with self._pool.acquire() as db, db.transaction():
-            await db.execute(
-                INSERT_ATTEMPTS,
-                [a.delivery_id for a in attempts],
-                [a.attempt for a in attempts],
-                [a.response_status for a in attempts],
-                [a.error for a in attempts],
-                [a.latency_ms for a in attempts],
-                [a.response_head for a in attempts],
-            )
-            await db.execute(
-                UPDATE_DELIVERIES,
-                [a.delivery_id for a in attempts],
-                [a.decision.status for a in attempts],
-                [a.decision.next_attempt_at for a in attempts],
-            )
-            gone = sorted({a.endpoint_id for a in attempts if a.decision.disable_endpoint})
-            if gone:
-                await db.execute(DISABLE_ENDPOINTS, gone)
+        """Records finished attempts and their decisions in one statement, so in one transaction (each
+        delivery at most once: a delivery has one attempt in flight, its lease)."""
+        rows = [
+            {
+                "delivery_id": a.delivery_id,
+                "endpoint_id": a.endpoint_id,
+                "attempt": a.attempt,
+                "response_status": a.response_status,
+                "error": a.error,
+                "latency_ms": a.latency_ms,
+                "response_head": a.response_head,
+                "status": a.decision.status,
+                "next_attempt_at": None
+                if a.decision.next_attempt_at is None
+                else a.decision.next_attempt_at.isoformat(),
+                "disable": a.decision.disable_endpoint,
+            }
+            for a in attempts
+        ]
+        async with self._pool.acquire() as db:
+            await db.execute(FINISH, json.dumps(rows))
 
 
 def previous_secret_valid(expires_at: datetime | None, now: datetime) -> bool:
