@@ -37,17 +37,21 @@ ONCE_PER_OBJECT: Final[frozenset[WebhookEventType]] = frozenset(
     }
 )
 
-# DO NOTHING answers no row when api_events_once_per_object already holds (object, type).
+# The event and one delivery per enabled endpoint of the tenant subscribed to its type, due now, in one
+# statement (one round trip). DO NOTHING inserts no event — so no delivery either, and the answer is NULL —
+# when api_events_once_per_object already holds (object, type).
 INSERT_EVENT: Final = """
-INSERT INTO api_events (id, tenant_id, type, object_id, data) VALUES ($1, $2, $3, $4, $5::jsonb)
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
-# One delivery per enabled endpoint of the tenant subscribed to the type, due now.
-INSERT_DELIVERIES: Final = """
-INSERT INTO api_webhook_deliveries (event_id, endpoint_id, tenant_id, next_attempt_at)
-SELECT $1, id, tenant_id, now() FROM api_webhook_endpoints
-WHERE tenant_id = $2 AND status = 'enabled' AND $3 = ANY(events)
+WITH event AS (
+    INSERT INTO api_events (id, tenant_id, type, object_id, data) VALUES ($1, $2, $3, $4, $5::jsonb)
+    ON CONFLICT DO NOTHING
+    RETURNING id, tenant_id, type
+), deliveries AS (
+    INSERT INTO api_webhook_deliveries (event_id, endpoint_id, tenant_id, next_attempt_at)
+    SELECT event.id, e.id, e.tenant_id, now()
+    FROM event JOIN api_webhook_endpoints AS e
+      ON e.tenant_id = event.tenant_id AND e.status = 'enabled' AND event.type = ANY(e.events)
+)
+SELECT id FROM event
 """
 
 
@@ -67,6 +71,4 @@ async def record_event(
     """Records one event about `object_id` and its deliveries; its id, or None when an event of a
     ONCE_PER_OBJECT type was recorded for the object already. Call inside the change's transaction."""
     event_id: str | None = await db.fetchval(INSERT_EVENT, new_event_id(), tenant_id, type, object_id, event_json(data))
-    if event_id is not None:
-        await db.execute(INSERT_DELIVERIES, event_id, tenant_id, type)
     return event_id
