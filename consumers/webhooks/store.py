@@ -53,16 +53,21 @@ WHERE e.status = 'enabled'
 ORDER BY picked.next_attempt_at, picked.id
 LIMIT $4
 """
-# The claim: the attempt is counted now and the row is due again only when the lease lapses.
-LEASE: Final = """
+# The claim, in one statement (one round trip, its own transaction): CLAIM_DUE's rows are leased — the
+# attempt counted now, the row due again only when the lease lapses — and returned with their event and endpoint.
+CLAIM: Final = (
+    "WITH picked AS ("
+    + CLAIM_DUE
+    + """)
 UPDATE api_webhook_deliveries AS d
-SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
-FROM api_events AS ev, api_webhook_endpoints AS e
-WHERE d.id = ANY($1::bigint[]) AND ev.id = d.event_id AND e.id = d.endpoint_id
+SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $5), updated_at = now()
+FROM picked, api_events AS ev, api_webhook_endpoints AS e
+WHERE d.id = picked.id AND ev.id = d.event_id AND e.id = d.endpoint_id
 RETURNING d.id, d.attempts, d.endpoint_id, ev.id AS event_id, ev.type, ev.data::text AS data, ev.created_at,
           now() AS claimed_at,
           e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at
 """
+)
 # A batch of finished attempts (the dispatcher's Recorder) in one statement, from one JSON array: the
 # attempts, their deliveries' new status and next attempt, and the endpoints that answered 410 Gone. One
 # parameter to encode (an array per column cost ~10 µs a row in asyncpg's encoders) and one round trip: a
@@ -136,16 +141,11 @@ class DeliveryStore:
         if batch_max <= 0:
             return []
         endpoints = sorted(in_flight)
-        async with self._pool.acquire() as db, db.transaction():
-            ids = [
-                row["id"]
-                for row in await db.fetch(
-                    CLAIM_DUE, endpoints, [in_flight[e] for e in endpoints], per_endpoint_max, batch_max
-                )
-            ]
-            if not ids:
-                return []
-            return [dict(row) for row in await db.fetch(LEASE, ids, lease_s)]
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(
+                CLAIM, endpoints, [in_flight[e] for e in endpoints], per_endpoint_max, batch_max, lease_s
+            )
+        return [dict(row) for row in rows]
 
     async def finish_many(self, attempts: Sequence[Finished]) -> None:
         """Records finished attempts and their decisions in one statement, so in one transaction (each
