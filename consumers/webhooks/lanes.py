@@ -16,7 +16,7 @@ import asyncpg
 
 from consumers.webhooks.store import DeliveryStore, Finished
 
-log = logging.getLogger("consumers.webhooks.dispatcher")
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S: Final = 0.1  # claim at least this often: retries fall due by time, not by notification
 CLAIM_GAP_S: Final = 0.025  # a lane woken by a notification claims at most this often

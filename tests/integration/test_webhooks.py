@@ -27,6 +27,8 @@ from consumers.webhooks.metrics import WebhookMetrics, read_backlog
 from consumers.webhooks.retries import Decision
 from consumers.webhooks.store import DeliveryStore, Finished
 from infra.settings import Settings, with_overrides
+from infra.webhook_events import record_event
+from schemas.webhooks import WebhookEventType
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _auth, _tenant_key, running_api
 from tests.integration.test_api_payments import _open, _pay, _settle, _top_up
 from tests.integration.test_ledger_support import free_port
@@ -370,3 +372,39 @@ async def test_a_claim_leases_its_delivery_until_the_lease_lapses_or_the_attempt
         assert await claim(lease_s=60.0) == []
     finally:
         await pool.close()
+
+
+async def test_an_event_recorded_twice_is_one_event_with_one_delivery_only_for_once_per_object_types(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """The event and its deliveries are one statement: a second `payment_request.expired` of one object
+    records nothing (None, no delivery); a second `payment.refunded` is a second event with its delivery."""
+    key = await _tenant_key(api.config, "twice shop")
+    made = await client.post(
+        "/v1/webhook_endpoints",
+        json={"url": "http://127.0.0.1:9/never-called", "events": ["payment_request.expired", "payment.refunded"]},
+        headers=_auth(key),
+    )
+    assert made.status_code == 201, made.text
+    db = await asyncpg.connect(config.dsn)
+    try:
+        tenant = await db.fetchval("SELECT tenant_id FROM api_webhook_endpoints WHERE id = $1", made.json()["id"])
+
+        async def record(type: WebhookEventType, object_id: str) -> str | None:
+            async with db.transaction():
+                return await record_event(db, tenant_id=tenant, type=type, object_id=object_id, data={"id": object_id})
+
+        async def deliveries(event_id: str | None) -> int:
+            return int(await db.fetchval("SELECT count(*) FROM api_webhook_deliveries WHERE event_id = $1", event_id))
+
+        first = await record("payment_request.expired", "pr_twice")
+        assert first is not None and await deliveries(first) == 1
+        assert await record("payment_request.expired", "pr_twice") is None
+        assert await db.fetchval("SELECT count(*) FROM api_events WHERE object_id = 'pr_twice'") == 1
+        refunds = [await record("payment.refunded", "pay_twice") for _ in range(2)]
+        assert None not in refunds and refunds[0] != refunds[1]
+        assert [await deliveries(event_id) for event_id in refunds] == [1, 1]
+        endpoint_rows = "SELECT count(*) FROM api_webhook_deliveries WHERE endpoint_id = $1"
+        assert await db.fetchval(endpoint_rows, made.json()["id"]) == 3  # none for the refused duplicate
+    finally:
+        await db.close()
