@@ -34,6 +34,7 @@ from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
 from infra.kafka_admin import kafka_unreachable, topic_missing
 from infra.settings import Settings
+from infra.webhook_events import NewEvent
 from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
 from schemas.topics import PAYMENT_OUTCOMES
 
@@ -164,12 +165,14 @@ class ViewsConsumer:
             )
             applied: dict[int, int] = {}
             next_offsets: dict[int, int] = {}
+            announced: list[NewEvent] = []  # ≤ 2 per outcome (a refund and its payment), in the batch's order
             for tp in tps:
                 for record, found in zip(fresh[tp], ids[tp], strict=True):
                     applied[tp.partition] = applied.get(tp.partition, 0) + await self._apply_one(
-                        store, record.value, targets.get(found) if found is not None else None, found
+                        store, record.value, targets.get(found) if found is not None else None, found, announced
                     )
                 next_offsets[tp.partition] = max(stored[tp.partition], fetched[tp][-1].offset + 1)
+            await store.announce(announced)
             await store.advance_offsets(next_offsets=next_offsets, applied=applied)
         self.summary.records += sum(len(records) for records in fresh.values())
         for tp in tps:
@@ -178,7 +181,12 @@ class ViewsConsumer:
             self._next[tp] = next_offsets[tp.partition]
 
     async def _apply_one(
-        self, store: ViewsStore, value: bytes | None, target: Target | None, found: UUID | None
+        self,
+        store: ViewsStore,
+        value: bytes | None,
+        target: Target | None,
+        found: UUID | None,
+        announced: list[NewEvent],
     ) -> int:
         """Applies one outcome to its API object; 1 when it changed something, else 0."""
         if found is None:
@@ -193,7 +201,7 @@ class ViewsConsumer:
             log.warning("an outcome of the API's request %s is unreadable; skipped", found)
             self.summary.unreadable += 1
             return 0
-        if await store.apply(change_for(outcome, target)):
+        if await store.apply(change_for(outcome, target), announced=announced):
             self.summary.applied += 1
             return 1
         self.summary.ignored += 1  # delivered twice, or late: the object has moved on

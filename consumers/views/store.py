@@ -14,7 +14,8 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 from consumers.views.transitions import Change, Target
-from consumers.webhooks.store import record_events
+from consumers.webhooks.store import events_of
+from infra.webhook_events import NewEvent, record_events
 
 ENSURE_OFFSETS: Final = """
 INSERT INTO api_views_offsets (consumer_group, topic, partition, next_offset)
@@ -123,8 +124,9 @@ class ViewsStore:
         rows = await self._db.fetch(SELECT_TARGETS, list(request_event_ids))
         return {row["request_event_id"]: Target(row["action"], row["object_id"]) for row in rows}
 
-    async def apply(self, change: Change) -> bool:
-        """Writes one status change; False when its guard refused it (a duplicate or late outcome)."""
+    async def apply(self, change: Change, *, announced: list[NewEvent]) -> bool:
+        """Writes one status change and adds the events it announces to `announced`; False when its guard
+        refused it (a duplicate or late outcome)."""
         if change.table in ("top_up", "refund"):
             status = await self._db.execute(
                 UPDATE_TOP_UP if change.table == "top_up" else UPDATE_REFUND,
@@ -147,6 +149,12 @@ class ViewsStore:
             )
         if status != "UPDATE 1":
             return False
-        # The webhook events of the change, and their deliveries, commit with it and its offsets.
-        await record_events(self._db, kind=change.table, object_id=change.object_id)
+        # The webhook events of the change, as the change left its object; `announce` records them.
+        announced += await events_of(self._db, kind=change.table, object_id=change.object_id)
         return True
+
+    async def announce(self, events: Sequence[NewEvent]) -> None:
+        """Records a batch's webhook events and their deliveries in one statement: they commit with the
+        changes and the offsets, or not at all."""
+        if events:
+            await record_events(self._db, events)

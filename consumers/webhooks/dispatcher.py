@@ -42,7 +42,7 @@ from consumers.webhooks.metrics import BACKLOG_INTERVAL_S, WebhookMetrics, attem
 from consumers.webhooks.retries import decide
 from consumers.webhooks.signing import sign_headers
 from consumers.webhooks.store import DeliveryStore, Finished, sealed_secrets
-from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
+from infra.db import CONNECT_TIMEOUT_S, database_unreachable, keep_session, migrate
 from infra.sealed_secrets import unseal
 from infra.secrets import deployment_key
 from infra.settings import Settings
@@ -155,8 +155,9 @@ class Dispatcher:
         await migrate(self.settings.dsn)
         key = deployment_key(self.settings)
         try:
+            # Claims, records and the backlog query set no session state (LISTEN has its own connection).
             pool = await asyncpg.create_pool(
-                self.settings.dsn, min_size=1, max_size=POOL_SIZE_MAX, timeout=CONNECT_TIMEOUT_S
+                self.settings.dsn, min_size=1, max_size=POOL_SIZE_MAX, timeout=CONNECT_TIMEOUT_S, reset=keep_session
             )
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:
             raise database_unreachable(self.settings.dsn) from error

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
@@ -78,7 +77,7 @@ def signed_content(webhook_id: str, timestamp_s: int, body: bytes) -> bytes:
 
 def signature(secret: str, webhook_id: str, timestamp_s: int, body: bytes) -> str:
     """One `v1,<base64>` signature of the delivery under one secret."""
-    digest = hmac.new(secret_key(secret), signed_content(webhook_id, timestamp_s, body), hashlib.sha256).digest()
+    digest = hmac.digest(secret_key(secret), signed_content(webhook_id, timestamp_s, body), "sha256")  # one C call
     return f"{VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 

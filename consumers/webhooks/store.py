@@ -1,8 +1,9 @@
 """The webhook tables' SQL (migrations 0029, 0030): api_events, api_webhook_deliveries, api_webhook_attempts.
 
 Two writers, each on a connection it does not own:
-- `record_events`, called by the views consumer inside the transaction that applies a status
-  change (consumers/views/store.py): the change, its events, their deliveries and the outcome
+- the views consumer, inside the transaction that applies a batch of status changes
+  (consumers/views/store.py): `events_of` each change, all recorded at the end of the batch by
+  infra/webhook_events.record_events; the changes, their events, their deliveries and the outcome
   offsets commit together, or none of them does;
 - `DeliveryStore`, the dispatcher's: it claims due deliveries (FOR UPDATE SKIP LOCKED, then a lease
   so a crashed dispatcher's claims fall due again), and records each attempt with its decision.
@@ -10,17 +11,17 @@ Two writers, each on a connection it does not own:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
+from pydantic_core import to_json
 
 from consumers.webhooks.events import EventSpec, ObjectKind, events_for, object_data
 from consumers.webhooks.retries import Decision
-from infra.webhook_events import record_event
+from infra.webhook_events import NewEvent
 
 SELECT_OBJECT: Final[dict[ObjectKind, str]] = {
     "payment": """SELECT id, tenant_id, status, payer, payee, amount, amount_captured, amount_refunded, kind,
@@ -108,24 +109,22 @@ async def _object(db: asyncpg.Connection, kind: ObjectKind, object_id: str) -> a
     return await db.fetchrow(SELECT_OBJECT[kind], object_id)
 
 
-async def record_events(db: asyncpg.Connection, *, kind: ObjectKind, object_id: str) -> list[str]:
-    """Records the events the object's status change announces, with their deliveries; their ids
-    (infra/webhook_events.py writes them). Call inside the transaction that changed the object, after the change."""
+async def events_of(db: asyncpg.Connection, *, kind: ObjectKind, object_id: str) -> list[NewEvent]:
+    """The events the object's status change announces, each with its object as it stands now (call inside
+    the transaction that changed it, after the change); infra/webhook_events.record_events records them."""
     row = await _object(db, kind, object_id)
     if row is None:
         return []
     specs = events_for(
         kind=kind, object_id=object_id, status=row["status"], payment_id=row["payment_id"] if kind == "refund" else None
     )
-    recorded = [await _record(db, spec, row if spec.object_kind == kind else None) for spec in specs]
-    return [event_id for event_id in recorded if event_id is not None]
+    return [await _event(db, spec, row if spec.object_kind == kind else None) for spec in specs]
 
 
-async def _record(db: asyncpg.Connection, spec: EventSpec, row: asyncpg.Record | None) -> str | None:
+async def _event(db: asyncpg.Connection, spec: EventSpec, row: asyncpg.Record | None) -> NewEvent:
     row = row if row is not None else await _object(db, spec.object_kind, spec.object_id)
     assert row is not None, f"{spec.object_kind} {spec.object_id} vanished inside its own transaction"
-    data = object_data(spec.object_kind, dict(row))
-    return await record_event(db, tenant_id=row["tenant_id"], type=spec.type, object_id=spec.object_id, data=data)
+    return NewEvent(row["tenant_id"], spec.type, spec.object_id, object_data(spec.object_kind, dict(row)))
 
 
 class DeliveryStore:
@@ -168,7 +167,7 @@ class DeliveryStore:
             for a in attempts
         ]
         async with self._pool.acquire() as db:
-            await db.execute(FINISH, json.dumps(rows))
+            await db.execute(FINISH, to_json(rows).decode())  # pydantic-core's encoder: C, not json.dumps
 
 
 def previous_secret_valid(expires_at: datetime | None, now: datetime) -> bool:

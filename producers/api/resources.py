@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from infra import kafka_clients
-from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
+from infra.db import CONNECT_TIMEOUT_S, database_unreachable, keep_session, migrate
 from infra.kafka_admin import PROBE_LOGGERS, kafka_unreachable, topic_missing
 from infra.secrets import deployment_key
 from infra.settings import Settings
@@ -57,14 +57,6 @@ def unavailable(what: str) -> ApiError:
         detail=f"{what} did not answer in time; nothing was stored — retry in a few seconds",
         headers={"Retry-After": "5"},
     )
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Releases a pooled connection without asyncpg's reset query (advisory unlock, CLOSE ALL,
-    UNLISTEN, RESET ALL): one round trip saved per query (bench/api.py). The API sets no session
-    state — no SET, LISTEN, session advisory lock or cursor outside a transaction — and asyncpg still
-    rolls back a transaction left open before calling this."""
-    del connection
 
 
 class _DropRecords(logging.Filter):
@@ -108,7 +100,7 @@ class Resources:
                     min_size=1,
                     max_size=POOL_SIZE_MAX,
                     timeout=CONNECT_TIMEOUT_S,
-                    reset=_keep_session,
+                    reset=keep_session,  # the API sets no session state (bench/api.py: a round trip per query),
                 ),
                 CONNECT_TIMEOUT_S * 2,
             )

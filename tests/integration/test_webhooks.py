@@ -27,7 +27,7 @@ from consumers.webhooks.metrics import WebhookMetrics, read_backlog
 from consumers.webhooks.retries import Decision
 from consumers.webhooks.store import DeliveryStore, Finished
 from infra.settings import Settings, with_overrides
-from infra.webhook_events import record_event
+from infra.webhook_events import NewEvent, record_event, record_events
 from schemas.webhooks import WebhookEventType
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _auth, _tenant_key, running_api
 from tests.integration.test_api_payments import _open, _pay, _settle, _top_up
@@ -406,5 +406,40 @@ async def test_an_event_recorded_twice_is_one_event_with_one_delivery_only_for_o
         assert [await deliveries(event_id) for event_id in refunds] == [1, 1]
         endpoint_rows = "SELECT count(*) FROM api_webhook_deliveries WHERE endpoint_id = $1"
         assert await db.fetchval(endpoint_rows, made.json()["id"]) == 3  # none for the refused duplicate
+    finally:
+        await db.close()
+
+
+async def test_a_batch_of_events_is_one_statement_with_deliveries_in_the_order_given(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """`record_events` (a views batch): every event but a repeated once-per-object one is recorded, the
+    repeat answers None even when its first is earlier in the same batch, and delivery ids follow the
+    order the events were given (the dispatcher sends in that order)."""
+    key = await _tenant_key(api.config, "batch shop")
+    made = await client.post(
+        "/v1/webhook_endpoints",
+        json={"url": "http://127.0.0.1:9/never-called", "events": ["payment.failed", "payment.refunded"]},
+        headers=_auth(key),
+    )
+    assert made.status_code == 201, made.text
+    db = await asyncpg.connect(config.dsn)
+    try:
+        tenant = await db.fetchval("SELECT tenant_id FROM api_webhook_endpoints WHERE id = $1", made.json()["id"])
+        given = [NewEvent(tenant, "payment.refunded", f"pay_batch_{n}", {"n": n}) for n in (5, 3, 9)] + [
+            NewEvent(tenant, "payment.failed", "pay_batch_f", {"n": 0}),
+            NewEvent(tenant, "payment.failed", "pay_batch_f", {"n": 1}),
+        ]
+        async with db.transaction():
+            recorded = await record_events(db, given)
+        assert recorded[4] is None and None not in recorded[:4]
+        rows = await db.fetch(
+            "SELECT e.object_id, e.data->>'n' AS n FROM api_webhook_deliveries AS d"
+            " JOIN api_events AS e ON e.id = d.event_id WHERE d.endpoint_id = $1 ORDER BY d.id",
+            made.json()["id"],
+        )
+        assert [(row["object_id"], row["n"]) for row in rows] == [
+            ("pay_batch_5", "5"), ("pay_batch_3", "3"), ("pay_batch_9", "9"), ("pay_batch_f", "0")
+        ]  # fmt: skip
     finally:
         await db.close()
