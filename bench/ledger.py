@@ -182,11 +182,13 @@ async def fresh(base: Settings, label: str) -> Settings:
     config = with_overrides(base, topic_prefix=f"bench-{tag}.", database_url=dsn)
     await ensure_topics(config)
     _created.append(config)
+    _dsns.append(dsn)
     return config
 
 
 _created: list[Settings] = []
 _databases: list[str] = []  # further databases on a stream's topics (one per process count)
+_dsns: list[str] = []  # every database above, in the order made
 
 
 async def fresh_database(config: Settings, label: str) -> Settings:
@@ -195,6 +197,7 @@ async def fresh_database(config: Settings, label: str) -> Settings:
     dsn = await create_database(config, name)
     await migrate(dsn)
     _databases.append(name)
+    _dsns.append(dsn)
     return with_overrides(config, database_url=dsn)
 
 
@@ -203,6 +206,27 @@ async def drop_database(base: Settings, name: str) -> None:
     connection = await asyncpg.connect(base.dsn)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def vacuum(dsn: str) -> None:
+    """VACUUM (ANALYZE) one database: after a bulk load, so autovacuum does not start on it (up to a minute
+    later, for seconds at a fifth of a core) inside the timed window that follows."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("VACUUM (ANALYZE)")
+    finally:
+        await connection.close()
+
+
+async def drop_databases(base: Settings) -> None:
+    """Drops every database this run has made so far (their topics stay until clean_up): a phase that is
+    over leaves autovacuum work behind, which would otherwise run inside a later phase's timed window."""
+    connection = await asyncpg.connect(base.dsn)
+    try:
+        for dsn in _dsns:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{dsn.rpartition("/")[2]}" WITH (FORCE)')
     finally:
         await connection.close()
 

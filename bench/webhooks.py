@@ -28,6 +28,11 @@ Uses the services of `kpsandbox up` (or KPSANDBOX_* settings); each run gets new
 (c) The same, plus one more tenant whose endpoint answers 500 to everything (retries every second):
     the healthy endpoints' p99 ÷ (b)'s p99.
 
+(a)'s pre-recorded events are vacuumed before the dispatcher starts, as bench/ledger.py does before its paced
+test, and the databases of phases that are over are dropped before the next (unless --keep): autovacuum
+otherwise woke on the ledger's or an earlier phase's tables inside a later window (seen with ps: 8 s at
+15–20% of a core), and that phase's p99 doubled.
+
 Prints a table (figure, measured, target, met) and one JSON line.
 """
 
@@ -49,7 +54,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api import Processes, free_port, percentiles
-from bench.ledger import clean_up, fresh, throughput_run
+from bench.ledger import clean_up, drop_databases, fresh, throughput_run, vacuum
 from consumers.webhooks.dispatcher import IN_FLIGHT_MAX, http_session
 from infra.secrets import deployment_key
 from infra.settings import Settings, load_settings, with_overrides
@@ -247,6 +252,7 @@ async def max_rate(base: Settings, args: argparse.Namespace, processes: Processe
     config = with_overrides(await fresh(base, "whmax"), webhooks_metrics_port=free_port())
     made = await endpoints(config, args.endpoints, url)
     await preload(config, [tenant for tenant, _ in made], args.events)
+    await vacuum(config.dsn)  # the bulk load vacuumed now, not by autovacuum during (a)
     start_dispatcher(processes, config, "dispatcher-max")
     await wait_drained(config.dsn, args.events, processes, "dispatcher-max")
     processes.stop("dispatcher-max")
@@ -361,9 +367,13 @@ async def main(args: argparse.Namespace) -> None:
         raw = await raw_rate(url)
         print(f"(a) {args.events:,} deliveries to {args.endpoints} endpoints …", flush=True)
         most = await max_rate(base, args, processes, url)
+        if not args.keep:  # what is done leaves autovacuum work that would land in (b) or (c)
+            await drop_databases(base)
         rate = most["per_s"] / 2
         print(f"(b) paced at {rate:,.0f}/s for {args.paced_seconds} s …", flush=True)
         healthy = await paced(base, args, processes, url, rate=rate, failing=False)
+        if not args.keep:
+            await drop_databases(base)
         print("(c) the same with one endpoint failing …", flush=True)
         failing = await paced(base, args, processes, url, rate=rate, failing=True)
     finally:

@@ -17,7 +17,7 @@ from consumers.ledger.observe import LedgerMetrics
 from consumers.ledger.outbox import OutcomeRelay
 from consumers.ledger.retries import BatchWriter
 from infra import kafka_clients
-from infra.db import database_unreachable, migrate
+from infra.db import database_unreachable, keep_session, migrate
 from infra.kafka_admin import kafka_unreachable
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
@@ -58,7 +58,9 @@ async def connect(settings: Settings, *, group: str, metrics: LedgerMetrics) -> 
     nothing is left open behind it."""
     await migrate(settings.dsn)  # a fresh external database needs no separate step
     try:
-        pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=POOL_SIZE_MAX)
+        # Its users set no session state (no SET, LISTEN or session advisory lock; the digest's cursor lives
+        # in a transaction): no reset query at each release, two round trips saved per batch.
+        pool = await asyncpg.create_pool(settings.dsn, min_size=1, max_size=POOL_SIZE_MAX, reset=keep_session)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         raise database_unreachable(settings.dsn) from error
     producer = kafka_clients.producer(
