@@ -374,21 +374,29 @@ async def test_a_claim_leases_its_delivery_until_the_lease_lapses_or_the_attempt
         await pool.close()
 
 
+async def _idle_endpoint(api: RunningApi, client: httpx.AsyncClient, name: str, events: list[str]) -> tuple[str, str]:
+    """A new tenant `name` with one endpoint for `events` at a URL nothing answers: (endpoint id, tenant id)."""
+    key = await _tenant_key(api.config, name)
+    made = await client.post(
+        "/v1/webhook_endpoints", json={"url": "http://127.0.0.1:9/never-called", "events": events}, headers=_auth(key)
+    )
+    assert made.status_code == 201, made.text
+    db = await asyncpg.connect(api.config.dsn)
+    try:
+        tenant = await db.fetchval("SELECT tenant_id FROM api_webhook_endpoints WHERE id = $1", made.json()["id"])
+    finally:
+        await db.close()
+    return made.json()["id"], tenant
+
+
 async def test_an_event_recorded_twice_is_one_event_with_one_delivery_only_for_once_per_object_types(
     api: RunningApi, config: Settings, client: httpx.AsyncClient
 ) -> None:
     """The event and its deliveries are one statement: a second `payment_request.expired` of one object
     records nothing (None, no delivery); a second `payment.refunded` is a second event with its delivery."""
-    key = await _tenant_key(api.config, "twice shop")
-    made = await client.post(
-        "/v1/webhook_endpoints",
-        json={"url": "http://127.0.0.1:9/never-called", "events": ["payment_request.expired", "payment.refunded"]},
-        headers=_auth(key),
-    )
-    assert made.status_code == 201, made.text
+    endpoint, tenant = await _idle_endpoint(api, client, "twice shop", ["payment_request.expired", "payment.refunded"])
     db = await asyncpg.connect(config.dsn)
     try:
-        tenant = await db.fetchval("SELECT tenant_id FROM api_webhook_endpoints WHERE id = $1", made.json()["id"])
 
         async def record(type: WebhookEventType, object_id: str) -> str | None:
             async with db.transaction():
@@ -405,7 +413,7 @@ async def test_an_event_recorded_twice_is_one_event_with_one_delivery_only_for_o
         assert None not in refunds and refunds[0] != refunds[1]
         assert [await deliveries(event_id) for event_id in refunds] == [1, 1]
         endpoint_rows = "SELECT count(*) FROM api_webhook_deliveries WHERE endpoint_id = $1"
-        assert await db.fetchval(endpoint_rows, made.json()["id"]) == 3  # none for the refused duplicate
+        assert await db.fetchval(endpoint_rows, endpoint) == 3  # none for the refused duplicate
     finally:
         await db.close()
 
@@ -416,16 +424,9 @@ async def test_a_batch_of_events_is_one_statement_with_deliveries_in_the_order_g
     """`record_events` (a views batch): every event but a repeated once-per-object one is recorded, the
     repeat answers None even when its first is earlier in the same batch, and delivery ids follow the
     order the events were given (the dispatcher sends in that order)."""
-    key = await _tenant_key(api.config, "batch shop")
-    made = await client.post(
-        "/v1/webhook_endpoints",
-        json={"url": "http://127.0.0.1:9/never-called", "events": ["payment.failed", "payment.refunded"]},
-        headers=_auth(key),
-    )
-    assert made.status_code == 201, made.text
+    endpoint, tenant = await _idle_endpoint(api, client, "batch shop", ["payment.failed", "payment.refunded"])
     db = await asyncpg.connect(config.dsn)
     try:
-        tenant = await db.fetchval("SELECT tenant_id FROM api_webhook_endpoints WHERE id = $1", made.json()["id"])
         given = [NewEvent(tenant, "payment.refunded", f"pay_batch_{n}", {"n": n}) for n in (5, 3, 9)] + [
             NewEvent(tenant, "payment.failed", "pay_batch_f", {"n": 0}),
             NewEvent(tenant, "payment.failed", "pay_batch_f", {"n": 1}),
@@ -436,7 +437,7 @@ async def test_a_batch_of_events_is_one_statement_with_deliveries_in_the_order_g
         rows = await db.fetch(
             "SELECT e.object_id, e.data->>'n' AS n FROM api_webhook_deliveries AS d"
             " JOIN api_events AS e ON e.id = d.event_id WHERE d.endpoint_id = $1 ORDER BY d.id",
-            made.json()["id"],
+            endpoint,
         )
         assert [(row["object_id"], row["n"]) for row in rows] == [
             ("pay_batch_5", "5"), ("pay_batch_3", "3"), ("pay_batch_9", "9"), ("pay_batch_f", "0")
