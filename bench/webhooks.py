@@ -18,8 +18,9 @@ Uses the services of `kpsandbox up` (or KPSANDBOX_* settings); each run gets new
     views consumer records a batch's events: every PACED_TICK_S, the events due by then in one statement
     (≤ PACED_BATCH_MAX; `record_events`). The rate reached is printed, and (b) counts as met only at ≥ 0.95
     of the rate asked. Latency = when the receiver had read the POST (its clock: the receiver process notes
-    the first arrival of each webhook-id, GET /arrivals) − the event's `created_at`, which is its
-    statement's commit within a millisecond here (a statement is its own transaction). The views
+    the first arrival of each webhook-id, GET /arrivals) − the event's `created_at`: when its statement
+    began, shortly before its commit (a statement is its own transaction), so a few ms of the writer's own
+    statement are in the figure. The views
     consumer's share of outcome → delivery is not in this figure. The attempt as recorded by the
     dispatcher (`api_webhook_attempts.attempted_at`, after its group commit) is printed too.
     (Earlier versions: one writer recording one event per transaction fell 2–3× behind the rate it
