@@ -33,6 +33,7 @@ SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verif
 WEBHOOK_RETRY_SCHEDULE_DEFAULT: Final = "5,30,120,600,1800"  # six attempts within 45 minutes
 WEBHOOK_RETRIES_MAX: Final = 16  # retries after the first attempt; the delivery then fails
 WEBHOOK_RETRY_DELAY_S_MAX: Final = 86_400
+WEBHOOK_PROCESSES_MAX: Final = 8  # dispatcher processes; each has at least one of the 16 slots per endpoint
 
 
 def parse_retry_schedule(value: str) -> tuple[int, ...]:
@@ -148,6 +149,14 @@ class Settings(BaseSettings):
         description="Prepended to every topic name, to share one cluster between sandboxes or test runs.",
     )
     service_start_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    webhook_processes: int = Field(
+        default=2,
+        ge=1,
+        le=WEBHOOK_PROCESSES_MAX,
+        description="Processes of the webhook dispatcher (`python -m consumers.webhooks` starts the others as its "
+        "children); they share its bounds and its /metrics port. 2 delivers about a third more per second than "
+        "1 on 2 cores (bench/RESULTS.md).",
+    )
     webhook_retry_schedule: str = Field(
         default=WEBHOOK_RETRY_SCHEDULE_DEFAULT,
         description="Seconds before each webhook retry, comma-separated; after the last, the delivery fails.",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -43,7 +42,7 @@ from consumers.ledger.backlog import GroupBacklog
 from consumers.ledger.summary import RunSummary
 from infra.errors import SandboxError
 from infra.local.apps import describe_exit
-from infra.local.procs import port_is_free
+from infra.local.procs import die_with_parent, port_is_free
 from infra.local.prometheus import write_ledger_targets
 from infra.settings import Settings, settings_env
 
@@ -55,7 +54,6 @@ OUTPUT_WAIT_S: Final = 5.0  # for a finished child's last output lines
 TAIL_LINES: Final = 4  # of a failed child's stderr, quoted in the error
 SUMMARY_FLAG: Final = "--summary-json"
 PORT_SETTING: Final = "KPSANDBOX_LEDGER_METRICS_PORT"
-PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 IDLE_POLL_S: Final = 1.0  # how often --until-idle asks the group's backlog
 IDLE_CHECKS: Final = 2  # backlog 0 this many times in a row: idle (accounts are caught up meanwhile)
 UNKNOWN_WARN_AFTER: Final = 30  # polls in a row without an answer before saying so
@@ -133,12 +131,6 @@ def parse_summary(line: str) -> RunSummary | None:
                 setattr(summary, name, fields[name])
             return summary
     return None
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel sends it SIGTERM when we die, even by SIGKILL."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -248,7 +240,7 @@ class LedgerProcesses:
             stderr=asyncio.subprocess.PIPE,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         child = Child(number, port, process)
         assert process.stdout is not None and process.stderr is not None

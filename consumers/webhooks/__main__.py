@@ -5,6 +5,9 @@ SIGINT/SIGTERM stop it: no new delivery is claimed, and attempts in flight finis
 and are recorded. A delivery claimed by a dispatcher that was killed falls due again when its
 lease lapses. Its /metrics (job kpsandbox-webhooks) is served on KPSANDBOX_WEBHOOKS_METRICS_PORT while it
 runs. A user-fixable failure (an unreachable database, a busy port) is two lines on stderr, exit status 2.
+
+With KPSANDBOX_WEBHOOK_PROCESSES=N (default 2) this process starts N-1 more as its children (`--worker I`,
+consumers/webhooks/workers.py); they share its bounds, its /metrics and its stop.
 """
 
 from __future__ import annotations
@@ -12,38 +15,67 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
+from dataclasses import asdict
 
 import uvloop
 
 from consumers.webhooks.dispatcher import DispatchSummary, run_dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, start_metrics_server
-from infra.errors import run_main
+from consumers.webhooks.workers import WORKER_FLAG, Workers, run_worker
+from infra.errors import SandboxError, run_main
 from infra.settings import Settings, load_settings
 
 
-async def _run(settings: Settings) -> DispatchSummary:
+async def _run(settings: Settings, worker: int | None) -> DispatchSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if worker is not None:
+        return await run_worker(
+            lambda stopped, metrics: run_dispatcher(settings, stop=stopped, metrics=metrics, process=worker), stop
+        )
     metrics = WebhookMetrics()
     # First: a busy port is reported before anything connects.
     server = await start_metrics_server(metrics, host=settings.metrics_host, port=settings.webhooks_metrics_port)
+    workers = Workers(settings, metrics)
     try:
-        return await run_dispatcher(settings, stop=stop, metrics=metrics)
+        await workers.start(stop)
+        summary = await run_dispatcher(settings, stop=stop, metrics=metrics)
     finally:
+        stop.set()  # process 0 failed: its workers stop too
+        others = await workers.stop()
         server.close()
         await server.wait_closed()
+    workers.raise_if_failed()
+    for name, value in asdict(others).items():
+        setattr(summary, name, getattr(summary, name) + value)
+    return summary
+
+
+def _worker_number(argv: list[str]) -> int | None:
+    """`--worker I` (set by process 0 only): this is worker I; None: this is process 0."""
+    if not argv:
+        return None
+    if len(argv) != 2 or argv[0] != WORKER_FLAG or not argv[1].isdigit():
+        raise SandboxError(
+            f"unexpected arguments {' '.join(argv)!r}",
+            "run `python -m consumers.webhooks` without arguments; KPSANDBOX_* variables configure it",
+        )
+    return int(argv[1])
 
 
 def _main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()  # first: a bad setting is reported before anything starts
-    summary = uvloop.run(_run(settings))
-    print(
-        f"webhooks: {summary.attempts} attempts, {summary.delivered} delivered, {summary.retried} to retry,"
-        f" {summary.failed} failed"
-    )
+    worker = _worker_number(sys.argv[1:])
+    summary = uvloop.run(_run(settings, worker))
+    if worker is None:
+        print(
+            f"webhooks: {summary.attempts} attempts, {summary.delivered} delivered, {summary.retried} to retry,"
+            f" {summary.failed} failed"
+        )
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 CLAIM_LANES loops (`Lane.run`, consumers/webhooks/lanes.py) claim due deliveries of api_webhook_deliveries
 (consumers/webhooks/ store.py), each with its share of the bounds: at most PER_ENDPOINT_MAX in flight per
-endpoint and IN_FLIGHT_MAX in all across the lanes, so an endpoint that hangs holds at most PER_ENDPOINT_MAX
+endpoint and IN_FLIGHT_MAX in all across the lanes of every dispatcher process (`process_bounds`;
+KPSANDBOX_WEBHOOK_PROCESSES, consumers/webhooks/workers.py), so an endpoint that hangs holds at most PER_ENDPOINT_MAX
 slots while every other endpoint's deliveries keep being claimed and sent. While a lane's last claim filled
 every free slot (a backlog) it claims again as soon as a quarter of its slots are free, else as soon as
 deliveries are queued (a notification on DUE_CHANNEL, migration 0037; at most one claim per CLAIM_GAP_S so a
@@ -52,8 +53,8 @@ log = logging.getLogger(__name__)
 DUE_CHANNEL: Final = "kpsandbox_webhooks_due"  # notified when deliveries are queued (migration 0037)
 LISTEN_RETRY_S: Final = 5.0  # a lost LISTEN connection is made again after this
 REQUEST_TIMEOUT_S: Final = 10.0  # one attempt, connect to last byte read
-PER_ENDPOINT_MAX: Final = 16  # attempts in flight to one endpoint
-IN_FLIGHT_MAX: Final = 256  # attempts in flight in all
+PER_ENDPOINT_MAX: Final = 32  # attempts in flight to one endpoint
+IN_FLIGHT_MAX: Final = 512  # attempts in flight in all
 RESPONSE_HEAD_BYTES: Final = 512  # of each answer's body, kept in the delivery log
 ERROR_CHARS_MAX: Final = 300
 CLAIM_LANES: Final = 2  # claim loops, each with its share of PER_ENDPOINT_MAX and IN_FLIGHT_MAX
@@ -141,8 +142,11 @@ def storable(text: str) -> str:
 class Dispatcher:
     """One dispatcher: its HTTP client, its lanes and its summary (the only writer of each)."""
 
-    def __init__(self, settings: Settings, metrics: WebhookMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: WebhookMetrics | None = None, *, process: int = 0) -> None:
+        if not 0 <= process < settings.webhook_processes:
+            raise ValueError(f"process {process} of {settings.webhook_processes} webhook dispatcher processes")
         self.settings = settings
+        self.process = process  # which of settings.webhook_processes this is (0: the first, which reads the backlog)
         self.metrics = metrics if metrics is not None else WebhookMetrics()
         self.delays_s = settings.webhook_retry_delays_s
         self.summary = DispatchSummary()
@@ -165,17 +169,16 @@ class Dispatcher:
             async with http_session() as session:
                 store = DeliveryStore(pool)
 
-                async def attempt(recorder: Recorder, row: dict[str, Any], claimed_at: float) -> None:
-                    await self._attempt(recorder, session, key, row, claimed_at)
+                async def attempt(recorder: Recorder, row: dict[str, Any], claimed_at: float) -> bool:
+                    return await self._attempt(recorder, session, key, row, claimed_at)
 
                 lanes = [
                     Lane(store, attempt, per_endpoint_max=each, in_flight_max=total, stop_timeout_s=STOP_TIMEOUT_S)
-                    for each, total in lane_bounds(CLAIM_LANES, PER_ENDPOINT_MAX, IN_FLIGHT_MAX)
+                    for each, total in process_bounds(self.process, self.settings.webhook_processes)
                 ]
-                helpers = [
-                    asyncio.create_task(self._watch_backlog(pool, stop), name="webhooks-backlog"),
-                    asyncio.create_task(self._listen(lanes, stop), name="webhooks-listen"),
-                ]
+                helpers = [asyncio.create_task(self._listen(lanes, stop), name="webhooks-listen")]
+                if self.process == 0:  # one backlog query for the whole dispatcher
+                    helpers.append(asyncio.create_task(self._watch_backlog(pool, stop), name="webhooks-backlog"))
                 try:
                     await asyncio.gather(*(lane.run(stop) for lane in lanes))
                 finally:
@@ -230,9 +233,10 @@ class Dispatcher:
 
     async def _attempt(
         self, recorder: Recorder, session: HttpClient, key: bytes, row: dict[str, Any], claimed_at: float
-    ) -> None:
-        """One attempt of one claimed delivery: sign, POST, decide, record. "Now" on the database's clock
-        (which next_attempt_at is compared with) is the claim's `now()` plus the time since the claim."""
+    ) -> bool:
+        """One attempt of one claimed delivery: sign, POST, decide, record; True when answered 2xx. "Now" on
+        the database's clock (which next_attempt_at is compared with) is the claim's `now()` plus the time
+        since the claim."""
 
         def db_now() -> datetime:
             return row["claimed_at"] + timedelta(seconds=time.monotonic() - claimed_at)
@@ -261,6 +265,7 @@ class Dispatcher:
         self._count(decision.status)
         result = attempt_result(status=answer.status, timed_out=answer.timed_out)
         self.metrics.attempted(result=result, seconds=answer.latency_ms / 1000, delivery_status=decision.status)
+        return result == "delivered"
 
     def _open(self, key: bytes, sealed: bytes, endpoint: str) -> str:
         """An endpoint's secret, opened once and then remembered (see `_opened`)."""
@@ -281,8 +286,20 @@ class Dispatcher:
             self.summary.retried += 1
 
 
+def process_bounds(process: int, processes: int) -> list[tuple[int, int]]:
+    """The (per-endpoint, in-all) bounds of each lane of dispatcher process `process` of `processes`: the
+    CLAIM_LANES × `processes` lanes share PER_ENDPOINT_MAX and IN_FLIGHT_MAX, so the bounds hold for the
+    whole dispatcher however many processes it runs."""
+    shares = lane_bounds(CLAIM_LANES * processes, PER_ENDPOINT_MAX, IN_FLIGHT_MAX)
+    mine = shares[process * CLAIM_LANES : (process + 1) * CLAIM_LANES]
+    if not mine:
+        raise ValueError(f"{processes} processes leave process {process} no share of {PER_ENDPOINT_MAX} per endpoint")
+    return mine
+
+
 async def run_dispatcher(
-    settings: Settings, *, stop: asyncio.Event, metrics: WebhookMetrics | None = None
+    settings: Settings, *, stop: asyncio.Event, metrics: WebhookMetrics | None = None, process: int = 0
 ) -> DispatchSummary:
-    """Runs one dispatcher until `stop` is set, recording into `metrics` (a fresh one if None)."""
-    return await Dispatcher(settings, metrics).run(stop=stop)
+    """Runs dispatcher process `process` (of settings.webhook_processes) until `stop` is set, recording
+    into `metrics` (a fresh one if None)."""
+    return await Dispatcher(settings, metrics, process=process).run(stop=stop)

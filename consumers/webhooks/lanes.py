@@ -2,7 +2,8 @@
 share of the dispatcher's bounds (`lane_bounds`), starts one task per claimed delivery, and hands finished
 attempts to its `Recorder`, which writes them by group commit. A lane claims again when a quarter of its
 slots are free (a backlog), when deliveries are queued (`wake`, at most one claim per CLAIM_GAP_S), or
-every POLL_INTERVAL_S (retries falling due)."""
+every POLL_INTERVAL_S (retries falling due). An endpoint that is failing (its last attempt was not answered
+2xx) gets at most FAILING_ENDPOINT_MAX attempts in flight per lane until it answers 2xx again."""
 
 from __future__ import annotations
 
@@ -27,8 +28,14 @@ RECORD_BATCH_MAX: Final = 256  # finished attempts written per transaction
 # for 20 rows as for 200, so claiming one row per freed slot would spend PostgreSQL's time on claims.
 CLAIM_FREE_DIVISOR: Final = 4  # a lane claims again once a quarter of its slots are free
 
-# One attempt of a claimed row: the lane's recorder, the row, when it was claimed (time.monotonic()).
-Attempt = Callable[["Recorder", dict[str, Any], float], Coroutine[Any, Any, None]]
+# An endpoint whose last attempt from a lane was not answered 2xx gets at most this many attempts in flight from
+# that lane until one is: its retries cannot take the slots, or the CPU, that healthy endpoints' deliveries need.
+FAILING_ENDPOINT_MAX: Final = 1
+FAILING_ENDPOINTS_MAX: Final = 10_000  # endpoints remembered as failing; past it, a new one is not throttled
+
+# One attempt of a claimed row: the lane's recorder, the row, when it was claimed (time.monotonic()); True when
+# the endpoint answered 2xx.
+Attempt = Callable[["Recorder", dict[str, Any], float], Coroutine[Any, Any, bool]]
 
 
 class Recorder:
@@ -87,8 +94,9 @@ class Lane:
         self.per_endpoint_max = per_endpoint_max
         self.in_flight_max = in_flight_max
         self._in_flight: dict[str, int] = {}  # endpoint id → attempts in flight
+        self._failing: set[str] = set()  # endpoints whose last attempt that ended was not answered 2xx
         self._busy = 0  # attempts in flight in all (the sum of _in_flight)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
         self._slot_freed = asyncio.Event()
         self._due = asyncio.Event()  # deliveries were queued since this lane's last claim began
 
@@ -104,7 +112,7 @@ class Lane:
             claim_started = time.monotonic()
             try:
                 claimed = await self._store.claim(
-                    in_flight=dict(self._in_flight),
+                    in_flight=self._counted_in_flight(),
                     per_endpoint_max=self.per_endpoint_max,
                     batch_max=free,
                     lease_s=LEASE_S,
@@ -129,6 +137,15 @@ class Lane:
                 await asyncio.sleep(max(0.0, claim_started + CLAIM_GAP_S - time.monotonic()))
         await self._finish()
 
+    def _counted_in_flight(self) -> dict[str, int]:
+        """In-flight counts as the claim sees them: a failing endpoint counts as if all but what is left of
+        its FAILING_ENDPOINT_MAX were busy (it is probed, not flooded, until it answers 2xx again)."""
+        counted = dict(self._in_flight)
+        for endpoint in self._failing:
+            left = max(0, min(self.per_endpoint_max, FAILING_ENDPOINT_MAX) - self._in_flight.get(endpoint, 0))
+            counted[endpoint] = self.per_endpoint_max - left
+        return counted
+
     async def _finish(self) -> None:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.stop_timeout_s)
@@ -145,7 +162,7 @@ class Lane:
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._ended(done, endpoint))
 
-    def _ended(self, task: asyncio.Task[None], endpoint: str) -> None:
+    def _ended(self, task: asyncio.Task[bool], endpoint: str) -> None:
         self._tasks.discard(task)
         self._in_flight[endpoint] -= 1
         if not self._in_flight[endpoint]:
@@ -153,9 +170,15 @@ class Lane:
         self._busy -= 1
         if self.in_flight_max - self._busy >= max(1, self.in_flight_max // CLAIM_FREE_DIVISOR):
             self._slot_freed.set()
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             # The lease makes the delivery due again; the attempt is not lost, only unrecorded.
             log.warning("webhooks: an attempt could not be recorded: %s", task.exception())
+        elif task.result():
+            self._failing.discard(endpoint)
+        elif len(self._failing) < FAILING_ENDPOINTS_MAX:
+            self._failing.add(endpoint)
 
 
 def lane_bounds(lanes: int, per_endpoint_max: int, in_flight_max: int) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import asyncpg
 from prometheus_client import CollectorRegistry
@@ -30,6 +30,9 @@ AttemptResult = Literal["delivered", "http_error", "timeout", "connection_error"
 ATTEMPT_RESULTS: Final[tuple[AttemptResult, ...]] = get_args(AttemptResult)
 FINISHED_OUTCOMES: Final = ("delivered", "failed")
 GONE_STATUS: Final = 410
+# One process's counts: "attempts" and "finished" by label, "duration_buckets" (per bucket, not cumulative),
+# "duration_sum_s". A JSON object when a worker process reports it.
+Snapshot = dict[str, Any]
 BACKLOG_INTERVAL_S: Final = 5.0  # one backlog query per Prometheus scrape interval
 BACKLOG_TIMEOUT_S: Final = 5.0
 
@@ -55,7 +58,9 @@ def attempt_result(*, status: int | None, timed_out: bool) -> AttemptResult:
 
 
 class WebhookMetrics:
-    """Attempts, their durations, finished deliveries and the backlog of one dispatcher process."""
+    """Attempts, their durations, finished deliveries and the backlog of one dispatcher process, and
+    the last snapshot of each of its worker processes (`peers`, consumers/webhooks/workers.py: the
+    exposition adds them to this process's own counts)."""
 
     def __init__(self) -> None:
         self.attempts: dict[AttemptResult, int] = dict.fromkeys(ATTEMPT_RESULTS, 0)
@@ -64,6 +69,7 @@ class WebhookMetrics:
         self.finished = dict.fromkeys(FINISHED_OUTCOMES, 0)
         self.pending = 0
         self.oldest_due_age_s = 0.0
+        self.peers: dict[int, Snapshot] = {}  # worker number -> its counts; written by the workers' reader only
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_WebhookCollector(self))
 
@@ -74,6 +80,28 @@ class WebhookMetrics:
         self.duration_sum_s += seconds
         if delivery_status in self.finished:
             self.finished[delivery_status] += 1
+
+    def snapshot(self) -> Snapshot:
+        """This process's own counts (not its peers'), as a worker reports them to the first process."""
+        return {
+            "attempts": dict(self.attempts),
+            "duration_buckets": list(self.duration_buckets),
+            "duration_sum_s": self.duration_sum_s,
+            "finished": dict(self.finished),
+        }
+
+    def totals(self) -> Snapshot:
+        """This process's counts plus every peer's last snapshot (counters add across processes)."""
+        total = self.snapshot()
+        for peer in self.peers.values():
+            for result, count in peer["attempts"].items():
+                total["attempts"][result] = total["attempts"].get(result, 0) + count
+            pairs = zip(total["duration_buckets"], peer["duration_buckets"], strict=True)
+            total["duration_buckets"] = [mine + theirs for mine, theirs in pairs]
+            total["duration_sum_s"] += peer["duration_sum_s"]
+            for outcome, count in peer["finished"].items():
+                total["finished"][outcome] = total["finished"].get(outcome, 0) + count
+        return total
 
     def set_backlog(self, *, pending: int, oldest_due_age_s: float) -> None:
         """The deliveries still to be attempted, and how long the oldest due one has waited."""
@@ -90,15 +118,18 @@ class _WebhookCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """One family per catalogue entry of job `kpsandbox-webhooks`."""
         m = self._m
+        total = m.totals()
         attempts = counter("webhook_attempts")
-        for result, count in m.attempts.items():
-            attempts.add_metric([result], count)
+        for result in ATTEMPT_RESULTS:
+            attempts.add_metric([result], total["attempts"].get(result, 0))
         yield attempts
         durations = histogram("webhook_attempt_duration_seconds")
-        durations.add_metric([], cumulative_buckets(WEBHOOK_ATTEMPT_BUCKETS_S, m.duration_buckets), m.duration_sum_s)
+        buckets = cumulative_buckets(WEBHOOK_ATTEMPT_BUCKETS_S, total["duration_buckets"])
+        durations.add_metric([], buckets, total["duration_sum_s"])
         yield durations
         finished = counter("webhook_deliveries_finished")
-        for outcome, count in m.finished.items():
+        for outcome in FINISHED_OUTCOMES:
+            count = total["finished"].get(outcome, 0)
             finished.add_metric([outcome], count)
         yield finished
         pending = gauge("webhook_deliveries_pending")

@@ -8,11 +8,13 @@ PID of some unrelated program is never killed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ POLL_INTERVAL_S: Final = 0.1
 FREE_PORTS_TRIES_MAX: Final = 50  # free_ports_base: runs of ports the kernel offers before giving up
 EXEC_WAIT_S: Final = 1.0  # how long a just-spawned process may read an empty command line (mid-exec)
 EXEC_POLL_S: Final = 0.005
+PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class PortClaim:
     port: int
     service: str
     setting: str
+
+
+def die_with_parent() -> None:
+    """Runs in a child before exec: the kernel sends it SIGTERM when its parent dies, even by SIGKILL
+    (Linux; elsewhere nothing), so a child stops the way it would on `kpsandbox down`."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

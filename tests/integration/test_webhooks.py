@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,9 +31,11 @@ from consumers.webhooks.dispatcher import Dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, read_backlog
 from consumers.webhooks.retries import Decision
 from consumers.webhooks.store import DeliveryStore, Finished
-from infra.settings import Settings, with_overrides
+from infra.local.procs import port_accepts
+from infra.settings import Settings, settings_env, with_overrides
 from infra.webhook_events import NewEvent, record_event, record_events
 from schemas.webhooks import WebhookEventType
+from tests.conftest import REPO_ROOT
 from tests.integration.test_api import HTTP_TIMEOUT_S, RunningApi, _auth, _tenant_key, running_api
 from tests.integration.test_api_payments import _open, _pay, _settle, _top_up
 from tests.integration.test_ledger_support import free_port
@@ -444,3 +451,88 @@ async def test_a_batch_of_events_is_one_statement_with_deliveries_in_the_order_g
         ]  # fmt: skip
     finally:
         await db.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The process's children (Linux /proc)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+def _attempts_total(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=HTTP_TIMEOUT_S).text
+    counted = [line for line in text.splitlines() if line.startswith("kpsandbox_webhook_attempts_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in counted)
+
+
+@contextlib.asynccontextmanager
+async def dispatcher_process(config: Settings, processes: int) -> AsyncIterator[tuple[subprocess.Popen[str], int]]:
+    """`python -m consumers.webhooks` with `processes` processes, its /metrics on a free port, until the block
+    ends (then stopped by SIGTERM if still running)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPSANDBOX_")}
+    env |= settings_env(with_overrides(config, webhook_processes=processes, webhooks_metrics_port=port))
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consumers.webhooks"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while len(_children(process.pid)) < processes - 1 or not port_accepts(port):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the dispatcher did not start its workers and /metrics"
+            await asyncio.sleep(0.05)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(dispatcher_module.STOP_TIMEOUT_S + 10)
+        if process.poll() is None:
+            process.kill()
+
+
+async def test_two_dispatcher_processes_deliver_every_event_once_and_report_on_one_port(
+    api: RunningApi, config: Settings, client: httpx.AsyncClient
+) -> None:
+    """KPSANDBOX_WEBHOOK_PROCESSES=2: one child worker; thirty payments arrive once each at the receiver; the
+    /metrics port counts every process's attempts (the exit summary, added up across both, says the same);
+    SIGTERM stops both, exit 0."""
+    key = await _tenant_key(api.config, "two processes shop")
+    async with serving(Receiver(statuses=[200])) as receiver:
+        await _endpoint(client, key, receiver.url)
+        payments = await _payments(client, api, key, 30)
+        async with dispatcher_process(config, 2) as (process, port):
+            [worker] = _children(process.pid)
+
+            async def all_arrived() -> bool:
+                return len(receiver.received) >= 30
+
+            await wait_for(all_arrived, "thirty deliveries")
+            await asyncio.sleep(2.5)  # the worker's next report (every second) reaches process 0
+            scraped = _attempts_total(port)
+            process.terminate()
+            out, err = process.communicate(timeout=dispatcher_module.STOP_TIMEOUT_S + 10)
+    assert process.returncode == 0, err
+    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()
+    ids = [headers["webhook-id"] for _, headers, _ in receiver.received]
+    assert len(ids) == len(set(ids)) == 30  # once each, by two processes
+    assert all(any(p.encode() in body for body, _, _ in receiver.received) for p in payments)
+    summary = re.search(r"webhooks: (\d+) attempts", out)
+    assert summary is not None, out
+    assert int(summary.group(1)) == scraped >= 30  # other tests' leftovers may be attempted too
+
+
+async def test_a_killed_worker_stops_the_whole_dispatcher_with_an_error_naming_it(config: Settings) -> None:
+    """SIGKILL to the worker: process 0 stops too, exit status 2, two lines naming process 1."""
+    async with dispatcher_process(config, 2) as (process, _):
+        [worker] = _children(process.pid)
+        os.kill(worker, signal.SIGKILL)
+        _, err = process.communicate(timeout=dispatcher_module.STOP_TIMEOUT_S + 10)
+    assert process.returncode == 2, err
+    assert "webhook dispatcher process 1 exited with status -9" in err

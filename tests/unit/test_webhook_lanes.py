@@ -1,0 +1,80 @@
+"""A claim lane probes a failing endpoint one attempt at a time until it answers 2xx again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from consumers.webhooks.lanes import FAILING_ENDPOINT_MAX, Lane, Recorder
+
+PER_ENDPOINT: int = 8
+
+
+class _Store:
+    """Hands out one prepared batch per claim and notes the in-flight counts each claim was given."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]]) -> None:
+        self.batches = batches
+        self.seen: list[dict[str, int]] = []
+
+    async def claim(
+        self, *, in_flight: dict[str, int], per_endpoint_max: int, batch_max: int, lease_s: float
+    ) -> list[dict[str, Any]]:
+        self.seen.append(dict(in_flight))
+        return self.batches.pop(0) if self.batches else []
+
+
+def _row(number: int, endpoint: str, answered_2xx: bool) -> dict[str, Any]:
+    return {"id": number, "endpoint_id": endpoint, "ok": answered_2xx}
+
+
+async def _claims_after(batches: list[list[dict[str, Any]]], claims: int) -> list[dict[str, int]]:
+    """Runs a lane until it has claimed `claims` times; the in-flight counts each claim saw."""
+    store = _Store(batches)
+    gate = asyncio.Event()
+
+    async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
+        return bool(row["ok"])
+
+    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(lane.run(gate))
+    async with asyncio.timeout(10):
+        while len(store.seen) < claims:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    gate.set()
+    await task
+    return store.seen
+
+
+async def test_a_failing_endpoint_is_probed_not_flooded_and_recovers_on_its_first_2xx() -> None:
+    """After a non-2xx answer the endpoint counts as all but FAILING_ENDPOINT_MAX of its slots busy; a healthy
+    endpoint beside it keeps its whole share; one 2xx from the failing endpoint gives it its share back."""
+    seen = await _claims_after(
+        [[_row(1, "bad", False), _row(2, "good", True)], [], [_row(3, "bad", True)], []],
+        claims=5,
+    )
+    assert seen[0] == {}
+    assert seen[1] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}  # "good" is not held back
+    assert seen[-1] == {}  # answered 2xx again: no longer throttled
+
+
+async def test_a_failing_endpoint_with_its_probe_in_flight_gets_no_second_one() -> None:
+    """While the failing endpoint's probe is still in flight, the claim sees every one of its slots busy."""
+    store = _Store([[_row(1, "bad", False)], [_row(2, "bad", False)]])
+    stop, release = asyncio.Event(), asyncio.Event()
+
+    async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
+        if row["id"] == 2:
+            await release.wait()
+        return bool(row["ok"])
+
+    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(lane.run(stop))
+    async with asyncio.timeout(10):
+        while len(store.seen) < 4:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    release.set()
+    stop.set()
+    await task
+    assert store.seen[1] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}
+    assert store.seen[3] == {"bad": PER_ENDPOINT}  # its one probe is in flight
