@@ -150,12 +150,12 @@ class Settings(BaseSettings):
     )
     service_start_timeout_s: float = Field(default=60.0, gt=0, le=600)
     webhook_processes: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=WEBHOOK_PROCESSES_MAX,
         description="Processes of the webhook dispatcher (`python -m consumers.webhooks` starts the others as its "
-        "children); they share its bounds and its /metrics port. 2 delivers about a third more per second than "
-        "1 on 2 cores (bench/RESULTS.md).",
+        "children); they share its bounds and its /metrics port. 2 drains a backlog about a third faster on "
+        "2 cores, but leaves less CPU for everything else (bench/RESULTS.md).",
     )
     webhook_retry_schedule: str = Field(
         default=WEBHOOK_RETRY_SCHEDULE_DEFAULT,

@@ -6,7 +6,7 @@ and are recorded. A delivery claimed by a dispatcher that was killed falls due a
 lease lapses. Its /metrics (job kpsandbox-webhooks) is served on KPSANDBOX_WEBHOOKS_METRICS_PORT while it
 runs. A user-fixable failure (an unreachable database, a busy port) is two lines on stderr, exit status 2.
 
-With KPSANDBOX_WEBHOOK_PROCESSES=N (default 2) this process starts N-1 more as its children (`--worker I`,
+With KPSANDBOX_WEBHOOK_PROCESSES=N (default 1) this process starts N-1 more as its children (`--worker I`,
 consumers/webhooks/workers.py); they share its bounds, its /metrics and its stop.
 """
 

@@ -1,7 +1,8 @@
-"""The webhook dispatcher's worker processes (KPSANDBOX_WEBHOOK_PROCESSES, default 2).
+"""The webhook dispatcher's worker processes (KPSANDBOX_WEBHOOK_PROCESSES, default 1).
 
 One dispatcher process is bound by its own CPU and its chain of claims and group commits; a second one on
-the same two cores delivers about a third more per second (bench/RESULTS.md, "Webhooks"). The claims use
+the same two cores drains a backlog about a third faster (bench/RESULTS.md, "Webhooks"), though while
+events keep arriving it takes CPU the rest of the sandbox needs, so one is the default. The claims use
 `FOR UPDATE SKIP LOCKED`, so processes never claim the same delivery, and `process_bounds` gives each its
 share of the per-endpoint and in-all bounds, so the bounds hold for the whole dispatcher.
 
