@@ -150,12 +150,11 @@ class Settings(BaseSettings):
     )
     service_start_timeout_s: float = Field(default=60.0, gt=0, le=600)
     webhook_processes: int = Field(
-        default=1,
+        default=2,
         ge=1,
         le=WEBHOOK_PROCESSES_MAX,
-        description="Processes of the webhook dispatcher (`python -m consumers.webhooks` starts the others as its "
-        "children); they share its bounds and its /metrics port. 2 drains a backlog about a third faster on "
-        "2 cores, but leaves less CPU for everything else (bench/RESULTS.md).",
+        description="Most processes of the webhook dispatcher: `python -m consumers.webhooks` runs alone and "
+        "starts the others as its children while a backlog lasts; they share its bounds and its /metrics port.",
     )
     webhook_retry_schedule: str = Field(
         default=WEBHOOK_RETRY_SCHEDULE_DEFAULT,

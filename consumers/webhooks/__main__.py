@@ -6,8 +6,8 @@ and are recorded. A delivery claimed by a dispatcher that was killed falls due a
 lease lapses. Its /metrics (job kpsandbox-webhooks) is served on KPSANDBOX_WEBHOOKS_METRICS_PORT while it
 runs. A user-fixable failure (an unreachable database, a busy port) is two lines on stderr, exit status 2.
 
-With KPSANDBOX_WEBHOOK_PROCESSES=N (default 1) this process starts N-1 more as its children (`--worker I`,
-consumers/webhooks/workers.py); they share its bounds, its /metrics and its stop.
+With KPSANDBOX_WEBHOOK_PROCESSES=N (default 2) this process starts N-1 more as its children (`--worker I`,
+consumers/webhooks/workers.py) while a backlog lasts; they share its bounds, its /metrics and its stop.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dataclasses import asdict
 
 import uvloop
 
-from consumers.webhooks.dispatcher import DispatchSummary, run_dispatcher
+from consumers.webhooks.dispatcher import Dispatcher, DispatchSummary, run_dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, start_metrics_server
-from consumers.webhooks.workers import WORKER_FLAG, Workers, run_worker
+from consumers.webhooks.workers import WORKER_FLAG, Workers, run_worker, scale
 from infra.errors import SandboxError, run_main
 from infra.settings import Settings, load_settings
 
@@ -40,16 +40,17 @@ async def _run(settings: Settings, worker: int | None) -> DispatchSummary:
     # First: a busy port is reported before anything connects.
     server = await start_metrics_server(metrics, host=settings.metrics_host, port=settings.webhooks_metrics_port)
     workers = Workers(settings, metrics)
+    dispatcher = Dispatcher(settings, metrics)
+    scaler = asyncio.create_task(scale(dispatcher, workers, stop), name="webhooks-scale")
+    scaler.add_done_callback(lambda _: stop.set())  # it ends only once `stop` is set, or by failing
     try:
-        await workers.start(stop)
-        summary = await run_dispatcher(settings, stop=stop, metrics=metrics)
+        summary = await dispatcher.run(stop=stop)
     finally:
         stop.set()  # process 0 failed: its workers stop too
-        others = await workers.stop()
+        await scaler  # it stops the workers
         server.close()
         await server.wait_closed()
-    workers.raise_if_failed()
-    for name, value in asdict(others).items():
+    for name, value in asdict(workers.summary).items():
         setattr(summary, name, getattr(summary, name) + value)
     return summary
 

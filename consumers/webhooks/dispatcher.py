@@ -153,6 +153,7 @@ class Dispatcher:
         # Opening a sealed secret derives its AES key each time; a rotation seals new bytes, so a
         # cached opening never outlives the secret it belongs to.
         self._opened: dict[tuple[str, bytes], str] = {}
+        self.lanes: list[Lane] = []  # made by `run`
 
     async def run(self, *, stop: asyncio.Event) -> DispatchSummary:
         """Dispatches due deliveries until `stop` is set, then lets attempts in flight finish."""
@@ -172,9 +173,9 @@ class Dispatcher:
                 async def attempt(recorder: Recorder, row: dict[str, Any], claimed_at: float) -> bool:
                     return await self._attempt(recorder, session, key, row, claimed_at)
 
-                lanes = [
+                self.lanes = lanes = [
                     Lane(store, attempt, per_endpoint_max=each, in_flight_max=total, stop_timeout_s=STOP_TIMEOUT_S)
-                    for each, total in process_bounds(self.process, self.settings.webhook_processes)
+                    for each, total in process_bounds(self.process, self.running_processes())
                 ]
                 helpers = [asyncio.create_task(self._listen(lanes, stop), name="webhooks-listen")]
                 if self.process == 0:  # one backlog query for the whole dispatcher
@@ -188,6 +189,31 @@ class Dispatcher:
         finally:
             await pool.close()
         return self.summary
+
+    def running_processes(self) -> int:
+        """How many processes share the bounds at the start: a worker runs only beside all the others, and
+        process 0 starts alone (consumers/webhooks/workers.py scales it)."""
+        return 1 if self.process == 0 else self.settings.webhook_processes
+
+    def share(self, processes: int) -> None:
+        """Process 0's lanes take their share of the bounds among `processes` (1: all of them)."""
+        for lane, (each, total) in zip(self.lanes, process_bounds(self.process, processes), strict=True):
+            lane.bound(each, total)
+
+    def within_bounds(self) -> bool:
+        """True when every lane's attempts in flight fit its current bounds."""
+        return all(lane.within_bounds() for lane in self.lanes)
+
+    def backlogged_for(self, now: float) -> float:
+        """Seconds for which every lane's every claim has filled every free slot (0: not backlogged)."""
+        since = [lane.backlogged_since for lane in self.lanes]
+        if not since or any(s is None for s in since):
+            return 0.0
+        return now - max(s for s in since if s is not None)
+
+    def calm_for(self, now: float) -> float:
+        """Seconds since any lane's claim last filled every free slot."""
+        return now - max((lane.last_backlogged for lane in self.lanes), default=float("-inf"))
 
     async def _listen(self, lanes: list[Lane], stop: asyncio.Event) -> None:
         """Wakes every lane whenever deliveries are queued (LISTEN DUE_CHANNEL on a connection of its own;

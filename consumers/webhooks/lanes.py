@@ -99,6 +99,9 @@ class Lane:
         self._tasks: set[asyncio.Task[bool]] = set()
         self._slot_freed = asyncio.Event()
         self._due = asyncio.Event()  # deliveries were queued since this lane's last claim began
+        # Since when (time.monotonic()) every claim has filled every free slot; None: the last one did not.
+        self.backlogged_since: float | None = None
+        self.last_backlogged = float("-inf")  # when a claim last filled every free slot
 
     def wake(self) -> None:
         """Deliveries were queued (a notification on DUE_CHANNEL): claim without waiting for the poll."""
@@ -128,7 +131,8 @@ class Lane:
             # or time passes (retries falling due): wait for either, at most POLL_INTERVAL_S.
             self._slot_freed.clear()
             wake = [asyncio.ensure_future(stop.wait())]
-            backlog = claimed and len(claimed) >= free
+            backlog = bool(claimed) and len(claimed) >= free
+            self._note_backlog(backlog or self._endpoints_full(claimed), claimed_at)
             wake.append(asyncio.ensure_future(self._slot_freed.wait() if backlog else self._due.wait()))
             _, pending = await asyncio.wait(wake, timeout=POLL_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED)
             for waiter in pending:
@@ -136,6 +140,29 @@ class Lane:
             if not backlog and not stop.is_set():  # woken by a notification: let a few more commits land
                 await asyncio.sleep(max(0.0, claim_started + CLAIM_GAP_S - time.monotonic()))
         await self._finish()
+
+    def _endpoints_full(self, claimed: list[dict[str, Any]]) -> bool:
+        """The claim filled every endpoint it took rows for to its bound (a backlog behind the per-endpoint
+        bound); an endpoint held to its probe while failing says nothing about a backlog."""
+        endpoints = {row["endpoint_id"] for row in claimed} - self._failing
+        return bool(endpoints) and all(self._in_flight.get(e, 0) >= self.per_endpoint_max for e in endpoints)
+
+    def _note_backlog(self, backlog: bool, now: float) -> None:
+        if backlog:
+            self.last_backlogged = now
+            if self.backlogged_since is None:
+                self.backlogged_since = now
+        else:
+            self.backlogged_since = None
+
+    def bound(self, per_endpoint_max: int, in_flight_max: int) -> None:
+        """New bounds, from the next claim on (attempts in flight are not cut short: see `within_bounds`)."""
+        self.per_endpoint_max, self.in_flight_max = per_endpoint_max, in_flight_max
+        self._slot_freed.set()
+
+    def within_bounds(self) -> bool:
+        """True when its attempts in flight fit its bounds (after `bound` lowered them, once enough ended)."""
+        return self._busy <= self.in_flight_max and all(n <= self.per_endpoint_max for n in self._in_flight.values())
 
     def _counted_in_flight(self) -> dict[str, int]:
         """In-flight counts as the claim sees them: a failing endpoint counts as if all but what is left of

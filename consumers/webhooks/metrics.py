@@ -69,7 +69,8 @@ class WebhookMetrics:
         self.finished = dict.fromkeys(FINISHED_OUTCOMES, 0)
         self.pending = 0
         self.oldest_due_age_s = 0.0
-        self.peers: dict[int, Snapshot] = {}  # worker number -> its counts; written by the workers' reader only
+        self.peers: dict[int, Snapshot] = {}  # running worker number -> its counts (written by `Workers` only)
+        self.retired: Snapshot = self.snapshot()  # the counts of workers that have stopped, added up
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_WebhookCollector(self))
 
@@ -90,23 +91,39 @@ class WebhookMetrics:
             "finished": dict(self.finished),
         }
 
+    def retire(self, number: int) -> None:
+        """A worker stopped: its last counts join `retired`, so the sums never go down when it restarts."""
+        peer = self.peers.pop(number, None)
+        if peer is not None:
+            self.retired = _added(self.retired, [peer])
+
     def totals(self) -> Snapshot:
-        """This process's counts plus every peer's last snapshot (counters add across processes)."""
-        total = self.snapshot()
-        for peer in self.peers.values():
-            for result, count in peer["attempts"].items():
-                total["attempts"][result] = total["attempts"].get(result, 0) + count
-            pairs = zip(total["duration_buckets"], peer["duration_buckets"], strict=True)
-            total["duration_buckets"] = [mine + theirs for mine, theirs in pairs]
-            total["duration_sum_s"] += peer["duration_sum_s"]
-            for outcome, count in peer["finished"].items():
-                total["finished"][outcome] = total["finished"].get(outcome, 0) + count
-        return total
+        """This process's counts plus every running peer's last snapshot and the retired ones'."""
+        return _added(self.snapshot(), [self.retired, *self.peers.values()])
 
     def set_backlog(self, *, pending: int, oldest_due_age_s: float) -> None:
         """The deliveries still to be attempted, and how long the oldest due one has waited."""
         self.pending = pending
         self.oldest_due_age_s = max(0.0, oldest_due_age_s)
+
+
+def _added(first: Snapshot, others: list[Snapshot]) -> Snapshot:
+    """The sum of `first` and `others`, label by label and bucket by bucket (a new snapshot)."""
+    total: Snapshot = {
+        "attempts": dict(first["attempts"]),
+        "duration_buckets": list(first["duration_buckets"]),
+        "duration_sum_s": first["duration_sum_s"],
+        "finished": dict(first["finished"]),
+    }
+    for peer in others:
+        for result, count in peer["attempts"].items():
+            total["attempts"][result] = total["attempts"].get(result, 0) + count
+        pairs = zip(total["duration_buckets"], peer["duration_buckets"], strict=True)
+        total["duration_buckets"] = [mine + theirs for mine, theirs in pairs]
+        total["duration_sum_s"] += peer["duration_sum_s"]
+        for outcome, count in peer["finished"].items():
+            total["finished"][outcome] = total["finished"].get(outcome, 0) + count
+    return total
 
 
 class _WebhookCollector(Collector):

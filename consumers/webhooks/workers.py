@@ -1,25 +1,29 @@
-"""The webhook dispatcher's worker processes (KPSANDBOX_WEBHOOK_PROCESSES, default 1).
+"""The webhook dispatcher's worker processes (KPSANDBOX_WEBHOOK_PROCESSES, default 2: the most that run).
 
 One dispatcher process is bound by its own CPU and its chain of claims and group commits; a second one on
-the same two cores drains a backlog about a third faster (bench/RESULTS.md, "Webhooks"), though while
-events keep arriving it takes CPU the rest of the sandbox needs, so one is the default. The claims use
-`FOR UPDATE SKIP LOCKED`, so processes never claim the same delivery, and `process_bounds` gives each its
-share of the per-endpoint and in-all bounds, so the bounds hold for the whole dispatcher.
+the same two cores drains a backlog about a third faster (bench/RESULTS.md, "Webhooks"), but while events
+arrive no faster than one process delivers them, a second only takes CPU that the API, the views consumer
+and PostgreSQL need. So process 0 (`python -m consumers.webhooks`, which serves /metrics and reads the
+backlog) runs alone, and `scale` starts processes 1..N-1 (`python -m consumers.webhooks --worker I`) once
+every claim of every lane has filled every free slot for SCALE_UP_AFTER_S, and stops them once no claim has
+for SCALE_DOWN_AFTER_S. The claims use `FOR UPDATE SKIP LOCKED`, so processes never claim the same
+delivery, and `process_bounds` gives each process its share of the per-endpoint and in-all bounds: process 0
+lowers its own share first and the workers start only once its attempts in flight fit it, so the bounds
+hold for the whole dispatcher at every moment.
 
-`python -m consumers.webhooks` is process 0: it serves /metrics, reads the backlog, runs its share, and starts
-processes 1..N-1 as `python -m consumers.webhooks --worker I` children. `Workers` is the only owner of the
-children, which move through these states:
+`Workers` is the only owner of the children, which move through these states:
 
-    running ──stop asked (SIGINT / SIGTERM to process 0)──▶ stopping: SIGTERM to each (attempts in flight
-       │                                                      finish and are recorded), STOP_WAIT_S, SIGKILL
-       └─ one exits unasked ──▶ failed: the others and process 0 stop the same way; exit status 1, so
-                                 `serve` / `up --apps` restart the whole dispatcher
+    (none) ──backlog──▶ running ──calm, or process 0 stops──▶ stopping: SIGTERM to each (attempts in flight
+                           │                                    finish and are recorded), STOP_WAIT_S, SIGKILL
+                           └─ one exits unasked ──▶ the others are stopped the same way; an error is logged
+                                                    naming it, process 0 goes on alone and starts none again
+                                                    for FAILED_PAUSE_S
 
 A child runs in its own session (a Ctrl-C in the terminal reaches process 0 only, which orders the stop),
 dies with process 0 should that be killed (PR_SET_PDEATHSIG: a SIGTERM, so it still records what it sent),
 and shares process 0's stderr. It writes its counts to stdout as one JSON line every REPORT_INTERVAL_S and
-once more with its summary when it ends; process 0 keeps each child's last counts in `metrics.peers`, and
-its /metrics adds them to its own.
+once more with its summary when it ends; process 0 keeps each running child's last counts in
+`metrics.peers` and folds a stopped child's into `metrics.retired`, so its /metrics counters only grow.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 from consumers.webhooks.dispatcher import STOP_TIMEOUT_S, DispatchSummary
 from consumers.webhooks.metrics import ATTEMPT_RESULTS, FINISHED_OUTCOMES, Snapshot, WebhookMetrics
-from infra.errors import SandboxError
 from infra.local.procs import die_with_parent
 from infra.settings import Settings
 from schemas.metrics import WEBHOOK_ATTEMPT_BUCKETS_S
@@ -47,6 +51,12 @@ REPORT_INTERVAL_S: Final = 1.0  # a worker's counts reach process 0's /metrics a
 STOP_WAIT_S: Final = STOP_TIMEOUT_S + 5.0  # a stopping worker's attempts in flight finish first
 KILL_WAIT_S: Final = 5.0
 REPORT_LINE_BYTES_MAX: Final = 64 * 1024  # one report; a longer line is a broken worker
+SCALE_POLL_S: Final = 0.25  # how often process 0 looks at its lanes' backlog
+SCALE_UP_AFTER_S: Final = 1.0  # every claim filled every free slot this long: the workers start
+SCALE_DOWN_AFTER_S: Final = 30.0  # no claim filled every free slot this long: the workers stop
+FAILED_PAUSE_S: Final = 60.0  # after a worker exited unasked, none is started again for this long
+FIT_WAIT_S: Final = STOP_TIMEOUT_S  # process 0's attempts in flight fit its lowered share within this
+FIT_POLL_S: Final = 0.05
 
 Dispatch = Callable[[asyncio.Event, WebhookMetrics], Coroutine[Any, Any, DispatchSummary]]
 
@@ -109,16 +119,26 @@ class _Child:
 
 @dataclass
 class Workers:
-    """Processes 1..N-1 of the dispatcher, started and stopped by process 0 (see the module's states)."""
+    """Processes 1..N-1 of the dispatcher, started and stopped together by process 0 (see the module's
+    states). Their summaries add up in `summary` across every time they ran."""
 
     settings: Settings
-    metrics: WebhookMetrics  # process 0's: each child's counts go to metrics.peers[number]
+    metrics: WebhookMetrics  # process 0's: a running child's counts in metrics.peers, a stopped one's folded
     argv: list[str] = field(default_factory=lambda: [sys.executable, "-m", "consumers.webhooks"])
     children: list[_Child] = field(default_factory=list)
-    failed: str | None = None  # why the dispatcher stopped unasked
+    summary: DispatchSummary = field(default_factory=DispatchSummary)
+    failed_at: float | None = None  # time.monotonic() of the last unasked exit
+    _stopping: bool = False
 
-    async def start(self, stop: asyncio.Event) -> None:
-        """Starts every worker; one that exits before `stop` is set sets it (and `failed`)."""
+    @property
+    def running(self) -> bool:
+        return bool(self.children)
+
+    async def start(self) -> None:
+        """Starts processes 1..N-1 (none while they run already)."""
+        if self.children:
+            return
+        self._stopping = False
         for number in range(1, self.settings.webhook_processes):
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -131,10 +151,10 @@ class Workers:
                 limit=REPORT_LINE_BYTES_MAX,
             )
             child = _Child(number, process)
-            child.reader = asyncio.create_task(self._read(child, stop), name=f"webhooks-worker-{number}")
+            child.reader = asyncio.create_task(self._read(child), name=f"webhooks-worker-{number}")
             self.children.append(child)
 
-    async def _read(self, child: _Child, stop: asyncio.Event) -> None:
+    async def _read(self, child: _Child) -> None:
         """Keeps the child's last counts until its stdout ends, then notes how it ended."""
         assert child.process.stdout is not None
         try:
@@ -142,26 +162,38 @@ class Workers:
                 counts, summary = read_report(line)
                 self.metrics.peers[child.number] = counts
                 child.summary = summary or child.summary
-        except (ValueError, KeyError, TypeError, asyncio.LimitOverrunError) as error:
-            self._fail(child, f"sent a report that could not be read ({error})", stop)
+        except (ValueError, KeyError, TypeError) as error:
+            self._failed(child, f"sent a report that could not be read ({error})")
             return
         status = await child.process.wait()
-        if not stop.is_set():
-            self._fail(child, f"exited with status {status} while the others ran (its error is above)", stop)
+        if not self._stopping:
+            self._failed(child, f"exited with status {status} while it was needed (its error is above)")
 
-    def _fail(self, child: _Child, why: str, stop: asyncio.Event) -> None:
-        if self.failed is None:
-            self.failed = f"webhook dispatcher process {child.number} {why}"
-            log.error("webhooks: %s; stopping the dispatcher", self.failed)
-        stop.set()
+    def _failed(self, child: _Child, why: str) -> None:
+        self.failed_at = time.monotonic()
+        log.error(
+            "webhooks: dispatcher process %d %s; process 0 goes on alone and starts no other for %.0f s",
+            child.number,
+            why,
+            FAILED_PAUSE_S,
+        )
 
-    async def stop(self) -> DispatchSummary:
-        """Stops every worker (SIGTERM, STOP_WAIT_S, SIGKILL) and adds up their summaries. Idempotent."""
+    def failed_lately(self, now: float) -> bool:
+        """A worker exited unasked less than FAILED_PAUSE_S ago (none is started meanwhile)."""
+        return self.failed_at is not None and now - self.failed_at < FAILED_PAUSE_S
+
+    def any_ended(self) -> bool:
+        """One of the running workers has exited (asked or not)."""
+        return any(child.process.returncode is not None for child in self.children)
+
+    async def stop(self) -> None:
+        """Stops every worker (SIGTERM, STOP_WAIT_S, SIGKILL), folds its counts into metrics.retired and adds
+        its summary to `summary`. Idempotent."""
+        self._stopping = True
         for child in self.children:
             if child.process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     child.process.terminate()
-        total = DispatchSummary()
         for child in self.children:
             try:
                 await asyncio.wait_for(child.process.wait(), STOP_WAIT_S)
@@ -173,12 +205,56 @@ class Workers:
             if child.reader is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(child.reader, KILL_WAIT_S)
+            self.metrics.retire(child.number)
             if child.summary is not None:
                 for name, value in asdict(child.summary).items():
-                    setattr(total, name, getattr(total, name) + value)
-        return total
+                    setattr(self.summary, name, getattr(self.summary, name) + value)
+        self.children = []
 
-    def raise_if_failed(self) -> None:
-        """A SandboxError when a worker stopped the dispatcher (the app is then restarted)."""
-        if self.failed is not None:
-            raise SandboxError(self.failed, "Fix what its error says; `kpsandbox serve` restarts the dispatcher.")
+
+class Scalable(Protocol):
+    """What `scale` needs of process 0's Dispatcher."""
+
+    def share(self, processes: int) -> None: ...
+    def within_bounds(self) -> bool: ...
+    def backlogged_for(self, now: float) -> float: ...
+    def calm_for(self, now: float) -> float: ...
+
+
+async def scale(dispatcher: Scalable, workers: Workers, stop: asyncio.Event) -> None:
+    """Starts the workers while a backlog lasts and stops them once it is gone (see the module), until `stop`
+    is set; then stops them. Process 0's share of the bounds follows: 1/N while they run, all otherwise."""
+    processes = workers.settings.webhook_processes
+    try:
+        while not stop.is_set():  # bounded by `stop`
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SCALE_POLL_S)
+            now = time.monotonic()
+            if stop.is_set():
+                break
+            if workers.running and (workers.any_ended() or dispatcher.calm_for(now) >= SCALE_DOWN_AFTER_S):
+                await workers.stop()
+                dispatcher.share(1)
+            elif (
+                not workers.running
+                and processes > 1
+                and not workers.failed_lately(now)
+                and dispatcher.backlogged_for(now) >= SCALE_UP_AFTER_S
+            ):
+                dispatcher.share(processes)
+                if await _fits(dispatcher, stop):
+                    await workers.start()
+                else:
+                    dispatcher.share(1)
+    finally:
+        await workers.stop()
+
+
+async def _fits(dispatcher: Scalable, stop: asyncio.Event) -> bool:
+    """Waits (at most FIT_WAIT_S) until process 0's attempts in flight fit its lowered share."""
+    deadline = time.monotonic() + FIT_WAIT_S
+    while not dispatcher.within_bounds():  # bounded by the deadline
+        if stop.is_set() or time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(FIT_POLL_S)
+    return True

@@ -78,3 +78,31 @@ async def test_a_failing_endpoint_with_its_probe_in_flight_gets_no_second_one() 
     await task
     assert store.seen[1] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}
     assert store.seen[3] == {"bad": PER_ENDPOINT}  # its one probe is in flight
+
+
+async def test_a_lane_notes_since_when_its_claims_fill_every_free_slot() -> None:
+    """A claim that takes every free slot starts (or keeps) the backlog clock; one that does not stops it.
+    `bound` lowers the bounds for the next claim, and `within_bounds` says when the attempts fit again."""
+    release = asyncio.Event()
+    store = _Store([[_row(1, "a", True), _row(2, "b", True)], [], []])
+    stop = asyncio.Event()
+
+    async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
+        await release.wait()
+        return True
+
+    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=2, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(lane.run(stop))
+    async with asyncio.timeout(10):
+        while lane.backlogged_since is None:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    filled_at = lane.backlogged_since
+    lane.bound(PER_ENDPOINT, 1)
+    assert not lane.within_bounds()  # two in flight, one allowed
+    release.set()
+    async with asyncio.timeout(10):
+        while lane.backlogged_since is not None:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    assert lane.within_bounds() and lane.last_backlogged >= filled_at
+    stop.set()
+    await task

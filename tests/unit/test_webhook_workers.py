@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+import time
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
 
 from consumers.webhooks import dispatcher as dispatcher_module
+from consumers.webhooks import workers as workers_module
 from consumers.webhooks.dispatcher import CLAIM_LANES, IN_FLIGHT_MAX, PER_ENDPOINT_MAX, DispatchSummary, process_bounds
 from consumers.webhooks.metrics import WebhookMetrics
 from consumers.webhooks.workers import Workers, read_report, report_line, run_worker
@@ -126,34 +129,110 @@ def _workers(processes: int, *, exit_unasked: bool, metrics: WebhookMetrics) -> 
 
 
 async def test_workers_stopped_on_request_report_their_counts_and_summaries() -> None:
-    """Process 0 starts N-1 workers, keeps each one's last counts, and adds up their summaries at the stop."""
+    """Process 0 starts N-1 workers, keeps each one's last counts, and adds up their summaries at the stop;
+    their counts then stay in the exposition (retired), so the counters never go down."""
     metrics = WebhookMetrics()
     workers = _workers(3, exit_unasked=False, metrics=metrics)
-    stop = asyncio.Event()
-    await workers.start(stop)
+    await workers.start()
     async with asyncio.timeout(10):
         while len(metrics.peers) < 2:  # bounded by the timeout
             await asyncio.sleep(0.02)
-    stop.set()
-    total = await workers.stop()
-    assert total == DispatchSummary(attempts=2, delivered=2)
-    assert sorted(metrics.peers) == [1, 2]
-    assert [child.process.returncode for child in workers.children] == [0, 0]
-    assert workers.failed is None
-    workers.raise_if_failed()
-
-
-async def test_a_worker_that_exits_unasked_stops_the_dispatcher_with_an_error() -> None:
-    """A worker exiting while the others run sets the stop and makes process 0 fail (to be restarted)."""
-    workers = _workers(2, exit_unasked=True, metrics=WebhookMetrics())
-    stop = asyncio.Event()
-    await workers.start(stop)
-    async with asyncio.timeout(10):
-        await stop.wait()
+    processes = [child.process for child in workers.children]
     await workers.stop()
-    assert workers.failed is not None and "process 1 exited with status 4" in workers.failed
-    with pytest.raises(Exception, match="process 1 exited with status 4"):
-        workers.raise_if_failed()
+    assert workers.summary == DispatchSummary(attempts=2, delivered=2)
+    assert [process.returncode for process in processes] == [0, 0]
+    assert workers.failed_at is None and not workers.running and metrics.peers == {}
+    assert metrics.totals()["attempts"]["delivered"] == 2  # retired, still counted
+    await workers.start()  # again: the new workers' counts add to the retired ones
+    async with asyncio.timeout(10):
+        while len(metrics.peers) < 2:  # bounded by the timeout
+            await asyncio.sleep(0.02)
+    assert metrics.totals()["attempts"]["delivered"] == 4
+    await workers.stop()
+    assert workers.summary == DispatchSummary(attempts=4, delivered=4)
+
+
+async def test_a_worker_that_exits_unasked_is_an_error_and_pauses_scaling(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker exiting while it was needed is logged as an error naming it, and none is started for a while."""
+    workers = _workers(2, exit_unasked=True, metrics=WebhookMetrics())
+    await workers.start()
+    async with asyncio.timeout(10):
+        while workers.failed_at is None:  # bounded by the timeout
+            await asyncio.sleep(0.02)
+    assert workers.any_ended() and workers.failed_lately(time.monotonic())
+    assert "dispatcher process 1 exited with status 4" in caplog.text
+    await workers.stop()
+
+
+class _Dispatcher:
+    """Process 0 as `scale` sees it: a backlog and calm the test sets, and the shares it is given."""
+
+    def __init__(self) -> None:
+        self.backlogged, self.calm, self.fits = 0.0, 0.0, True
+        self.shares: list[int] = []
+
+    def share(self, processes: int) -> None:
+        self.shares.append(processes)
+
+    def within_bounds(self) -> bool:
+        return self.fits
+
+    def backlogged_for(self, now: float) -> float:
+        return self.backlogged
+
+    def calm_for(self, now: float) -> float:
+        return self.calm
+
+
+@pytest.fixture
+def quick_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers_module, "SCALE_POLL_S", 0.01)
+    monkeypatch.setattr(workers_module, "FIT_WAIT_S", 0.1)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not check():  # bounded by the timeout
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.usefixtures("quick_scaling")
+async def test_a_backlog_starts_the_workers_and_calm_stops_them() -> None:
+    """Backlogged past SCALE_UP_AFTER_S: process 0 takes its 1/N share, then the workers start; calm past
+    SCALE_DOWN_AFTER_S: they stop and process 0 takes the whole bounds back; `stop` stops them too."""
+    dispatcher, metrics = _Dispatcher(), WebhookMetrics()
+    workers = _workers(2, exit_unasked=False, metrics=metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(workers_module.scale(dispatcher, workers, stop))
+    await asyncio.sleep(0.1)
+    assert not workers.running and dispatcher.shares == []  # no backlog, no workers
+    dispatcher.backlogged = workers_module.SCALE_UP_AFTER_S
+    await _until(lambda: workers.running)
+    assert dispatcher.shares == [2]
+    await _until(lambda: 1 in metrics.peers)
+    dispatcher.backlogged, dispatcher.calm = 0.0, workers_module.SCALE_DOWN_AFTER_S
+    await _until(lambda: not workers.running)
+    assert dispatcher.shares == [2, 1]
+    dispatcher.backlogged, dispatcher.calm = workers_module.SCALE_UP_AFTER_S, 0.0
+    await _until(lambda: 1 in metrics.peers)
+    stop.set()
+    await task
+    assert not workers.running and workers.summary.attempts == 2
+
+
+@pytest.mark.usefixtures("quick_scaling")
+async def test_no_worker_starts_while_process_0_is_over_its_lowered_share() -> None:
+    """If process 0's attempts in flight never fit its 1/N share within FIT_WAIT_S, it takes the whole bounds
+    back and starts no worker: the bounds are never exceeded."""
+    dispatcher = _Dispatcher()
+    dispatcher.fits, dispatcher.backlogged = False, workers_module.SCALE_UP_AFTER_S
+    workers = _workers(2, exit_unasked=False, metrics=WebhookMetrics())
+    stop = asyncio.Event()
+    task = asyncio.create_task(workers_module.scale(dispatcher, workers, stop))
+    await _until(lambda: len(dispatcher.shares) >= 4)
+    stop.set()
+    await task
+    assert dispatcher.shares[:4] == [2, 1, 2, 1] and workers.summary.attempts == 0
 
 
 def test_settings_refuse_a_process_count_outside_one_to_eight(monkeypatch: pytest.MonkeyPatch) -> None:
