@@ -22,7 +22,7 @@ import uvloop
 
 from consumers.webhooks.dispatcher import Dispatcher, DispatchSummary, run_dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, start_metrics_server
-from consumers.webhooks.workers import WORKER_FLAG, Workers, run_worker, scale
+from consumers.webhooks.workers import COMMAND_BYTES_MAX, WORKER_FLAG, Workers, run_worker, scale
 from infra.errors import SandboxError, run_main
 from infra.settings import Settings, load_settings
 
@@ -33,8 +33,12 @@ async def _run(settings: Settings, worker: int | None) -> DispatchSummary:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if worker is not None:
+        commands = asyncio.StreamReader(limit=COMMAND_BYTES_MAX)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
         return await run_worker(
-            lambda stopped, metrics: run_dispatcher(settings, stop=stopped, metrics=metrics, process=worker), stop
+            lambda paused, metrics: run_dispatcher(settings, stop=paused, metrics=metrics, process=worker),
+            stop,
+            commands,
         )
     metrics = WebhookMetrics()
     # First: a busy port is reported before anything connects.
@@ -69,6 +73,7 @@ def _worker_number(argv: list[str]) -> int | None:
 
 def _main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("consumers.webhooks").setLevel(logging.INFO)  # its scaling is worth a line in the log
     settings = load_settings()  # first: a bad setting is reported before anything starts
     worker = _worker_number(sys.argv[1:])
     summary = uvloop.run(_run(settings, worker))

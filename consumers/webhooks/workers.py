@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, Protocol, TextIO
+from typing import Any, Final, NamedTuple, Protocol, TextIO
 
 from consumers.webhooks.dispatcher import STOP_TIMEOUT_S, DispatchSummary
 from consumers.webhooks.metrics import ATTEMPT_RESULTS, FINISHED_OUTCOMES, Snapshot, WebhookMetrics
@@ -52,8 +52,12 @@ STOP_WAIT_S: Final = STOP_TIMEOUT_S + 5.0  # a stopping worker's attempts in fli
 KILL_WAIT_S: Final = 5.0
 REPORT_LINE_BYTES_MAX: Final = 64 * 1024  # one report; a longer line is a broken worker
 SCALE_POLL_S: Final = 0.25  # how often process 0 looks at its lanes' backlog
-SCALE_UP_AFTER_S: Final = 1.0  # every claim filled every free slot this long: the workers start
-SCALE_DOWN_AFTER_S: Final = 30.0  # no claim filled every free slot this long: the workers stop
+SCALE_UP_AFTER_S: Final = 0.5  # every claim filled every free slot this long: the workers are told to RUN
+SCALE_DOWN_AFTER_S: Final = 30.0  # no claim filled every free slot this long: they are told to PAUSE
+PAUSE_POLL_S: Final = 0.05
+RUN: Final = b"run"  # process 0 → worker, one line on its stdin
+PAUSE: Final = b"pause"
+COMMAND_BYTES_MAX: Final = 1024  # a worker's stdin line
 FAILED_PAUSE_S: Final = 60.0  # after a worker exited unasked, none is started again for this long
 FIT_WAIT_S: Final = STOP_TIMEOUT_S  # process 0's attempts in flight fit its lowered share within this
 FIT_POLL_S: Final = 0.05
@@ -61,9 +65,17 @@ FIT_POLL_S: Final = 0.05
 Dispatch = Callable[[asyncio.Event, WebhookMetrics], Coroutine[Any, Any, DispatchSummary]]
 
 
-def read_report(line: bytes) -> tuple[Snapshot, DispatchSummary | None]:
-    """A worker's report line: its counts, and its summary when it is the last line. ValueError when the
-    line is not one (a worker printing anything else on stdout is a bug worth an error, not a guess)."""
+class Report(NamedTuple):
+    """One line a worker writes to process 0: its counts, whether it is claiming, its summary at the end."""
+
+    counts: Snapshot
+    running: bool
+    summary: DispatchSummary | None
+
+
+def read_report(line: bytes) -> Report:
+    """A worker's report line; ValueError when the line is not one (a worker printing anything else on
+    stdout is a bug worth an error, not a guess)."""
     report = json.loads(line)
     counts = report["counts"]
     attempts, finished = counts["attempts"], counts["finished"]
@@ -74,39 +86,79 @@ def read_report(line: bytes) -> tuple[Snapshot, DispatchSummary | None]:
         or len(buckets) != len(WEBHOOK_ATTEMPT_BUCKETS_S) + 1
         or not all(type(n) is int and n >= 0 for n in [*attempts.values(), *finished.values(), *buckets])
         or not isinstance(total_s, int | float)
+        or type(report["running"]) is not bool
     ):
         raise ValueError(f"not a worker report: {line[:200]!r}")
     summary = report.get("summary")
-    return counts, None if summary is None else DispatchSummary(**summary)
+    return Report(counts, report["running"], None if summary is None else DispatchSummary(**summary))
 
 
-def report_line(metrics: WebhookMetrics, summary: DispatchSummary | None = None) -> str:
+def report_line(metrics: WebhookMetrics, *, running: bool, summary: DispatchSummary | None = None) -> str:
     """One report of a worker's own counts (and its summary when it ends), as `read_report` reads it."""
-    report: dict[str, Any] = {"counts": metrics.snapshot()}
+    report: dict[str, Any] = {"counts": metrics.snapshot(), "running": running}
     if summary is not None:
         report["summary"] = asdict(summary)
     return json.dumps(report, separators=(",", ":"))
 
 
-async def run_worker(dispatch: Dispatch, stop: asyncio.Event, out: TextIO = sys.stdout) -> DispatchSummary:
-    """A worker: runs `dispatch` until `stop` is set, reporting its counts to `out` every REPORT_INTERVAL_S
-    and once more, with its summary, at the end."""
-    metrics = WebhookMetrics()
+async def run_worker(
+    dispatch: Dispatch, stop: asyncio.Event, commands: asyncio.StreamReader, out: TextIO = sys.stdout
+) -> DispatchSummary:
+    """A worker: waits for RUN on `commands` (process 0's pipe), runs `dispatch` until PAUSE, waits again, …
+    until `stop` is set or the pipe ends (process 0 is gone). Reports its counts to `out` every
+    REPORT_INTERVAL_S, at once when it has paused, and once more, with its summary, at the end."""
+    metrics, total = WebhookMetrics(), DispatchSummary()
+    running = False
 
     async def report() -> None:
         while not stop.is_set():  # bounded by `stop`
-            print(report_line(metrics), file=out, flush=True)
+            print(report_line(metrics, running=running), file=out, flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), REPORT_INTERVAL_S)
 
+    async def next_command() -> bytes | None:
+        """Process 0's next command; None once `stop` is set or the pipe has ended (process 0 is gone)."""
+        reading, stopped = asyncio.ensure_future(commands.readline()), asyncio.ensure_future(stop.wait())
+        await asyncio.wait([reading, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not reading.done():
+            reading.cancel()
+            return None
+        line = reading.result()
+        if not line:
+            stop.set()
+            return None
+        return line.strip()
+
+    async def run_until_paused() -> DispatchSummary:
+        paused = asyncio.Event()
+        task = asyncio.create_task(dispatch(paused, metrics))
+        command = asyncio.ensure_future(next_command())
+        while True:  # bounded: each pass takes one of process 0's commands, and a None ends it
+            await asyncio.wait([command, task], return_when=asyncio.FIRST_COMPLETED)
+            if task.done() or command.result() in (None, PAUSE):
+                break
+            command = asyncio.ensure_future(next_command())  # another RUN: it runs already
+        command.cancel()
+        paused.set()
+        return await task
+
     reporter = asyncio.create_task(report(), name="webhooks-report")
     try:
-        summary = await dispatch(stop, metrics)
+        while not stop.is_set():  # bounded by `stop`: one pass per RUN … PAUSE
+            if await next_command() != RUN:
+                continue
+            running = True
+            summary = await run_until_paused()
+            running = False
+            for name, value in asdict(summary).items():
+                setattr(total, name, getattr(total, name) + value)
+            print(report_line(metrics, running=False), file=out, flush=True)
     finally:
         stop.set()
         await reporter
-    print(report_line(metrics, summary), file=out, flush=True)
-    return summary
+    print(report_line(metrics, running=False, summary=total), file=out, flush=True)
+    return total
 
 
 @dataclass
@@ -114,37 +166,39 @@ class _Child:
     number: int
     process: asyncio.subprocess.Process
     reader: asyncio.Task[None] | None = None
+    running: bool = False  # as it last reported
     summary: DispatchSummary | None = None
 
 
 @dataclass
 class Workers:
-    """Processes 1..N-1 of the dispatcher, started and stopped together by process 0 (see the module's
-    states). Their summaries add up in `summary` across every time they ran."""
+    """Processes 1..N-1 of the dispatcher: started paused with process 0, told to RUN while a backlog lasts and
+    to PAUSE after it (see the module's states). Their summaries add up in `summary`."""
 
     settings: Settings
     metrics: WebhookMetrics  # process 0's: a running child's counts in metrics.peers, a stopped one's folded
     argv: list[str] = field(default_factory=lambda: [sys.executable, "-m", "consumers.webhooks"])
     children: list[_Child] = field(default_factory=list)
     summary: DispatchSummary = field(default_factory=DispatchSummary)
+    active: bool = False  # told to RUN (and not told to PAUSE since)
     failed_at: float | None = None  # time.monotonic() of the last unasked exit
     _stopping: bool = False
 
     @property
-    def running(self) -> bool:
+    def started(self) -> bool:
         return bool(self.children)
 
     async def start(self) -> None:
-        """Starts processes 1..N-1 (none while they run already)."""
+        """Starts processes 1..N-1, paused (none while they run already)."""
         if self.children:
             return
-        self._stopping = False
+        self._stopping, self.active = False, False
         for number in range(1, self.settings.webhook_processes):
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
                 WORKER_FLAG,
                 str(number),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
@@ -155,19 +209,20 @@ class Workers:
             self.children.append(child)
 
     async def _read(self, child: _Child) -> None:
-        """Keeps the child's last counts until its stdout ends, then notes how it ended."""
+        """Keeps the child's last counts and state until its stdout ends, then notes how it ended."""
         assert child.process.stdout is not None
         try:
             async for line in child.process.stdout:  # bounded: ends when the child does
-                counts, summary = read_report(line)
-                self.metrics.peers[child.number] = counts
-                child.summary = summary or child.summary
+                report = read_report(line)
+                self.metrics.peers[child.number] = report.counts
+                child.running = report.running
+                child.summary = report.summary or child.summary
         except (ValueError, KeyError, TypeError) as error:
             self._failed(child, f"sent a report that could not be read ({error})")
             return
         status = await child.process.wait()
         if not self._stopping:
-            self._failed(child, f"exited with status {status} while it was needed (its error is above)")
+            self._failed(child, f"exited unasked with status {status} (its error, if any, is above)")
 
     def _failed(self, child: _Child, why: str) -> None:
         self.failed_at = time.monotonic()
@@ -183,13 +238,36 @@ class Workers:
         return self.failed_at is not None and now - self.failed_at < FAILED_PAUSE_S
 
     def any_ended(self) -> bool:
-        """One of the running workers has exited (asked or not)."""
+        """One of the started workers has exited (asked or not)."""
         return any(child.process.returncode is not None for child in self.children)
+
+    def _tell(self, command: bytes) -> None:
+        for child in self.children:
+            if child.process.stdin is not None and child.process.returncode is None:
+                with contextlib.suppress(ConnectionError):
+                    child.process.stdin.write(command + b"\n")
+
+    def resume(self) -> None:
+        """Tells every worker to claim (its share of the bounds)."""
+        self.active = True
+        self._tell(RUN)
+
+    async def pause(self) -> bool:
+        """Tells every worker to stop claiming; True once each has reported it paused (its attempts in flight
+        recorded) within STOP_WAIT_S."""
+        self._tell(PAUSE)
+        deadline = time.monotonic() + STOP_WAIT_S
+        while any(child.running for child in self.children):  # bounded by the deadline
+            if time.monotonic() > deadline or self.any_ended():
+                return False
+            await asyncio.sleep(PAUSE_POLL_S)
+        self.active = False
+        return True
 
     async def stop(self) -> None:
         """Stops every worker (SIGTERM, STOP_WAIT_S, SIGKILL), folds its counts into metrics.retired and adds
         its summary to `summary`. Idempotent."""
-        self._stopping = True
+        self._stopping, self.active = True, False
         for child in self.children:
             if child.process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -222,30 +300,32 @@ class Scalable(Protocol):
 
 
 async def scale(dispatcher: Scalable, workers: Workers, stop: asyncio.Event) -> None:
-    """Starts the workers while a backlog lasts and stops them once it is gone (see the module), until `stop`
-    is set; then stops them. Process 0's share of the bounds follows: 1/N while they run, all otherwise."""
+    """Starts the workers paused, tells them to RUN while a backlog lasts and to PAUSE once it is gone (see the
+    module), until `stop` is set; then stops them. Process 0's share of the bounds follows: 1/N while they
+    run, all of them otherwise."""
     processes = workers.settings.webhook_processes
     try:
         while not stop.is_set():  # bounded by `stop`
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SCALE_POLL_S)
             now = time.monotonic()
-            if stop.is_set():
-                break
-            if workers.running and (workers.any_ended() or dispatcher.calm_for(now) >= SCALE_DOWN_AFTER_S):
+            if processes > 1 and not workers.started and not workers.failed_lately(now):
+                await workers.start()
+            elif workers.started and workers.any_ended():  # one failed: the others stop, process 0 goes on alone
                 await workers.stop()
                 dispatcher.share(1)
-            elif (
-                not workers.running
-                and processes > 1
-                and not workers.failed_lately(now)
-                and dispatcher.backlogged_for(now) >= SCALE_UP_AFTER_S
-            ):
+            elif workers.active and dispatcher.calm_for(now) >= SCALE_DOWN_AFTER_S:
+                if not await workers.pause():
+                    await workers.stop()
+                dispatcher.share(1)
+                log.info("webhooks: no backlog for %.0f s; back to one process", SCALE_DOWN_AFTER_S)
+            elif workers.started and not workers.active and dispatcher.backlogged_for(now) >= SCALE_UP_AFTER_S:
                 dispatcher.share(processes)
                 if await _fits(dispatcher, stop):
-                    await workers.start()
+                    workers.resume()
+                    log.info("webhooks: a backlog for %.1f s; %d processes deliver", SCALE_UP_AFTER_S, processes)
                 else:
                     dispatcher.share(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SCALE_POLL_S)
     finally:
         await workers.stop()
 

@@ -15,7 +15,7 @@ from consumers.webhooks import dispatcher as dispatcher_module
 from consumers.webhooks import workers as workers_module
 from consumers.webhooks.dispatcher import CLAIM_LANES, IN_FLIGHT_MAX, PER_ENDPOINT_MAX, DispatchSummary, process_bounds
 from consumers.webhooks.metrics import WebhookMetrics
-from consumers.webhooks.workers import Workers, read_report, report_line, run_worker
+from consumers.webhooks.workers import Report, Workers, read_report, report_line, run_worker
 from infra.settings import WEBHOOK_PROCESSES_MAX, load_settings, with_overrides
 
 
@@ -43,12 +43,12 @@ def _busy(metrics: WebhookMetrics) -> WebhookMetrics:
 
 
 def test_a_report_round_trips_and_the_last_one_carries_the_summary() -> None:
-    """A worker's report line reads back as its counts; only the last one has its summary."""
+    """A worker's report line reads back as its counts and state; only the last one has its summary."""
     metrics = _busy(WebhookMetrics())
-    counts, summary = read_report(report_line(metrics).encode())
-    assert counts == metrics.snapshot() and summary is None
-    counts, summary = read_report(report_line(metrics, DispatchSummary(2, 1, 0, 1)).encode())
-    assert summary == DispatchSummary(2, 1, 0, 1)
+    report = read_report(report_line(metrics, running=True).encode())
+    assert report.counts == metrics.snapshot() and report.running and report.summary is None
+    report = read_report(report_line(metrics, running=False, summary=DispatchSummary(2, 1, 0, 1)).encode())
+    assert report.summary == DispatchSummary(2, 1, 0, 1) and not report.running
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_a_line_that_is_not_a_report_is_refused(line: bytes) -> None:
 def test_the_exposition_adds_every_peers_last_counts_to_its_own() -> None:
     """Process 0's /metrics is the sum of its own counts and each worker's last report."""
     mine, worker = _busy(WebhookMetrics()), _busy(_busy(WebhookMetrics()))
-    mine.peers[1] = read_report(report_line(worker).encode())[0]
+    mine.peers[1] = read_report(report_line(worker, running=True).encode()).counts
 
     def value(name: str, **labels: str) -> float | None:
         return mine.registry.get_sample_value(name, labels)
@@ -81,44 +81,60 @@ def test_the_exposition_adds_every_peers_last_counts_to_its_own() -> None:
     assert mine.snapshot()["attempts"]["delivered"] == 1  # its own counts are unchanged
 
 
-async def test_a_worker_reports_while_it_runs_and_once_more_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reports every REPORT_INTERVAL_S while dispatching; the last line holds the final counts and summary."""
+async def test_a_worker_runs_only_between_run_and_pause_and_reports_each_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker waits for RUN, dispatches until PAUSE (reporting `running`), reports at once when paused, runs
+    again on the next RUN, and at the end (its pipe closed: process 0 gone) reports its summary of both runs."""
     monkeypatch.setattr("consumers.webhooks.workers.REPORT_INTERVAL_S", 0.01)
-    out = io.StringIO()
-    stop = asyncio.Event()
+    out, stop, commands = io.StringIO(), asyncio.Event(), asyncio.StreamReader()
+    runs: list[str] = []
 
-    async def dispatch(stopped: asyncio.Event, metrics: WebhookMetrics) -> DispatchSummary:
-        await asyncio.sleep(0.1)
+    async def dispatch(paused: asyncio.Event, metrics: WebhookMetrics) -> DispatchSummary:
+        runs.append("started")
         _busy(metrics)
-        stopped.set()
+        await paused.wait()
+        runs.append("paused")
         return DispatchSummary(attempts=2, delivered=1, retried=1)
 
-    summary = await run_worker(dispatch, stop, out)
-    lines = out.getvalue().splitlines()
-    assert len(lines) >= 3  # periodic reports before the end
-    counts, last = read_report(lines[-1].encode())
-    assert last == summary == DispatchSummary(attempts=2, delivered=1, retried=1)
-    assert counts["attempts"]["delivered"] == 1
-    assert all(read_report(line.encode())[1] is None for line in lines[:-1])
+    def reports() -> list[Report]:
+        return [read_report(line.encode()) for line in out.getvalue().splitlines()]
+
+    worker = asyncio.create_task(run_worker(dispatch, stop, commands, out))
+    await asyncio.sleep(0.05)
+    assert runs == [] and not any(report.running for report in reports())  # paused until told
+    commands.feed_data(workers_module.RUN + b"\n")
+    await _until(lambda: reports()[-1].running)
+    commands.feed_data(workers_module.PAUSE + b"\n" + workers_module.RUN + b"\n")
+    await _until(lambda: runs.count("started") == 2)
+    commands.feed_data(workers_module.PAUSE + b"\n")
+    await _until(lambda: runs.count("paused") == 2 and not reports()[-1].running)
+    commands.feed_eof()
+    summary = await asyncio.wait_for(worker, 5)
+    last = reports()[-1]
+    assert last.summary == summary == DispatchSummary(attempts=4, delivered=2, retried=2)
+    assert last.counts["attempts"]["delivered"] == 2
+    assert all(report.summary is None for report in reports()[:-1])
 
 
 _REPORTING_CHILD = """
-import signal, sys, time
+import signal, sys
 from consumers.webhooks.metrics import WebhookMetrics
 from consumers.webhooks.workers import report_line
 from consumers.webhooks.dispatcher import DispatchSummary
 metrics = WebhookMetrics()
 metrics.attempted(result="delivered", seconds=0.01, delivery_status="delivered")
 def stopped(*_):
-    print(report_line(metrics, DispatchSummary(1, 1, 0, 0)), flush=True)
+    print(report_line(metrics, running=False, summary=DispatchSummary(1, 1, 0, 0)), flush=True)
     sys.exit(0)
 signal.signal(signal.SIGTERM, stopped)
 if sys.argv[1:2] != ["--worker"]:
     sys.exit(3)
-print(report_line(metrics), flush=True)
+print(report_line(metrics, running=False), flush=True)
 if {exit_unasked}:
     sys.exit(4)
-time.sleep(30)
+for line in sys.stdin:  # a worker's protocol without dispatching: report each state change
+    print(report_line(metrics, running=line.strip() == "run"), flush=True)
 """
 
 
@@ -141,7 +157,7 @@ async def test_workers_stopped_on_request_report_their_counts_and_summaries() ->
     await workers.stop()
     assert workers.summary == DispatchSummary(attempts=2, delivered=2)
     assert [process.returncode for process in processes] == [0, 0]
-    assert workers.failed_at is None and not workers.running and metrics.peers == {}
+    assert workers.failed_at is None and not workers.started and metrics.peers == {}
     assert metrics.totals()["attempts"]["delivered"] == 2  # retired, still counted
     await workers.start()  # again: the new workers' counts add to the retired ones
     async with asyncio.timeout(10):
@@ -160,7 +176,7 @@ async def test_a_worker_that_exits_unasked_is_an_error_and_pauses_scaling(caplog
         while workers.failed_at is None:  # bounded by the timeout
             await asyncio.sleep(0.02)
     assert workers.any_ended() and workers.failed_lately(time.monotonic())
-    assert "dispatcher process 1 exited with status 4" in caplog.text
+    assert "dispatcher process 1 exited unasked with status 4" in caplog.text
     await workers.stop()
 
 
@@ -197,42 +213,58 @@ async def _until(check: Callable[[], bool]) -> None:
 
 
 @pytest.mark.usefixtures("quick_scaling")
-async def test_a_backlog_starts_the_workers_and_calm_stops_them() -> None:
-    """Backlogged past SCALE_UP_AFTER_S: process 0 takes its 1/N share, then the workers start; calm past
-    SCALE_DOWN_AFTER_S: they stop and process 0 takes the whole bounds back; `stop` stops them too."""
+async def test_the_workers_wait_paused_run_while_a_backlog_lasts_and_pause_after_it() -> None:
+    """The workers start paused with process 0. Backlogged past SCALE_UP_AFTER_S: process 0 takes its 1/N
+    share, then they are told to RUN; calm past SCALE_DOWN_AFTER_S: told to PAUSE, and once they say so
+    process 0 takes the whole bounds back. `stop` stops them."""
     dispatcher, metrics = _Dispatcher(), WebhookMetrics()
     workers = _workers(2, exit_unasked=False, metrics=metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(workers_module.scale(dispatcher, workers, stop))
-    await asyncio.sleep(0.1)
-    assert not workers.running and dispatcher.shares == []  # no backlog, no workers
+    await _until(lambda: 1 in metrics.peers)
+    assert workers.started and not workers.active and dispatcher.shares == []  # no backlog: paused
     dispatcher.backlogged = workers_module.SCALE_UP_AFTER_S
-    await _until(lambda: workers.running)
-    assert dispatcher.shares == [2]
-    await _until(lambda: 1 in metrics.peers)
+    await _until(lambda: all(child.running for child in workers.children))
+    assert workers.active and dispatcher.shares == [2]
     dispatcher.backlogged, dispatcher.calm = 0.0, workers_module.SCALE_DOWN_AFTER_S
-    await _until(lambda: not workers.running)
-    assert dispatcher.shares == [2, 1]
-    dispatcher.backlogged, dispatcher.calm = workers_module.SCALE_UP_AFTER_S, 0.0
-    await _until(lambda: 1 in metrics.peers)
+    await _until(lambda: not workers.active)
+    assert dispatcher.shares == [2, 1] and not any(child.running for child in workers.children)
+    assert workers.started  # paused, not stopped: ready for the next backlog
     stop.set()
     await task
-    assert not workers.running and workers.summary.attempts == 2
+    assert not workers.started and workers.summary.attempts == 1
 
 
 @pytest.mark.usefixtures("quick_scaling")
-async def test_no_worker_starts_while_process_0_is_over_its_lowered_share() -> None:
+async def test_no_worker_runs_while_process_0_is_over_its_lowered_share() -> None:
     """If process 0's attempts in flight never fit its 1/N share within FIT_WAIT_S, it takes the whole bounds
-    back and starts no worker: the bounds are never exceeded."""
+    back and tells no worker to run: the bounds are never exceeded."""
     dispatcher = _Dispatcher()
     dispatcher.fits, dispatcher.backlogged = False, workers_module.SCALE_UP_AFTER_S
     workers = _workers(2, exit_unasked=False, metrics=WebhookMetrics())
     stop = asyncio.Event()
     task = asyncio.create_task(workers_module.scale(dispatcher, workers, stop))
     await _until(lambda: len(dispatcher.shares) >= 4)
+    assert not workers.active and not any(child.running for child in workers.children)
     stop.set()
     await task
-    assert dispatcher.shares[:4] == [2, 1, 2, 1] and workers.summary.attempts == 0
+    assert dispatcher.shares[:4] == [2, 1, 2, 1]
+
+
+@pytest.mark.usefixtures("quick_scaling")
+async def test_a_worker_that_exits_unasked_leaves_process_0_alone_with_the_whole_bounds() -> None:
+    """One worker's unasked exit stops the others; process 0 takes the whole bounds and starts none again
+    for FAILED_PAUSE_S."""
+    dispatcher = _Dispatcher()
+    dispatcher.backlogged = workers_module.SCALE_UP_AFTER_S
+    workers = _workers(3, exit_unasked=True, metrics=WebhookMetrics())
+    stop = asyncio.Event()
+    task = asyncio.create_task(workers_module.scale(dispatcher, workers, stop))
+    await _until(lambda: workers.failed_at is not None and not workers.started)
+    await asyncio.sleep(0.1)
+    assert not workers.started and dispatcher.shares[-1:] in ([], [1])
+    stop.set()
+    await task
 
 
 def test_settings_refuse_a_process_count_outside_one_to_eight(monkeypatch: pytest.MonkeyPatch) -> None:
