@@ -157,7 +157,8 @@ class Dispatcher:
 
     async def run(self, *, stop: asyncio.Event) -> DispatchSummary:
         """Dispatches due deliveries until `stop` is set, then lets attempts in flight finish."""
-        await migrate(self.settings.dsn)
+        if self.process == 0:  # a worker runs only beside process 0, which has migrated the database
+            await migrate(self.settings.dsn)
         key = deployment_key(self.settings)
         try:
             # Claims, records and the backlog query set no session state (LISTEN has its own connection).

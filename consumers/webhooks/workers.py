@@ -1,29 +1,33 @@
-"""The webhook dispatcher's worker processes (KPSANDBOX_WEBHOOK_PROCESSES, default 2: the most that run).
+"""The webhook dispatcher's worker processes (KPSANDBOX_WEBHOOK_PROCESSES, default 2: the most that claim).
 
 One dispatcher process is bound by its own CPU and its chain of claims and group commits; a second one on
 the same two cores drains a backlog about a third faster (bench/RESULTS.md, "Webhooks"), but while events
 arrive no faster than one process delivers them, a second only takes CPU that the API, the views consumer
 and PostgreSQL need. So process 0 (`python -m consumers.webhooks`, which serves /metrics and reads the
-backlog) runs alone, and `scale` starts processes 1..N-1 (`python -m consumers.webhooks --worker I`) once
-every claim of every lane has filled every free slot for SCALE_UP_AFTER_S, and stops them once no claim has
-for SCALE_DOWN_AFTER_S. The claims use `FOR UPDATE SKIP LOCKED`, so processes never claim the same
-delivery, and `process_bounds` gives each process its share of the per-endpoint and in-all bounds: process 0
-lowers its own share first and the workers start only once its attempts in flight fit it, so the bounds
-hold for the whole dispatcher at every moment.
+backlog) claims alone, and `scale` keeps processes 1..N-1 (`python -m consumers.webhooks --worker I`)
+started but paused: it tells them to RUN (a line on their stdin) once every claim of every lane has filled
+every free slot for SCALE_UP_AFTER_S, and to PAUSE once no claim has for SCALE_DOWN_AFTER_S. A worker
+started at that moment would spend its first second importing; a paused one claims within milliseconds.
+The claims use `FOR UPDATE SKIP LOCKED`, so processes never claim the same delivery, and `process_bounds`
+gives each process its share of the per-endpoint and in-all bounds: process 0 lowers its share before the
+workers run (and only once its attempts in flight fit it), and takes the whole bounds back only once they
+have said they paused, so the bounds hold for the whole dispatcher at every moment.
 
 `Workers` is the only owner of the children, which move through these states:
 
-    (none) ──backlog──▶ running ──calm, or process 0 stops──▶ stopping: SIGTERM to each (attempts in flight
-                           │                                    finish and are recorded), STOP_WAIT_S, SIGKILL
-                           └─ one exits unasked ──▶ the others are stopped the same way; an error is logged
-                                                    naming it, process 0 goes on alone and starts none again
-                                                    for FAILED_PAUSE_S
+    paused ──backlog──▶ running ──calm──▶ paused            (each change reported on stdout)
+       └──────────────────┴── process 0 stops ──▶ stopping: SIGTERM to each (attempts in flight finish and are
+                          │                                 recorded), STOP_WAIT_S, SIGKILL
+                          └── one exits unasked ──▶ the others are stopped the same way; an error is logged
+                                                    naming it, process 0 goes on alone with the whole bounds
+                                                    and starts none again for FAILED_PAUSE_S
 
 A child runs in its own session (a Ctrl-C in the terminal reaches process 0 only, which orders the stop),
-dies with process 0 should that be killed (PR_SET_PDEATHSIG: a SIGTERM, so it still records what it sent),
-and shares process 0's stderr. It writes its counts to stdout as one JSON line every REPORT_INTERVAL_S and
-once more with its summary when it ends; process 0 keeps each running child's last counts in
-`metrics.peers` and folds a stopped child's into `metrics.retired`, so its /metrics counters only grow.
+dies with process 0 should that be killed (PR_SET_PDEATHSIG: a SIGTERM, so it still records what it sent;
+its stdin ending says the same), and shares process 0's stderr. It writes its counts and state to stdout as
+one JSON line every REPORT_INTERVAL_S, at once when it has paused, and once more with its summary when it
+ends; process 0 keeps each running child's last counts in `metrics.peers` and folds a stopped child's into
+`metrics.retired`, so its /metrics counters only grow.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ REPORT_INTERVAL_S: Final = 1.0  # a worker's counts reach process 0's /metrics a
 STOP_WAIT_S: Final = STOP_TIMEOUT_S + 5.0  # a stopping worker's attempts in flight finish first
 KILL_WAIT_S: Final = 5.0
 REPORT_LINE_BYTES_MAX: Final = 64 * 1024  # one report; a longer line is a broken worker
-SCALE_POLL_S: Final = 0.25  # how often process 0 looks at its lanes' backlog
-SCALE_UP_AFTER_S: Final = 0.5  # every claim filled every free slot this long: the workers are told to RUN
+SCALE_POLL_S: Final = 0.05  # how often process 0 looks at its lanes' backlog (a few numbers)
+SCALE_UP_AFTER_S: Final = 0.2  # every claim filled every free slot this long: the workers are told to RUN
 SCALE_DOWN_AFTER_S: Final = 30.0  # no claim filled every free slot this long: they are told to PAUSE
 PAUSE_POLL_S: Final = 0.05
 RUN: Final = b"run"  # process 0 → worker, one line on its stdin
