@@ -16,7 +16,6 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import asdict
 
 import uvloop
 
@@ -54,8 +53,7 @@ async def _run(settings: Settings, worker: int | None) -> DispatchSummary:
         await scaler  # it stops the workers
         server.close()
         await server.wait_closed()
-    for name, value in asdict(workers.summary).items():
-        setattr(summary, name, getattr(summary, name) + value)
+    summary.add(workers.summary)
     return summary
 
 

@@ -73,6 +73,13 @@ class DispatchSummary:
     failed: int = 0  # deliveries that ended failed
     retried: int = 0
 
+    def add(self, other: DispatchSummary) -> None:
+        """Adds another run's counts (a worker process's) to these."""
+        self.attempts += other.attempts
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.retried += other.retried
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:

@@ -155,8 +155,7 @@ async def run_worker(
             running = True
             summary = await run_until_paused()
             running = False
-            for name, value in asdict(summary).items():
-                setattr(total, name, getattr(total, name) + value)
+            total.add(summary)
             print(report_line(metrics, running=False), file=out, flush=True)
     finally:
         stop.set()
@@ -289,8 +288,7 @@ class Workers:
                     await asyncio.wait_for(child.reader, KILL_WAIT_S)
             self.metrics.retire(child.number)
             if child.summary is not None:
-                for name, value in asdict(child.summary).items():
-                    setattr(self.summary, name, getattr(self.summary, name) + value)
+                self.summary.add(child.summary)
         self.children = []
 
 

@@ -106,3 +106,42 @@ async def test_a_lane_notes_since_when_its_claims_fill_every_free_slot() -> None
     assert lane.within_bounds() and lane.last_backlogged >= filled_at
     stop.set()
     await task
+
+
+async def _backlog_after(rows: list[dict[str, Any]], per_endpoint: int, claims: int) -> float | None:
+    """Runs a lane whose every claim returns `rows` again and answers its backlogged_since after `claims`
+    claims. An attempt answered 2xx, or any after the first claim's, hangs until the stop."""
+    hold = asyncio.Event()
+
+    class _Again(_Store):
+        async def claim(self, **kwargs: Any) -> list[dict[str, Any]]:
+            self.seen.append(dict(kwargs["in_flight"]))
+            return [dict(row, id=len(self.seen) * 1000 + n) for n, row in enumerate(rows)]
+
+    store, stop = _Again([]), asyncio.Event()
+
+    async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
+        if row["ok"] or row["id"] >= 2000:
+            await hold.wait()
+        return bool(row["ok"])
+
+    lane = Lane(store, attempt, per_endpoint_max=per_endpoint, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(lane.run(stop))
+    async with asyncio.timeout(10):
+        while len(store.seen) < claims:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    since = lane.backlogged_since
+    hold.set()
+    stop.set()
+    await task
+    return since
+
+
+async def test_an_endpoint_filled_to_its_bound_is_a_backlog_but_a_failing_endpoints_probe_is_not() -> None:
+    """A claim that fills an endpoint to its per-endpoint bound (fewer rows than free slots) counts as a
+    backlog; one that only takes a failing endpoint's probe, which fills its bound of one, does not (it
+    would wake a second process for an endpoint that is down)."""
+    full = await _backlog_after([_row(0, "busy", True)], per_endpoint=1, claims=3)
+    assert full is not None
+    probed = await _backlog_after([_row(0, "down", False)], per_endpoint=1, claims=4)
+    assert probed is None
