@@ -223,6 +223,10 @@ class Dispatcher:
         """Seconds since any lane's claim last filled every free slot."""
         return now - max((lane.last_backlogged for lane in self.lanes), default=float("-inf"))
 
+    def waited_s(self) -> float:
+        """The longest any healthy endpoint's row of the lanes' last claims had been due when claimed."""
+        return max((lane.waited_s for lane in self.lanes), default=0.0)
+
     async def _listen(self, lanes: list[Lane], stop: asyncio.Event) -> None:
         """Wakes every lane whenever deliveries are queued (LISTEN DUE_CHANNEL on a connection of its own;
         migration 0037 notifies at each commit that queues some) until `stop` is set. While it cannot

@@ -40,7 +40,7 @@ SELECT_OBJECT: Final[dict[ObjectKind, str]] = {
 # several dispatchers share the table (rows locked but not returned are released at commit).
 CLAIM_DUE: Final = """
 WITH busy AS (SELECT * FROM unnest($1::text[], $2::int[]) AS b(endpoint_id, in_flight))
-SELECT picked.id
+SELECT picked.id, picked.next_attempt_at
 FROM api_webhook_endpoints AS e
 LEFT JOIN busy AS b ON b.endpoint_id = e.id
 CROSS JOIN LATERAL (
@@ -55,7 +55,9 @@ ORDER BY picked.next_attempt_at, picked.id
 LIMIT $4
 """
 # The claim, in one statement (one round trip, its own transaction): CLAIM_DUE's rows are leased — the
-# attempt counted now, the row due again only when the lease lapses — and returned with their event and endpoint.
+# attempt counted now, the row due again only when the lease lapses — and returned with their event and endpoint,
+# and how long each had been due (`waited_s`: what tells a backlog that one process drains at once from one that
+# it does not, consumers/webhooks/workers.py).
 CLAIM: Final = (
     "WITH picked AS ("
     + CLAIM_DUE
@@ -65,7 +67,7 @@ SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $
 FROM picked, api_events AS ev, api_webhook_endpoints AS e
 WHERE d.id = picked.id AND ev.id = d.event_id AND e.id = d.endpoint_id
 RETURNING d.id, d.attempts, d.endpoint_id, ev.id AS event_id, ev.type, ev.data::text AS data, ev.created_at,
-          now() AS claimed_at,
+          now() AS claimed_at, extract(epoch FROM now() - picked.next_attempt_at)::float8 AS waited_s,
           e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at
 """
 )

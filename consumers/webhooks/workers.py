@@ -6,8 +6,11 @@ arrive no faster than one process delivers them, a second only takes CPU that th
 and PostgreSQL need. So process 0 (`python -m consumers.webhooks`, which serves /metrics and reads the
 backlog) claims alone, and `scale` keeps processes 1..N-1 (`python -m consumers.webhooks --worker I`)
 started but paused: it tells them to RUN (a line on their stdin) once every claim of every lane has filled
-every free slot for SCALE_UP_AFTER_S, and to PAUSE once no claim has for SCALE_DOWN_AFTER_S. A worker
-started at that moment would spend its first second importing; a paused one claims within milliseconds.
+every free slot for SCALE_UP_AFTER_S and the rows claimed had been due for SCALE_UP_WAITED_S (one process
+is behind, not catching up on a burst: a second process set to work on a short burst, while events kept
+arriving at half of what one process delivers, doubled the latency of everything after it; bench/RESULTS.md,
+"Webhooks"), and to PAUSE once no claim has filled every free slot for SCALE_DOWN_AFTER_S. A worker started
+at that moment would spend its first second importing; a paused one claims within milliseconds.
 The claims use `FOR UPDATE SKIP LOCKED`, so processes never claim the same delivery, and `process_bounds`
 gives each process its share of the per-endpoint and in-all bounds: process 0 lowers its share before the
 workers run (and only once its attempts in flight fit it), and takes the whole bounds back only once they
@@ -56,7 +59,8 @@ STOP_WAIT_S: Final = STOP_TIMEOUT_S + 5.0  # a stopping worker's attempts in fli
 KILL_WAIT_S: Final = 5.0
 REPORT_LINE_BYTES_MAX: Final = 64 * 1024  # one report; a longer line is a broken worker
 SCALE_POLL_S: Final = 0.05  # how often process 0 looks at its lanes' backlog (a few numbers)
-SCALE_UP_AFTER_S: Final = 0.2  # every claim filled every free slot this long: the workers are told to RUN
+SCALE_UP_AFTER_S: Final = 0.2  # every claim filled every free slot this long: the workers are told to RUN…
+SCALE_UP_WAITED_S: Final = 0.5  # …if the rows claimed had also been due this long (see the module)
 SCALE_DOWN_AFTER_S: Final = 30.0  # no claim filled every free slot this long: they are told to PAUSE
 PAUSE_POLL_S: Final = 0.05
 RUN: Final = b"run"  # process 0 → worker, one line on its stdin
@@ -299,6 +303,7 @@ class Scalable(Protocol):
     def within_bounds(self) -> bool: ...
     def backlogged_for(self, now: float) -> float: ...
     def calm_for(self, now: float) -> float: ...
+    def waited_s(self) -> float: ...
 
 
 async def scale(dispatcher: Scalable, workers: Workers, stop: asyncio.Event) -> None:
@@ -319,17 +324,29 @@ async def scale(dispatcher: Scalable, workers: Workers, stop: asyncio.Event) -> 
                     await workers.stop()
                 dispatcher.share(1)
                 log.info("webhooks: no backlog for %.0f s; back to one process", SCALE_DOWN_AFTER_S)
-            elif workers.started and not workers.active and dispatcher.backlogged_for(now) >= SCALE_UP_AFTER_S:
+            elif workers.started and not workers.active and _behind(dispatcher, now):
+                waited_s = dispatcher.waited_s()
                 dispatcher.share(processes)
                 if await _fits(dispatcher, stop):
                     workers.resume()
-                    log.info("webhooks: a backlog for %.1f s; %d processes deliver", SCALE_UP_AFTER_S, processes)
+                    log.info(
+                        "webhooks: a backlog for %.1f s, deliveries due for %.1f s when claimed; %d processes deliver",
+                        SCALE_UP_AFTER_S,
+                        waited_s,
+                        processes,
+                    )
                 else:
                     dispatcher.share(1)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SCALE_POLL_S)
     finally:
         await workers.stop()
+
+
+def _behind(dispatcher: Scalable, now: float) -> bool:
+    """Process 0 alone is behind: every claim has filled every free slot for SCALE_UP_AFTER_S, and the rows
+    it claims had been due for SCALE_UP_WAITED_S."""
+    return dispatcher.backlogged_for(now) >= SCALE_UP_AFTER_S and dispatcher.waited_s() >= SCALE_UP_WAITED_S
 
 
 async def _fits(dispatcher: Scalable, stop: asyncio.Event) -> bool:

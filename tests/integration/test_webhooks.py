@@ -515,22 +515,23 @@ async def _backlog(api: RunningApi, client: httpx.AsyncClient, name: str, url: s
 async def test_a_backlog_sets_the_waiting_worker_process_to_work_and_every_event_arrives_once(
     api: RunningApi, config: Settings, client: httpx.AsyncClient
 ) -> None:
-    """KPSANDBOX_WEBHOOK_PROCESSES=2: a worker process waits, paused, beside the first; 3,000 events waiting for
-    one endpoint fill every claim, so it is told to run (the log says so); each event arrives once; the
-    /metrics port counts both processes' attempts (the exit summary, added up across both, says the same);
-    SIGTERM stops both, exit 0."""
-    async with serving(Receiver(statuses=[200])) as receiver, dispatcher_process(config, 2) as (process, port):
-        worker = await _worker_of(process)
+    """KPSANDBOX_WEBHOOK_PROCESSES=2: a worker process waits, paused, beside the first; 3,000 events recorded
+    before the dispatcher starts (as after an outage) fill every claim and have waited, so it is told to run
+    (the log says so); each event arrives once; the /metrics port counts both processes' attempts (the exit
+    summary, added up across both, says the same); SIGTERM stops both, exit 0."""
+    async with serving(Receiver(statuses=[200])) as receiver:
         await _backlog(api, client, "backlog shop", receiver.url, 3_000)
+        async with dispatcher_process(config, 2) as (process, port):
+            worker = await _worker_of(process)
 
-        async def all_arrived() -> bool:
-            return len(receiver.received) >= 3_000
+            async def all_arrived() -> bool:
+                return len(receiver.received) >= 3_000
 
-        await wait_for(all_arrived, "3,000 deliveries", timeout_s=2 * WAIT_S)
-        await asyncio.sleep(2.5)  # the worker's next report (every second) reaches process 0
-        scraped = _attempts_total(port)
-        process.terminate()
-        out, err = process.communicate(timeout=dispatcher_module.STOP_TIMEOUT_S + 10)
+            await wait_for(all_arrived, "3,000 deliveries", timeout_s=2 * WAIT_S)
+            await asyncio.sleep(2.5)  # the worker's next report (every second) reaches process 0
+            scraped = _attempts_total(port)
+            process.terminate()
+            out, err = process.communicate(timeout=dispatcher_module.STOP_TIMEOUT_S + 10)
     assert process.returncode == 0, err
     assert "2 processes deliver" in err  # the backlog set the worker to work
     assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()

@@ -25,7 +25,7 @@ class _Store:
 
 
 def _row(number: int, endpoint: str, answered_2xx: bool) -> dict[str, Any]:
-    return {"id": number, "endpoint_id": endpoint, "ok": answered_2xx}
+    return {"id": number, "endpoint_id": endpoint, "ok": answered_2xx, "waited_s": 0.0}
 
 
 async def _claims_after(batches: list[list[dict[str, Any]]], claims: int) -> list[dict[str, int]]:
@@ -145,3 +145,56 @@ async def test_an_endpoint_filled_to_its_bound_is_a_backlog_but_a_failing_endpoi
     assert full is not None
     probed = await _backlog_after([_row(0, "down", False)], per_endpoint=1, claims=4)
     assert probed is None
+
+
+async def test_a_lane_notes_how_long_its_last_claims_rows_had_waited() -> None:
+    """The longest wait (`waited_s`, due → claimed) among the rows of the lane's last claim that returned rows;
+    an empty claim leaves it as it was (nothing waits), and a claim of fresh rows lowers it again."""
+    release = asyncio.Event()
+    old = [dict(_row(1, "a", True), waited_s=0.1), dict(_row(2, "b", True), waited_s=1.5)]
+    store = _Store([old, [], [dict(_row(3, "a", True), waited_s=0.02)]])
+    stop = asyncio.Event()
+
+    async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
+        await release.wait()
+        return True
+
+    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    assert lane.waited_s == 0.0
+    task = asyncio.create_task(lane.run(stop))
+    async with asyncio.timeout(10):
+        while len(store.seen) < 2:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+        assert lane.waited_s == 1.5
+        while len(store.seen) < 4:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    assert lane.waited_s == 0.02
+    release.set()
+    stop.set()
+    await task
+
+
+async def test_a_failing_endpoints_long_waiting_rows_do_not_count_as_waiting() -> None:
+    """A failing endpoint's deliveries wait by design (probed one at a time, retried on the schedule): its rows'
+    waits do not count in `waited_s`, or a failing endpoint would look like a backlog worth a second process."""
+    release = asyncio.Event()
+    first = [_row(1, "bad", False)]
+    second = [dict(_row(2, "bad", False), waited_s=10.0), dict(_row(3, "good", True), waited_s=0.05)]
+    store = _Store([first, [], second])
+    stop = asyncio.Event()
+
+    async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
+        if row["ok"]:
+            await release.wait()
+        return bool(row["ok"])
+
+    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(lane.run(stop))
+    async with asyncio.timeout(10):
+        while len(store.seen) < 4:  # bounded by the timeout
+            await asyncio.sleep(0.01)
+    release.set()
+    stop.set()
+    await task
+    assert store.seen[2] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}  # "bad" was failing at the third claim
+    assert lane.waited_s == 0.05

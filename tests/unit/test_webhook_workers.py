@@ -185,6 +185,7 @@ class _Dispatcher:
 
     def __init__(self) -> None:
         self.backlogged, self.calm, self.fits = 0.0, 0.0, True
+        self.waited = workers_module.SCALE_UP_WAITED_S  # rows claimed in a backlog have waited this long
         self.shares: list[int] = []
 
     def share(self, processes: int) -> None:
@@ -198,6 +199,9 @@ class _Dispatcher:
 
     def calm_for(self, now: float) -> float:
         return self.calm
+
+    def waited_s(self) -> float:
+        return self.waited
 
 
 @pytest.fixture
@@ -233,6 +237,27 @@ async def test_the_workers_wait_paused_run_while_a_backlog_lasts_and_pause_after
     stop.set()
     await task
     assert not workers.started and workers.summary.attempts == 1
+
+
+@pytest.mark.usefixtures("quick_scaling")
+async def test_a_backlog_whose_rows_have_not_waited_long_sets_no_worker_to_work() -> None:
+    """Every claim filling every free slot is not enough: while the rows claimed had waited less than
+    SCALE_UP_WAITED_S (a short burst that process 0 drains at once), the workers stay paused and process 0
+    keeps the whole bounds; once they have waited that long, the workers run."""
+    dispatcher, metrics = _Dispatcher(), WebhookMetrics()
+    dispatcher.backlogged = 10 * workers_module.SCALE_UP_AFTER_S
+    dispatcher.waited = 0.5 * workers_module.SCALE_UP_WAITED_S
+    workers = _workers(2, exit_unasked=False, metrics=metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(workers_module.scale(dispatcher, workers, stop))
+    await _until(lambda: 1 in metrics.peers)
+    await asyncio.sleep(20 * workers_module.SCALE_POLL_S)
+    assert not workers.active and dispatcher.shares == []
+    dispatcher.waited = workers_module.SCALE_UP_WAITED_S
+    await _until(lambda: all(child.running for child in workers.children))
+    assert workers.active and dispatcher.shares == [2]
+    stop.set()
+    await task
 
 
 @pytest.mark.usefixtures("quick_scaling")
