@@ -14,7 +14,11 @@ their own processes on free ports, as `kpsandbox serve` runs them. Figures, all 
     `throughput_run` (a pre-loaded stream, settled/s between 5% and 95%), run after the API has stopped.
 (b) At half of (a)'s rate, paced open-loop (each request starts at its scheduled time, whatever the
     others do), time from the scheduled POST to GET /v1/payments/{id}?wait answering a final status;
-    also to the views consumer's `updated_at` (what the ledger + views take, without ?wait's polling).
+    also to the views consumer's `updated_at` (what the ledger + views take, without ?wait's polling);
+    and the views consumer's share of issue 10's outcome → webhook delivery: the ledger's outcome record
+    (its Kafka timestamp, stamped when the relay sends it) → the payment's webhook event recorded
+    (`api_events.created_at`, in the views consumer's transaction). bench/webhooks.py measures the rest,
+    event recorded → delivery received, at half the dispatcher's maximum.
 (c) GET /v1/payments/{id} with a tenant key, closed loop, against the same route on a bare FastAPI app
     returning a constant (`bench/api.py --bare-server PORT`, served by uvicorn exactly as the API is).
 
@@ -46,10 +50,16 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aiokafka import TopicPartition
+
 from bench.ledger import clean_up, fresh, rss_mib, throughput_run
+from consumers.views.consumer import REQUEST_EVENT_ID
+from infra import kafka_clients
+from infra.kafka_admin import end_offsets
 from infra.settings import Settings, load_settings, settings_env, with_overrides
 from producers.api.tenants import Tenants
 from schemas.api.payments import SETTLED_PAYMENT_STATUSES
+from schemas.topics import PAYMENT_OUTCOMES
 
 REPO: Final = Path(__file__).resolve().parents[1]
 HOST: Final = "127.0.0.1"
@@ -308,7 +318,7 @@ async def paced_latency(client: Client, accounts: list[str], *, rate: float, dur
     """(b): open loop at `rate`/s; scheduled POST → ?wait answers a final status; and → the view's updated_at."""
     count = max(1, int(rate * duration_s))
     to_final_ms: list[float] = []
-    sent_wall: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}  # payment id → when its POST was scheduled
     outcome = {"not_final": 0, "errors": 0, "dropped": 0}
     in_flight: set[asyncio.Task[None]] = set()
     offset = len(accounts) // 2  # other payers than (a)'s first ones
@@ -347,6 +357,7 @@ async def paced_latency(client: Client, accounts: list[str], *, rate: float, dur
         "payments": count,
         "to_final_via_wait": percentiles(to_final_ms),
         "to_view_updated": percentiles(await view_latencies(dsn, sent_wall)),
+        "payment_ids": list(sent_wall),
         **outcome,
     }
 
@@ -362,6 +373,44 @@ async def view_latencies(dsn: str, sent_wall: dict[str, float]) -> list[float]:
     finally:
         await connection.close()
     return [(row["updated_at"].timestamp() - sent_wall[row["id"]]) * 1000 for row in rows]
+
+
+OUTCOME_READ_TIMEOUT_S: Final = 30.0
+EVENT_TIMES: Final = """
+SELECT p.request_event_id::text, extract(epoch FROM e.created_at)
+FROM api_payments AS p JOIN api_events AS e ON e.object_id = p.id AND e.type IN ('payment.succeeded', 'payment.failed')
+WHERE p.id = ANY($1::text[])
+"""
+
+
+async def outcome_to_event(config: Settings, payment_ids: list[str]) -> list[float]:
+    """Per payment, its outcome record's timestamp (the ledger's relay) → its webhook event's created_at (the
+    views consumer), ms: the views consumer's share of outcome → delivery."""
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        recorded = {request: float(at) for request, at in await connection.fetch(EVENT_TIMES, payment_ids)}
+    finally:
+        await connection.close()
+    topic = config.topic(PAYMENT_OUTCOMES)
+    ends = {TopicPartition(t, p): end for (t, p), end in (await end_offsets(config, [topic])).items() if end > 0}
+    consumer = kafka_clients.consumer(config, "researcher", group_id=None, enable_auto_commit=False)
+    latencies: list[float] = []
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        deadline = time.monotonic() + OUTCOME_READ_TIMEOUT_S
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:  # bounded by the deadline
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the outcomes of {topic} were not read within {OUTCOME_READ_TIMEOUT_S:.0f} s")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    found = REQUEST_EVENT_ID.search(record.value or b"")
+                    if found and found.group(1).decode() in recorded:
+                        latencies.append((recorded[found.group(1).decode()] - record.timestamp / 1000) * 1000)
+    finally:
+        await consumer.stop()
+    return latencies
 
 
 async def get_rate(client: Client, ids: list[str], *, concurrency: int, duration_s: float) -> dict:
@@ -416,6 +465,7 @@ async def api_run(base: Settings, args: argparse.Namespace, processes: Processes
         paced = await paced_latency(
             client, accounts, rate=maximum["ok_per_s"] / 2, duration_s=args.duration, dsn=config.dsn
         )
+        paced["outcome_to_event"] = percentiles(await outcome_to_event(config, paced.pop("payment_ids")))
         before = cpu_s(api.pid)
         reads = await get_rate(client, accepted, concurrency=args.concurrency, duration_s=args.duration)
         reads["api_cpu_ms_per_request"] = cpu_ms_per_call(cpu_s(api.pid) - before, reads)
@@ -486,6 +536,8 @@ def table(result: dict) -> str:
         ("(b) POST → final via ?wait p50/p95/p99 ms", f"{latency['p50_ms']}/{latency['p95_ms']}/{latency['p99_ms']}",
          "p99 ≤ 250", result["met"]["p99_ms"]),
         ("(b) POST → view updated_at p50/p95/p99 ms", "/".join(str(b["to_view_updated"][k]) for k in
+         ("p50_ms", "p95_ms", "p99_ms")), "", ""),
+        ("(b) outcome → webhook event recorded p50/p95/p99 ms", "/".join(str(b["outcome_to_event"][k]) for k in
          ("p50_ms", "p95_ms", "p99_ms")), "", ""),
         ("(c) GET /v1/payments/{id} req/s", f"{c['ok_per_s']:,.0f}", "", ""),
         ("(c) bare FastAPI req/s", f"{result['bare']['ok_per_s']:,.0f}", "", ""),

@@ -26,8 +26,11 @@ Uses the services of `kpsandbox up` (or KPSANDBOX_* settings); each run gets new
     (Earlier versions: one writer recording one event per transaction fell 2–3× behind the rate it
     printed; then 4 connections committing each wake-up's events one statement each, which cost
     PostgreSQL ~300–500 µs of CPU per event against ~100 in a statement of 50.)
-(c) The same, plus one more tenant whose endpoint answers 500 to everything (retries every second):
-    the healthy endpoints' p99 ÷ (b)'s p99.
+(c) The same events at the same rate over the same number of tenants, but one tenant's endpoint answers 500
+    to everything (retries every second): the healthy endpoints' p99 ÷ (b)'s p99. The offered load is (b)'s,
+    so the ratio is the failure's effect. (Until 2026-12-02 the failing tenant came on top of (b)'s, at the
+    same rate per tenant: 1/16 more events recorded and delivered than in (b), which alone put (c) ÷ (b) at
+    1.1–1.3 in most rounds near two cores' limit, whatever the failing endpoint did.)
 
 Rounds (--rounds, default 3): on 2 cores one run's figures move more than any change measured here (the same
 code gave (c) ÷ (b) from 0.37 to 3.63 in single runs, and the ledger 8,200–10,300/s). So the ledger and (a)
@@ -294,19 +297,19 @@ async def paced_writer(db: asyncpg.Connection, tenants: list[str], count: int, r
 async def paced(
     base: Settings, args: argparse.Namespace, processes: Processes, url: str, *, rate: float, failing: bool, number: int
 ) -> dict:
-    """Events at `rate`/s over args.endpoints healthy tenants (plus one failing tenant at the same
-    per-tenant rate when `failing`) for --paced-seconds; the healthy endpoints' latencies."""
+    """Events at `rate`/s over args.endpoints tenants, all healthy, or when `failing` all but one, whose
+    endpoint answers 500 to everything, for --paced-seconds; the healthy endpoints' latencies."""
     label = "whfail" if failing else "whpaced"
     config = with_overrides(
         await fresh(base, label), webhook_retry_schedule=RETRY_SCHEDULE, webhooks_metrics_port=free_port()
     )
-    healthy = await endpoints(config, args.endpoints, url)
+    healthy = await endpoints(config, args.endpoints - failing, url)
     broken = await endpoints(config, 1, url.rsplit("/", 1)[0] + "/fail", "failing") if failing else []
     tenants = [tenant for tenant, _ in healthy + broken]
     name = f"dispatcher-{label}-{number}"
     start_dispatcher(processes, config, name)
     await asyncio.sleep(2.0)  # the dispatcher connects before the clock starts
-    total_rate = rate * len(tenants) / len(healthy)
+    total_rate = rate
     count = int(total_rate * args.paced_seconds)
     connection = await asyncpg.connect(config.dsn)
     started = time.monotonic()
@@ -445,7 +448,9 @@ def figures(ledgers: list[dict], maxima: list[dict], healthy: list[dict], failin
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events pre-recorded for (a) (default 20000)")
-    parser.add_argument("--endpoints", type=int, default=16, help="healthy tenants/endpoints (default 16)")
+    parser.add_argument(
+        "--endpoints", type=int, default=16, help="tenants, one endpoint each (default 16; in (c) one fails)"
+    )
     parser.add_argument("--paced-seconds", type=float, default=20.0, help="length of (b) and (c) (default 20)")
     parser.add_argument("--ledger-payments", type=int, default=100_000, help="payments for the ledger's figure")
     parser.add_argument(
@@ -459,6 +464,8 @@ def parse_args() -> argparse.Namespace:
         args.events, args.paced_seconds, args.ledger_payments, args.rounds = 2_000, 5.0, 10_000, 1
     if not 1 <= args.rounds <= ROUNDS_MAX:
         parser.error(f"--rounds must be 1–{ROUNDS_MAX}")
+    if args.endpoints < 2:
+        parser.error("--endpoints must be at least 2: in (c) one of them fails and the others are measured")
     return args
 
 

@@ -36,8 +36,13 @@ async def test_the_receiver_answers_on_one_connection_and_keeps_each_webhook_ids
         assert (await _exchange(reader, writer, _post("/hook", "evt_a", b"{}")))[0] == b"HTTP/1.1 200 OK"
         status, _ = await _exchange(reader, writer, _post("/fail", "evt_b", b"{}"))
         assert status == b"HTTP/1.1 500 Internal Server Error"
+        second = webhooks.ARRIVALS["evt_b"]
         _, arrivals = await _exchange(reader, writer, b"GET /arrivals HTTP/1.1\r\nhost: t\r\n\r\n")
-        assert json.loads(arrivals) == {"evt_a": first, "evt_b": webhooks.ARRIVALS["evt_b"]}  # a retry keeps the first
+        assert json.loads(arrivals) == {"evt_a": first, "evt_b": second}  # a retry keeps the first
+        assert webhooks.ARRIVALS == {}  # read, then forgotten: each phase (and round) reads only its own
+        await _exchange(reader, writer, _post("/hook", "evt_c", b"{}"))
+        _, arrivals = await _exchange(reader, writer, b"GET /arrivals HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert list(json.loads(arrivals)) == ["evt_c"]
         writer.close()
     finally:
         server.close()
