@@ -31,19 +31,26 @@ def _row(number: int, endpoint: str, answered_2xx: bool) -> dict[str, Any]:
 async def _claims_after(batches: list[list[dict[str, Any]]], claims: int) -> list[dict[str, int]]:
     """Runs a lane until it has claimed `claims` times; the in-flight counts each claim saw."""
     store = _Store(batches)
-    gate = asyncio.Event()
 
     async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
         return bool(row["ok"])
 
+    await _lane_after(store, attempt, claims=claims, release=asyncio.Event())
+    return store.seen
+
+
+async def _lane_after(store: _Store, attempt: Any, *, claims: int, release: asyncio.Event) -> Lane:
+    """Runs a lane over `store` until it has claimed `claims` times, then lets held attempts end and stops it."""
+    stop = asyncio.Event()
     lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
-    task = asyncio.create_task(lane.run(gate))
+    task = asyncio.create_task(lane.run(stop))
     async with asyncio.timeout(10):
         while len(store.seen) < claims:  # bounded by the timeout
             await asyncio.sleep(0.01)
-    gate.set()
+    release.set()
+    stop.set()
     await task
-    return store.seen
+    return lane
 
 
 async def test_a_failing_endpoint_is_probed_not_flooded_and_recovers_on_its_first_2xx() -> None:
@@ -61,21 +68,14 @@ async def test_a_failing_endpoint_is_probed_not_flooded_and_recovers_on_its_firs
 async def test_a_failing_endpoint_with_its_probe_in_flight_gets_no_second_one() -> None:
     """While the failing endpoint's probe is still in flight, the claim sees every one of its slots busy."""
     store = _Store([[_row(1, "bad", False)], [_row(2, "bad", False)]])
-    stop, release = asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
 
     async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
         if row["id"] == 2:
             await release.wait()
         return bool(row["ok"])
 
-    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
-    task = asyncio.create_task(lane.run(stop))
-    async with asyncio.timeout(10):
-        while len(store.seen) < 4:  # bounded by the timeout
-            await asyncio.sleep(0.01)
-    release.set()
-    stop.set()
-    await task
+    await _lane_after(store, attempt, claims=4, release=release)
     assert store.seen[1] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}
     assert store.seen[3] == {"bad": PER_ENDPOINT}  # its one probe is in flight
 
@@ -181,20 +181,12 @@ async def test_a_failing_endpoints_long_waiting_rows_do_not_count_as_waiting() -
     first = [_row(1, "bad", False)]
     second = [dict(_row(2, "bad", False), waited_s=10.0), dict(_row(3, "good", True), waited_s=0.05)]
     store = _Store([first, [], second])
-    stop = asyncio.Event()
 
     async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
         if row["ok"]:
             await release.wait()
         return bool(row["ok"])
 
-    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
-    task = asyncio.create_task(lane.run(stop))
-    async with asyncio.timeout(10):
-        while len(store.seen) < 4:  # bounded by the timeout
-            await asyncio.sleep(0.01)
-    release.set()
-    stop.set()
-    await task
+    lane = await _lane_after(store, attempt, claims=4, release=release)
     assert store.seen[2] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}  # "bad" was failing at the third claim
     assert lane.waited_s == 0.05
