@@ -102,7 +102,7 @@ class Lane:
         # Since when (time.monotonic()) every claim has filled every free slot; None: the last one did not.
         self.backlogged_since: float | None = None
         self.last_backlogged = float("-inf")  # when a claim last filled every free slot
-        self.waited_s = 0.0  # the longest a row of the last claim with rows of healthy endpoints had been due
+        self.waited_s = 0.0  # the longest a healthy endpoint's row of the last claim with rows had been due
 
     def wake(self) -> None:
         """Deliveries were queued (a notification on DUE_CHANNEL): claim without waiting for the poll."""
@@ -125,9 +125,9 @@ class Lane:
                 log.warning("webhooks: PostgreSQL did not answer (%s); trying again", error)
                 claimed = []
             claimed_at = time.monotonic()
-            waits = [row["waited_s"] for row in claimed if row["endpoint_id"] not in self._failing]
-            if waits:  # a failing endpoint's rows wait by design (probed, retried on the schedule): not counted
-                self.waited_s = max(waits)
+            if claimed:  # a failing endpoint's rows wait by design (probed, retried on the schedule): not counted
+                healthy = (row["waited_s"] for row in claimed if row["endpoint_id"] not in self._failing)
+                self.waited_s = max(healthy, default=0.0)
             for row in claimed:
                 self._start(row, claimed_at)
             # A claim that took every free slot may have left due rows behind: claim again when a

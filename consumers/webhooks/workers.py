@@ -8,7 +8,7 @@ backlog) claims alone, and `scale` keeps processes 1..N-1 (`python -m consumers.
 started but paused: it tells them to RUN (a line on their stdin) once every claim of every lane has filled
 every free slot for SCALE_UP_AFTER_S and the rows claimed had been due for SCALE_UP_WAITED_S (one process
 is behind, not catching up on a burst: a second process set to work on a short burst, while events kept
-arriving at half of what one process delivers, doubled the latency of everything after it; bench/RESULTS.md,
+arriving at half of what one process delivers, made every later delivery's p99 4–5 × longer; bench/RESULTS.md,
 "Webhooks"), and to PAUSE once no claim has filled every free slot for SCALE_DOWN_AFTER_S. A worker started
 at that moment would spend its first second importing; a paused one claims within milliseconds.
 The claims use `FOR UPDATE SKIP LOCKED`, so processes never claim the same delivery, and `process_bounds`
