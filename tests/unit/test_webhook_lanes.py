@@ -16,11 +16,15 @@ class _Store:
     def __init__(self, batches: list[list[dict[str, Any]]]) -> None:
         self.batches = batches
         self.seen: list[dict[str, int]] = []
+        self.lane: Lane | None = None  # set by _lane_after
+        self.waits: list[float] = []  # the lane's waited_s as each claim began (what the previous claims left)
 
     async def claim(
         self, *, in_flight: dict[str, int], per_endpoint_max: int, batch_max: int, lease_s: float
     ) -> list[dict[str, Any]]:
         self.seen.append(dict(in_flight))
+        if self.lane is not None:
+            self.waits.append(self.lane.waited_s)
         return self.batches.pop(0) if self.batches else []
 
 
@@ -42,7 +46,7 @@ async def _claims_after(batches: list[list[dict[str, Any]]], claims: int) -> lis
 async def _lane_after(store: _Store, attempt: Any, *, claims: int, release: asyncio.Event) -> Lane:
     """Runs a lane over `store` until it has claimed `claims` times, then lets held attempts end and stops it."""
     stop = asyncio.Event()
-    lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
+    lane = store.lane = Lane(store, attempt, per_endpoint_max=PER_ENDPOINT, in_flight_max=64, stop_timeout_s=1.0)  # type: ignore[arg-type]
     task = asyncio.create_task(lane.run(stop))
     async with asyncio.timeout(10):
         while len(store.seen) < claims:  # bounded by the timeout
@@ -180,13 +184,15 @@ async def test_a_failing_endpoints_long_waiting_rows_do_not_count_as_waiting() -
     release = asyncio.Event()
     first = [_row(1, "bad", False)]
     second = [dict(_row(2, "bad", False), waited_s=10.0), dict(_row(3, "good", True), waited_s=0.05)]
-    store = _Store([first, [], second])
+    only_failing = [dict(_row(4, "bad", False), waited_s=11.0)]
+    store = _Store([first, [], second, only_failing])
 
     async def attempt(_: Recorder, row: dict[str, Any], __: float) -> bool:
         if row["ok"]:
             await release.wait()
         return bool(row["ok"])
 
-    lane = await _lane_after(store, attempt, claims=4, release=release)
+    await _lane_after(store, attempt, claims=5, release=release)
     assert store.seen[2] == {"bad": PER_ENDPOINT - FAILING_ENDPOINT_MAX}  # "bad" was failing at the third claim
-    assert lane.waited_s == 0.05
+    assert store.waits[3] == 0.05  # after the third claim: the healthy row's wait only
+    assert store.waits[4] == 0.0  # after a claim of the failing endpoint's rows only: nothing healthy has waited
