@@ -303,18 +303,17 @@ async def paced(
     config = with_overrides(
         await fresh(base, label), webhook_retry_schedule=RETRY_SCHEDULE, webhooks_metrics_port=free_port()
     )
-    healthy = await endpoints(config, args.endpoints - failing, url)
+    healthy = await endpoints(config, args.endpoints - 1 if failing else args.endpoints, url)
     broken = await endpoints(config, 1, url.rsplit("/", 1)[0] + "/fail", "failing") if failing else []
     tenants = [tenant for tenant, _ in healthy + broken]
     name = f"dispatcher-{label}-{number}"
     start_dispatcher(processes, config, name)
     await asyncio.sleep(2.0)  # the dispatcher connects before the clock starts
-    total_rate = rate
-    count = int(total_rate * args.paced_seconds)
+    count = int(rate * args.paced_seconds)
     connection = await asyncpg.connect(config.dsn)
     started = time.monotonic()
     try:
-        await paced_writer(connection, tenants, count, total_rate, started)
+        await paced_writer(connection, tenants, count, rate, started)
         took_s = time.monotonic() - started
         behind_s = took_s - args.paced_seconds
         await asyncio.sleep(SETTLE_AFTER_PACED_S)
@@ -326,9 +325,9 @@ async def paced(
     arrivals = await received(url)
     recorded = [float(ms) for _, _, ms in rows]
     latencies = [(arrivals[event] - float(created)) * 1000 for event, created, _ in rows if event in arrivals]
-    return {"rate": round(total_rate, 1), "events": count, "healthy_expected": expected,
+    return {"rate": round(rate, 1), "events": count, "healthy_expected": expected,
             "healthy_delivered": len(latencies), "producer_behind_s": round(behind_s, 2),
-            "achieved_rate": round(count / took_s, 1), "achieved_vs_asked": round(count / took_s / total_rate, 3),
+            "achieved_rate": round(count / took_s, 1), "achieved_vs_asked": round(count / took_s / rate, 3),
             "latency_ms": percentiles(latencies), "recorded_latency_ms": percentiles(recorded)}  # fmt: skip
 
 
