@@ -15,7 +15,7 @@ from producers.api.events import Events
 from producers.api.listings import Listings
 from producers.api.payment_requests import PaymentRequests
 from producers.api.payments import Payments
-from producers.api.problems import ApiError
+from producers.api.problems import NO_KEY, UNKNOWN_KEY, unauthorized
 from producers.api.qr_codes import QrCodes
 from producers.api.refunds import Refunds
 from producers.api.resources import DB_UNAVAILABLE, Resources, unavailable
@@ -40,29 +40,33 @@ async def resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(resources)]
 
 
-def unauthorized(detail: str) -> ApiError:
-    """The 401 for a request without a working secret key."""
-    return ApiError(
-        status=401, code="unauthorized", detail=detail, param="Authorization", headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
 async def current_tenant(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)], held: ResourcesDep
 ) -> Tenant:
     """The tenant whose secret key the request carries; 401 when it is missing, unknown or revoked."""
     if credentials is None:
-        raise unauthorized("send your secret key as `Authorization: Bearer sk_test_…`")
+        raise unauthorized(NO_KEY)
     try:
         tenant = await Tenants(held.pool).authenticate(key=credentials.credentials)
     except DB_UNAVAILABLE as error:
         raise unavailable("PostgreSQL") from error
     if tenant is None:
-        raise unauthorized("the secret key is unknown or revoked; create a tenant with `kpsandbox tenants create NAME`")
+        raise unauthorized(UNKNOWN_KEY)
     return tenant
 
 
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+async def secret_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> str:
+    """The secret key the request carries, not yet checked: for a route that authenticates in the same
+    query that reads what it asks for (GET /v1/payments/{id}). 401 when there is none."""
+    if credentials is None:
+        raise unauthorized(NO_KEY)
+    return credentials.credentials
+
+
+SecretKeyDep = Annotated[str, Depends(secret_key)]
 
 
 async def accounts(held: ResourcesDep) -> Accounts:

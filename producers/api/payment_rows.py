@@ -34,6 +34,18 @@ RETURNING {PAYMENT_COLUMNS}, request_event_id
 SELECT_PAYMENT: Final = f"""
 SELECT {PAYMENT_COLUMNS}, request_event_id FROM api_payments WHERE id = $1 AND tenant_id = $2
 """
+# One payment read together with the request's authentication (GET /v1/payments/{id}, polled by
+# clients): the active tenant whose key hash is $1, with its payment $2 if it has one. No row: the key
+# is unknown or revoked; a row whose payment columns are NULL: the tenant has no such payment.
+SELECT_PAYMENT_BY_KEY: Final = """
+SELECT
+    tenant.id AS tenant_id, payment.id, payment.status, payment.payer, payment.payee, payment.amount,
+    payment.amount_captured, payment.amount_refunded, payment.kind, payment.capture_method, payment.expires_at,
+    payment.failure_code, payment.failure_message, payment.created_at, payment.updated_at
+FROM api_tenants AS tenant
+LEFT JOIN api_payments AS payment ON payment.id = $2 AND payment.tenant_id = tenant.id
+WHERE tenant.key_hash = $1 AND tenant.revoked_at IS NULL
+"""
 # A capture or cancel: only from `requires_capture`, and the payment then waits for its answer.
 # Locks the row, so two concurrent captures cannot both start.
 BEGIN_ACTION: Final = f"""
@@ -115,6 +127,11 @@ class PaymentRows:
     async def payment(self, *, payment_id: str, tenant_id: str) -> asyncpg.Record | None:
         """The tenant's payment; None when the tenant has no such payment."""
         return await self._db.fetchrow(SELECT_PAYMENT, payment_id, tenant_id)
+
+    async def payment_by_key(self, *, key_hash: bytes, payment_id: str) -> asyncpg.Record | None:
+        """The payment as the active tenant of `key_hash` sees it: None when no active tenant has that
+        key; a row with `id` NULL when the tenant has no such payment (SELECT_PAYMENT_BY_KEY)."""
+        return await self._db.fetchrow(SELECT_PAYMENT_BY_KEY, key_hash, payment_id)
 
     async def delete_payment(self, *, payment_id: str) -> None:
         """Forgets a payment whose request Kafka did not acknowledge."""

@@ -29,9 +29,9 @@ from producers.api.magic_numbers import payee_behaviour
 from producers.api.payees import amount_of, check_payee, claim_dynamic_qr, find_payee, qr_contract_kind
 from producers.api.payment_rows import PaymentRows
 from producers.api.polling import poll_until
-from producers.api.problems import ApiError
+from producers.api.problems import UNKNOWN_KEY, ApiError, unauthorized
 from producers.api.resources import DB_UNAVAILABLE, KAFKA_UNAVAILABLE, POOL_ACQUIRE_TIMEOUT_S, unavailable
-from producers.api.tenants import Tenant
+from producers.api.tenants import Tenant, well_formed_key_hash
 from producers.api.test_clocks import check_clock_expiry, clock_of, request_time
 from schemas.api.magic import DELAYED_SUCCESS_S, NO_ANSWER_TIMEOUT_S, MagicBehaviour
 from schemas.api.payments import (
@@ -254,6 +254,28 @@ class Payments:
             except DB_UNAVAILABLE as error:
                 raise unavailable("PostgreSQL") from error
             if row is None:
+                raise not_found("payment_id", "payment with this id")
+            return payment_from_row(row)
+
+        if wait_s is None:
+            return await read()
+        return await poll_until(read, done=lambda payment: payment.status in SETTLED_PAYMENT_STATUSES, wait_s=wait_s)
+
+    async def get_by_key(self, *, key: str, payment_id: str, wait_s: float | None = None) -> Payment:
+        """`get` for the tenant whose secret key this is, authenticated in the same query that reads the
+        payment (one round trip: clients poll this route); 401 for an unknown or revoked key."""
+        key_hash = well_formed_key_hash(key)
+        if key_hash is None:
+            raise unauthorized(UNKNOWN_KEY)
+
+        async def read() -> Payment:
+            try:
+                row = await PaymentRows(self._pool).payment_by_key(key_hash=key_hash, payment_id=payment_id)
+            except DB_UNAVAILABLE as error:
+                raise unavailable("PostgreSQL") from error
+            if row is None:
+                raise unauthorized(UNKNOWN_KEY)
+            if row["id"] is None:
                 raise not_found("payment_id", "payment with this id")
             return payment_from_row(row)
 

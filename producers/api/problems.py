@@ -55,6 +55,17 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+NO_KEY: Final = "send your secret key as `Authorization: Bearer sk_test_…`"
+UNKNOWN_KEY: Final = "the secret key is unknown or revoked; create a tenant with `kpsandbox tenants create NAME`"
+
+
+def unauthorized(detail: str) -> ApiError:
+    """The 401 for a request without a working secret key."""
+    return ApiError(
+        status=401, code="unauthorized", detail=detail, param="Authorization", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
 def problem_response(error: ApiError) -> JSONResponse:
     """The problem+json response for an error."""
     return JSONResponse(

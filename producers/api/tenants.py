@@ -129,6 +129,11 @@ def key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("ascii")).digest()
 
 
+def well_formed_key_hash(key: str) -> bytes | None:
+    """The key's hash as stored, or None when the key is malformed (so no tenant can have it)."""
+    return key_hash(key) if KEY_PATTERN.fullmatch(key) else None
+
+
 def check_name(name: str) -> None:
     """Raises a SandboxError when `name` breaks the naming rule (NAME_RULE) or looks like an id."""
     if len(name) > NAME_CHARS_MAX or not NAME_PATTERN.fullmatch(name):
@@ -180,7 +185,8 @@ class Tenants:
 
     async def authenticate(self, *, key: str) -> Tenant | None:
         """The active tenant whose secret key this is; None for an unknown, malformed or revoked key."""
-        if not KEY_PATTERN.fullmatch(key):
+        found = well_formed_key_hash(key)
+        if found is None:
             return None
-        row = await self._db.fetchrow(SELECT_ACTIVE_TENANT_BY_KEY_HASH, key_hash(key))
+        row = await self._db.fetchrow(SELECT_ACTIVE_TENANT_BY_KEY_HASH, found)
         return None if row is None else Tenant.from_row(row)

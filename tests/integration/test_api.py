@@ -189,6 +189,9 @@ async def test_no_unknown_or_revoked_key_is_401(api: RunningApi, client: httpx.A
         _assert_problem(
             await client.get("/v1/accounts/acc_" + "0" * 32, headers=headers), 401, "unauthorized", "Authorization"
         )
+        for path in ("/v1/payments/pay_" + "0" * 32, "/v1/payments/pay_" + "0" * 32 + "?wait=0.2"):
+            # The payment read authenticates in its own query (producers/api/payment_rows.py).
+            _assert_problem(await client.get(path, headers=headers), 401, "unauthorized", "Authorization")
 
 
 async def test_another_tenants_account_is_404(api: RunningApi, client: httpx.AsyncClient) -> None:
