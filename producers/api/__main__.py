@@ -17,6 +17,7 @@ from typing import Any, Final
 import uvicorn
 import uvloop
 
+from infra import collector
 from infra.errors import SandboxError, run_main
 from infra.settings import Settings, load_settings
 from producers.api.app import create_app
@@ -24,6 +25,7 @@ from producers.api.resources import Resources
 
 LISTEN_BACKLOG: Final = 2048
 GRACEFUL_SHUTDOWN_S: Final = 10
+GC_THRESHOLDS: Final = (10_000, 10, 10)
 
 
 def bind_socket(settings: Settings) -> socket.socket:
@@ -70,7 +72,8 @@ async def serve(settings: Settings) -> None:
             settings.api_host,
             settings.api_port,
         )
-        await uvicorn.Server(config).serve(sockets=[sock])
+        with collector.collecting_rarely(GC_THRESHOLDS):
+            await uvicorn.Server(config).serve(sockets=[sock])
     finally:
         sock.close()
 

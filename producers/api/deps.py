@@ -79,7 +79,7 @@ AccountsDep = Annotated[Accounts, Depends(accounts)]
 
 async def payments(held: ResourcesDep) -> Payments:
     """The payments service over the running API's resources."""
-    return Payments(pool=held.pool, publish=held.publish, key=held.key)
+    return Payments(pool=held.pool, publish=held.publish, key=held.key, changes=held.changes)
 
 
 PaymentsDep = Annotated[Payments, Depends(payments)]

@@ -15,6 +15,7 @@ the views consumer (consumers/views) writes the status; `get` reads it, optional
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from producers.api import scheduler
 from producers.api.magic import MagicAccounts, refuse_magic
 from producers.api.magic_numbers import payee_behaviour
 from producers.api.payees import amount_of, check_payee, claim_dynamic_qr, find_payee, qr_contract_kind
+from producers.api.payment_changes import PaymentChanges
 from producers.api.payment_rows import PaymentRows
 from producers.api.polling import poll_until
 from producers.api.problems import UNKNOWN_KEY, ApiError, unauthorized
@@ -114,11 +116,20 @@ def not_capturable(status: str, verb: str) -> ApiError:
 class Payments:
     """Makes, captures, cancels and reads a tenant's payments."""
 
-    def __init__(self, *, pool: asyncpg.Pool, publish: Publish, key: bytes, now: Clock = _wall_clock) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        publish: Publish,
+        key: bytes,
+        now: Clock = _wall_clock,
+        changes: PaymentChanges | None = None,  # wakes `get_by_key`'s waits; without it they poll
+    ) -> None:
         self._pool = pool
         self._publish = publish
         self._key = key
         self._now = now
+        self._changes = changes
 
     async def create(self, *, tenant: Tenant, request: PaymentCreate, on_stored: OnStored | None = None) -> Payment:
         """Stores and publishes a new payment (see the module's docstring); `processing`. `on_stored`
@@ -281,7 +292,9 @@ class Payments:
 
         if wait_s is None:
             return await read()
-        return await poll_until(read, done=lambda payment: payment.status in SETTLED_PAYMENT_STATUSES, wait_s=wait_s)
+        with self._changes.watch(payment_id) if self._changes else contextlib.nullcontext() as changed:
+            final = SETTLED_PAYMENT_STATUSES
+            return await poll_until(read, done=lambda payment: payment.status in final, wait_s=wait_s, changed=changed)
 
     async def capture(self, *, tenant: Tenant, payment_id: str, request: PaymentCapture) -> Payment:
         """Captures an authorised payment, in full or in part; `processing` until the ledger posts it."""

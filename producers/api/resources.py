@@ -1,4 +1,5 @@
-"""What the API holds while it runs: one asyncpg pool, one Kafka producer and the deployment key.
+"""What the API holds while it runs: one asyncpg pool, one Kafka producer, the deployment key, and one
+connection listening for payments' changes (payment_changes.py).
 
 Opened once at start (`Resources.open`), handed to requests through FastAPI dependencies
 (producers/api/deps.py), closed once at shutdown. Opening fails as a two-line SandboxError when
@@ -27,6 +28,7 @@ from infra.db import CONNECT_TIMEOUT_S, database_unreachable, keep_session, migr
 from infra.kafka_admin import PROBE_LOGGERS, kafka_unreachable, topic_missing
 from infra.secrets import deployment_key
 from infra.settings import Settings
+from producers.api.payment_changes import PaymentChanges
 from producers.api.problems import ApiError
 from schemas.envelope import Envelope
 from schemas.topics import ACCOUNTS, topic_for
@@ -86,6 +88,7 @@ class Resources:
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     key: bytes
+    changes: PaymentChanges  # wakes requests waiting on a payment (?wait=N)
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
@@ -107,18 +110,27 @@ class Resources:
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:
             raise database_unreachable(settings.dsn) from error
         try:
+            changes = await PaymentChanges.open(settings.dsn)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            await pool.close()
+            raise database_unreachable(settings.dsn) from error
+        try:
             producer = await _started_producer(settings)
         except BaseException:
+            await changes.close()
             await pool.close()
             raise
-        return cls(settings=settings, pool=pool, producer=producer, key=key)
+        return cls(settings=settings, pool=pool, producer=producer, key=key, changes=changes)
 
     async def close(self) -> None:
-        """Flushes and stops the producer, closes the pool."""
+        """Flushes and stops the producer, closes the listener and the pool."""
         try:
             await self.producer.stop()
         finally:
-            await asyncio.wait_for(self.pool.close(), POOL_ACQUIRE_TIMEOUT_S * 2)
+            try:
+                await self.changes.close()
+            finally:
+                await asyncio.wait_for(self.pool.close(), POOL_ACQUIRE_TIMEOUT_S * 2)
 
     async def publish(self, event: Envelope) -> None:
         """Publishes one event to its catalog topic, keyed as the contract says, and waits for every

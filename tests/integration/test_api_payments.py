@@ -11,12 +11,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
+import asyncpg
 import httpx
 import pytest
 
 from consumers.ledger.consumer import Settler
 from consumers.views.consumer import run_until_idle
 from infra.settings import Settings
+from producers.api.polling import WATCHED_POLL_S
 from tests.integration.test_api import (
     HTTP_TIMEOUT_S,
     RunningApi,
@@ -214,6 +216,35 @@ async def test_wait_returns_once_final_and_times_out_otherwise(api: RunningApi, 
     for bad in ("0", "10.5", "-1", "soon"):
         bad_wait = await client.get(f"/v1/payments/{payment['id']}", params={"wait": bad}, headers=_auth(key))
         _assert_problem(bad_wait, 422, "invalid_parameter", "wait")
+
+
+async def test_a_waiting_read_answers_when_the_status_changes_not_at_its_next_read(
+    api: RunningApi, client: httpx.AsyncClient
+) -> None:
+    """A change of the payment's status wakes a `?wait` at once (PostgreSQL's notification, migration 0039,
+    heard by producers/api/payment_changes.py), not at the waiter's next fallback read WATCHED_POLL_S later.
+    The row is changed here as the views consumer changes it."""
+    key = await _tenant_key(api.config, "notified")
+    payer, payee = await _open(client, key), await _open(client, key)
+    payment = await _pay(client, key, payer=payer, payee=payee, amount=500)
+    connection = await asyncpg.connect(api.config.dsn)
+    try:
+        waiting = asyncio.create_task(
+            client.get(f"/v1/payments/{payment['id']}", params={"wait": 5}, headers=_auth(key), timeout=10)
+        )
+        await asyncio.sleep(WATCHED_POLL_S / 5)  # the waiter has read `processing`; its next read is 0.4 s away
+        changed_at = time.monotonic()
+        await connection.execute(
+            "UPDATE api_payments SET status = 'failed', failure_code = 'exceeds_credits', awaiting_event_id = NULL"
+            " WHERE id = $1",
+            payment["id"],
+        )
+    finally:
+        await connection.close()
+    response = await waiting
+    answered_after_s = time.monotonic() - changed_at
+    assert response.json()["status"] == "failed", response.text
+    assert answered_after_s < WATCHED_POLL_S * 0.3, answered_after_s  # without the notification: ~0.4 s
 
 
 async def test_another_tenants_payment_and_accounts_are_404(api: RunningApi, client: httpx.AsyncClient) -> None:

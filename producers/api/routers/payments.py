@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from producers.api.deps import PaymentsDep, TenantDep
+from producers.api.deps import PaymentsDep, SecretKeyDep, TenantDep
 from producers.api.idempotency import IdempotentRoute
 from producers.api.problems import problem_responses
 from schemas.api.payments import WAIT_MAX_S, Payment, PaymentCapture, PaymentCreate
@@ -37,10 +37,10 @@ async def create_payment(body: PaymentCreate, tenant: TenantDep, payments: Payme
 
 
 @router.get("/{payment_id}", responses=problem_responses(401, 404, 422, 503), summary="Read a payment")
-async def get_payment(payment_id: str, tenant: TenantDep, payments: PaymentsDep, wait: WaitQuery = None) -> Payment:
+async def get_payment(payment_id: str, key: SecretKeyDep, payments: PaymentsDep, wait: WaitQuery = None) -> Payment:
     """One of your payments. With `wait=N`, answers as soon as its status is final
     (`succeeded`, `failed`, `canceled`, `expired` or `requires_capture`), or after N seconds."""
-    return await payments.get(tenant=tenant, payment_id=payment_id, wait_s=wait)
+    return await payments.get_by_key(key=key, payment_id=payment_id, wait_s=wait)
 
 
 @router.post(
