@@ -77,6 +77,7 @@ POLL_S: Final = 0.25
 WAIT_PARAM_S: Final = 10  # ?wait=10: the most the API allows
 OPEN_LOOP_IN_FLIGHT_MAX: Final = 2_000  # past this the API is not keeping up: requests are counted as dropped
 CONNECTIONS_MAX: Final = 512
+IDLE_REUSE_S_MAX: Final = 4.0  # below uvicorn's timeout_keep_alive (5 s): older idle connections are not reused
 TARGETS: Final = {"api_vs_ledger": 0.5, "p99_ms": 250.0, "get_vs_bare": 0.3}
 BARE_BODY: Final = {"id": "pay_" + "0" * 32, "status": "succeeded", "amount": PAYMENT_PAISA}
 
@@ -93,6 +94,12 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = time.monotonic()
+
+    def reusable(self) -> bool:
+        """False once the server has closed it, or when it has been idle long enough that the server may
+        be closing it right now (uvicorn closes keep-alive connections idle for 5 s)."""
+        return not self.reader.at_eof() and time.monotonic() - self.idle_since < IDLE_REUSE_S_MAX
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         self.writer.write(head + body)
@@ -122,15 +129,28 @@ class Client:
         body = json.dumps(payload).encode() if payload is not None else b""
         kind = "Content-Type: application/json\r\n" if payload is not None else ""
         head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n{self.headers}{kind}Content-Length: {len(body)}\r\n\r\n"
-        connection = self.idle.pop() if self.idle else await self._open()
+        connection = await self._take()
         try:
             answer = await asyncio.wait_for(connection.request(head.encode(), body), REQUEST_TIMEOUT_S)
         except BaseException:
-            connection.writer.close()
-            self.opened -= 1
+            self._drop(connection)
             raise
+        connection.idle_since = time.monotonic()
         self.idle.append(connection)
         return answer
+
+    async def _take(self) -> Connection:
+        """The most recently used idle connection the server has not closed, or a new one."""
+        while self.idle:  # bounded: each pass removes one
+            connection = self.idle.pop()
+            if connection.reusable():
+                return connection
+            self._drop(connection)
+        return await self._open()
+
+    def _drop(self, connection: Connection) -> None:
+        connection.writer.close()
+        self.opened -= 1
 
     async def _open(self) -> Connection:
         if self.opened >= CONNECTIONS_MAX:

@@ -27,7 +27,7 @@ LISTEN_BACKLOG: Final = 2048
 GRACEFUL_SHUTDOWN_S: Final = 10
 # The collector while serving (CPython: 700, 10, 10), everything alive at start frozen out of its sight
 # (infra/collector.py): with the defaults it re-walked the app's ~90,000 startup objects again and again,
-# ~0.05 ms of CPU per GET (bench/RESULTS.md, "API"). Cycles (a raised exception's frames) are still
+# 0.05–0.1 ms of CPU per GET (bench/RESULTS.md, "API"). Cycles (a raised exception's frames) are still
 # collected, every 10,000 new containers.
 GC_THRESHOLDS: Final = (10_000, 10, 10)
 
