@@ -9,8 +9,8 @@ arrives; when Kafka does not acknowledge, the row is deleted and the client gets
 
 Capture and cancel publish a `payment.post_requested` / `payment.void_requested` for the
 authorisation and move the payment back to `processing` until the ledger answers. From there on
-the views consumer (consumers/views) writes the status; `get` reads it, optionally waiting
-(`?wait=N`) for it to become final.
+the views consumer (consumers/views) writes the status; `get_by_key` reads it, optionally waiting
+(`?wait=N`) for it to become final, woken by PostgreSQL's notification of each change (payment_changes.py).
 """
 
 from __future__ import annotations
@@ -256,25 +256,20 @@ class Payments:
             payer_account_id=event.payer_account_id,
         )
 
-    async def get(self, *, tenant: Tenant, payment_id: str, wait_s: float | None = None) -> Payment:
-        """The tenant's payment; with `wait_s`, once its status is final or after `wait_s` seconds."""
-
-        async def read() -> Payment:
-            try:
-                row = await PaymentRows(self._pool).payment(payment_id=payment_id, tenant_id=tenant.id)
-            except DB_UNAVAILABLE as error:
-                raise unavailable("PostgreSQL") from error
-            if row is None:
-                raise not_found("payment_id", "payment with this id")
-            return payment_from_row(row)
-
-        if wait_s is None:
-            return await read()
-        return await poll_until(read, done=lambda payment: payment.status in SETTLED_PAYMENT_STATUSES, wait_s=wait_s)
+    async def get(self, *, tenant: Tenant, payment_id: str) -> Payment:
+        """The tenant's payment, as it stands (captures and cancels start from it)."""
+        try:
+            row = await PaymentRows(self._pool).payment(payment_id=payment_id, tenant_id=tenant.id)
+        except DB_UNAVAILABLE as error:
+            raise unavailable("PostgreSQL") from error
+        if row is None:
+            raise not_found("payment_id", "payment with this id")
+        return payment_from_row(row)
 
     async def get_by_key(self, *, key: str, payment_id: str, wait_s: float | None = None) -> Payment:
-        """`get` for the tenant whose secret key this is, authenticated in the same query that reads the
-        payment (one round trip: clients poll this route); 401 for an unknown or revoked key."""
+        """The payment of the tenant whose secret key this is, authenticated in the same query that reads
+        it (one round trip: clients poll this route; 401 for an unknown or revoked key); with `wait_s`,
+        once its status is final or after `wait_s` seconds."""
         key_hash = well_formed_key_hash(key)
         if key_hash is None:
             raise unauthorized(UNKNOWN_KEY)
