@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from producers.sim.study import DAYS_PER_YEAR, RunResult
-from producers.sim.study_summary import TARGET_INCLUSION, group_results, mean_series
+from producers.sim.study_summary import TARGET_INCLUSION, group_results, mean_series, ratio_gap
 
 DPI: Final = 110
 ROLLING_DAYS: Final = 30  # digital shares are noisy day by day: a trailing 30-day window
@@ -62,17 +62,26 @@ def study_charts(results: Sequence[RunResult], folder: Path) -> list[Path]:
     axes.grid(alpha=0.3)
     paths = [_save(figure, folder / "inclusion.png")]
 
-    figure, axes = plt.subplots(figsize=(9, 4.8))
+    figure, (points, relative) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name, runs in groups.items():
         _band(
-            axes,
+            points,
             runs,
             lambda r: [100 * (m - f) for m, f in zip(r.inclusion_male, r.inclusion_female, strict=True)],
             name,
         )
-    axes.set(xlabel="years", ylabel="men's minus women's ownership, pp", title="Gender gap (band: seeds)")
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
+        _band(
+            relative,
+            runs,
+            lambda r: [ratio_gap(f, m) for m, f in zip(r.inclusion_male, r.inclusion_female, strict=True)],
+            name,
+        )
+    points.set(xlabel="years", ylabel="men's minus women's ownership, pp", title="Gender gap in points")
+    relative.set(xlabel="years", ylabel="1 − women's ÷ men's ownership", title="Relative gender gap (GSMA)")
+    relative.set_ylim(0, 1)
+    for axes in (points, relative):
+        axes.legend(fontsize=8)
+        axes.grid(alpha=0.3)
     paths.append(_save(figure, folder / "gender_gap.png"))
 
     figure, (by_count, by_value) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)

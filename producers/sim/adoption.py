@@ -6,15 +6,16 @@ ownership rises logistically by gender towards a ceiling (women's below men's), 
 ownership can never exceed `cnic_share * phone_share(t)` of either gender. Each eligible
 cash-only adult opens an account at the Bass diffusion hazard
 
-    h = 1 - exp(-(p_i + q * A_dg) / 12)
+    h = 1 - exp(-(p_i + q * A_dg * w_i) / 12)
 
 with `p_i` the spontaneous (innovation) rate, scaled by connectivity (which also scales `q`),
 the adult's area and income and, for women, by the female multiplier and the women-onboarding
 lever; `q` the imitation rate and `A_dg` the share of account holders among adults of the same
-district and gender (women learn from women). Connectivity (reach and awareness) saturates
-logistically at the scenario's `connectivity_max` rather than compounding. Holders become active
-payers at a rate scaled by incentives and by how many merchants in their district take QR. See
-docs/simulation.md for the parameters and their sources.
+district and gender (women learn from women); `w_i` the women-onboarding lever for a woman (1 for
+a man): targeted onboarding reaches a woman through the same people who would show her how.
+Connectivity (reach and awareness) saturates logistically at the scenario's `connectivity_max`
+rather than compounding. Holders become active payers at a rate scaled by incentives and by how
+many merchants in their district take QR. See docs/simulation.md for the parameters and their sources.
 """
 
 from __future__ import annotations
@@ -141,8 +142,11 @@ def monthly_step(
             if not flags[i] & ELIGIBLE:
                 continue  # no CNIC or no phone of their own: cannot open an account
             g = citizens.gender[i]
-            rate = spontaneous * propensity(cal, citizens, i) * (female_factor if g == FEMALE else 1.0)
-            rate += imitation * peers[d][g]
+            if g == FEMALE:
+                rate = spontaneous * propensity(cal, citizens, i) * female_factor
+                rate += imitation * peers[d][g] * levers.women_onboarding
+            else:
+                rate = spontaneous * propensity(cal, citizens, i) + imitation * peers[d][g]
             if rng.random() < 1 - math.exp(-rate / 12):
                 open_account(cal, citizens, i, rng, HOLDER)
                 opened.append(i)

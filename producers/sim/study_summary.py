@@ -46,6 +46,12 @@ def final_share(parts: Sequence[int], others: Sequence[int]) -> float:
     return part / (part + other) if part + other else 0.0
 
 
+def ratio_gap(female: float, male: float) -> float:
+    """The relative gender gap, 1 − women's ownership ÷ men's (GSMA's definition); 0 when no man
+    holds an account (nothing to compare with)."""
+    return 1.0 - female / male if male else 0.0
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Min, max and sample standard deviation over seeds (sd 0 for a single seed)."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -72,7 +78,14 @@ def summarise_group(runs: Sequence[RunResult]) -> dict[str, Any]:
     entry |= _figure("inclusion_male_final", [r.inclusion_male[-1] for r in runs])
     entry["years_to_50pct"] = years_to(TARGET_INCLUSION, mean_inclusion)
     entry["years_to_50pct_by_seed"] = [years_to(TARGET_INCLUSION, r.inclusion) for r in runs]
+    entry["gender_gap_start"] = round(
+        statistics.fmean(r.inclusion_male[0] - r.inclusion_female[0] for r in runs), DIGITS
+    )
     entry |= _figure("gender_gap_final", [r.inclusion_male[-1] - r.inclusion_female[-1] for r in runs])
+    entry["gender_ratio_gap_start"] = round(
+        statistics.fmean(ratio_gap(r.inclusion_female[0], r.inclusion_male[0]) for r in runs), DIGITS
+    )
+    entry |= _figure("gender_ratio_gap_final", [ratio_gap(r.inclusion_female[-1], r.inclusion_male[-1]) for r in runs])
     entry |= _figure("digital_share_count_final", [final_share(r.digital_count, r.cash_count) for r in runs])
     entry |= _figure(
         "digital_share_value_final", [final_share(r.digital_value_paisa, r.cash_value_paisa) for r in runs]
@@ -136,18 +149,23 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"Reproduce: `{study['reproduce']}`",
         "",
         "Means over seeds, [min–max] across seeds. Ownership on the last day; digital shares over the "
-        f"last {study['final_window_days']} days; gender gap = men's minus women's ownership.",
+        f"last {study['final_window_days']} days. Gender gap, first day → last: in points, men's minus "
+        "women's ownership; relative, 1 − women's ÷ men's (GSMA's definition). The two can move apart: "
+        "points widen when men's ownership grows faster in absolute terms while women's grows faster "
+        "relative to where it started.",
         "",
-        "| scenario | ownership start | ownership end | women | men | gap (pp) | years to 50% "
+        "| scenario | ownership start | ownership end | women | men | gap (pp) | gap (relative) | years to 50% "
         "| digital share (count) | digital share (value) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["results"]:
         years = "never" if r["years_to_50pct"] is None else f"{r['years_to_50pct']:.2f}"
         lines.append(
             f"| {r['group']} | {_pct(r['inclusion_start'])} | {_ranged(r, 'inclusion_final')} "
             f"| {_pct(r['inclusion_female_final'])} | {_pct(r['inclusion_male_final'])} "
-            f"| {100 * r['gender_gap_final']:.1f} | {years} | {_ranged(r, 'digital_share_count_final')} "
+            f"| {100 * r['gender_gap_start']:.1f} → {100 * r['gender_gap_final']:.1f} "
+            f"| {r['gender_ratio_gap_start']:.2f} → {r['gender_ratio_gap_final']:.2f} "
+            f"| {years} | {_ranged(r, 'digital_share_count_final')} "
             f"| {_ranged(r, 'digital_share_value_final')} |"
         )
     lines += [

@@ -14,7 +14,7 @@ from infra.errors import SandboxError
 from kpsandbox.commands.study import register
 from producers.sim.scenario import load_scenario
 from producers.sim.study import RunResult, Variant, plan_runs, run_one, with_lever
-from producers.sim.study_summary import final_share, summarise, years_to
+from producers.sim.study_summary import final_share, summarise, summary_markdown, years_to
 
 DAYS = 60
 SIZES = ["--days", str(DAYS), "--seeds", "2", "--citizens", "300", "--merchants", "30"]
@@ -30,8 +30,12 @@ RESULT_KEYS = {
     "inclusion_male_final",
     "years_to_50pct",
     "years_to_50pct_by_seed",
+    "gender_gap_start",
     "gender_gap_final",
     "gender_gap_final_spread",
+    "gender_ratio_gap_start",
+    "gender_ratio_gap_final",
+    "gender_ratio_gap_final_spread",
     "digital_share_count_final",
     "digital_share_count_final_spread",
     "digital_share_value_final",
@@ -139,3 +143,24 @@ def test_summary_helpers_measure_what_they_say() -> None:
     assert years_to(0.5, [0.49] * 800) is None
     assert final_share([100] * 10 + [1] * 30, [0] * 10 + [3] * 30) == 0.25
     assert final_share([0, 0], [0, 0]) == 0.0
+
+
+def _result(seed: int, female: list[float], male: list[float]) -> RunResult:
+    spec = plan_runs(["baseline"], seeds=2, first_seed=1, days=len(female), citizens=300, merchants=30)[seed - 1]
+    days = len(female)
+    inclusion = [(f + m) / 2 for f, m in zip(female, male, strict=True)]
+    return RunResult(spec, inclusion, female, male, [1] * days, [1] * days, [1] * days, [1] * days, 0.0, 0.0)
+
+
+def test_the_gender_gap_is_given_in_points_and_relative_at_the_start_and_the_end() -> None:
+    """Points (men − women) can widen while the relative gap (1 − women/men, GSMA's) narrows: both
+    are reported, at the start and at the end, so neither hides the other."""
+    runs = [_result(1, [0.10, 0.30], [0.20, 0.50]), _result(2, [0.10, 0.34], [0.20, 0.50])]
+    entry = summarise(runs, [r.spec for r in runs], None)["results"][0]
+    assert entry["gender_gap_start"] == pytest.approx(0.10)
+    assert entry["gender_gap_final"] == pytest.approx(0.18)  # mean of 0.20 and 0.16: wider in points
+    assert entry["gender_ratio_gap_start"] == pytest.approx(0.5)
+    assert entry["gender_ratio_gap_final"] == pytest.approx(0.36)  # mean of 0.40 and 0.32: narrower
+    assert entry["gender_ratio_gap_final_spread"] == {"min": 0.32, "max": 0.4, "sd": pytest.approx(0.0566, abs=1e-4)}
+    table = summary_markdown(summarise(runs, [r.spec for r in runs], None))
+    assert "| 10.0 → 18.0 | 0.50 → 0.36 |" in table
