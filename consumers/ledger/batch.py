@@ -29,6 +29,7 @@ from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
 from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison
 from consumers.ledger.records import Decision, Effects, Expired, Request
+from consumers.ledger.turns import give_way
 from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 from schemas.topics import PAYMENT_REQUESTS, tenant_outcomes_name
 
@@ -178,7 +179,7 @@ async def _encode_while_writing(connection: asyncpg.Connection, effects: Effects
     outcomes = effects.outcomes
     try:
         for start in range(0, len(outcomes), OUTCOMES_PER_SLICE):
-            await asyncio.sleep(0)  # the writer's turn
+            await give_way()  # the writer's turn
             messages.add(outcomes[start : start + OUTCOMES_PER_SLICE])
     except BaseException:
         await asyncio.wait([writing])  # the connection finishes its statement; the transaction rolls back

@@ -20,6 +20,7 @@ from consumers.ledger.merge import PartitionMerge
 from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison, read_requests
 from consumers.ledger.records import Request
+from consumers.ledger.turns import give_way
 
 PARSED_PER_TURN: Final = 500  # records parsed between two turns of the event loop
 BUFFERED_PER_PARTITION_MAX: Final = 8_000  # then the partition is paused until the merge drains it
@@ -59,7 +60,7 @@ class Intake:
                 if sought[tp.partition] is None or self.positions.sought_at(tp.partition) != sought[tp.partition]:
                     break
                 self._buffer(tp.partition, messages[start : start + PARSED_PER_TURN])
-                await asyncio.sleep(0)
+                await give_way()
         return fetched
 
     def _buffer(self, partition: int, messages: list) -> None:

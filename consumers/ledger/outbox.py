@@ -25,6 +25,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from consumers.ledger import sql
 from consumers.ledger.deadletter import Letter, letters_from_json
+from consumers.ledger.turns import give_way
 from infra.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ async def send_letters(producer: AIOKafkaProducer, *, topic: str, letters: list[
 
 
 async def _one_turn() -> None:
-    await asyncio.sleep(0)
+    await give_way()
 
 
 async def send_all(
@@ -221,7 +222,7 @@ class OutcomeRelay:
         """A turn of the event loop, then, if the settler is between two batches (it committed one
         meanwhile), a wait until it has begun the next (bounded: a settler that never says `go`
         delays publishing, never stops it)."""
-        await asyncio.sleep(0)
+        await give_way()
         if self._settler_first.is_set():
             return
         with contextlib.suppress(TimeoutError):
