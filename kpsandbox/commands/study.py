@@ -115,7 +115,9 @@ def _write_outputs(results: list[RunResult], runs: list[RunSpec], vary: str | No
         console.print(
             f"{entry['group']}: ownership {entry['inclusion_final']:.1%} at the end "
             f"(seeds {entry['inclusion_final_spread']['min']:.1%}–{entry['inclusion_final_spread']['max']:.1%}), "
-            f"50% reached: {years}, gender gap {100 * entry['gender_gap_final']:.1f} pp"
+            f"50% reached: {years}, gender gap {100 * entry['gender_gap_start']:.1f} → "
+            f"{100 * entry['gender_gap_final']:.1f} pp (relative {entry['gender_ratio_gap_start']:.2f} → "
+            f"{entry['gender_ratio_gap_final']:.2f})"
         )
     runs_n = max(1, len(results))
     wall, cpu = sum(r.seconds for r in results) / runs_n, sum(r.cpu_seconds for r in results) / runs_n
