@@ -79,17 +79,13 @@ async def send_letters(producer: AIOKafkaProducer, *, topic: str, letters: list[
     await asyncio.gather(*futures)
 
 
-async def _one_turn() -> None:
-    await give_way()
-
-
 async def send_all(
     producer: AIOKafkaProducer,
     *,
     topic: str,
     keys: list[str],
     payloads: list[bytes],
-    turn: Callable[[], Awaitable[None]] = _one_turn,
+    turn: Callable[[], Awaitable[None]] = give_way,
 ) -> None:
     """Sends messages in per-partition batches and waits until Kafka acknowledged all (acks=all).
 
@@ -97,7 +93,7 @@ async def send_all(
     outcomes stay on one partition; whole batches avoid aiokafka's per-message send overhead. Each
     batch is closed before it is handed over: aiokafka holds an open batch for the producer's
     linger, waiting for records that will never come (5 ms more for every outcome). Every
-    APPENDS_PER_TURN messages it awaits `turn` (by default one turn of the event loop).
+    APPENDS_PER_TURN messages it awaits `turn` (by default `turns.give_way`).
     """
     partitions = sorted(await producer.partitions_for(topic))
     batches: dict[int, BatchBuilder] = {}

@@ -37,11 +37,9 @@ SELECT {PAYMENT_COLUMNS}, request_event_id FROM api_payments WHERE id = $1 AND t
 # One payment read together with the request's authentication (GET /v1/payments/{id}, polled by
 # clients): the active tenant whose key hash is $1, with its payment $2 if it has one. No row: the key
 # is unknown or revoked; a row whose payment columns are NULL: the tenant has no such payment.
-SELECT_PAYMENT_BY_KEY: Final = """
-SELECT
-    tenant.id AS tenant_id, payment.id, payment.status, payment.payer, payment.payee, payment.amount,
-    payment.amount_captured, payment.amount_refunded, payment.kind, payment.capture_method, payment.expires_at,
-    payment.failure_code, payment.failure_message, payment.created_at, payment.updated_at
+_JOINED_PAYMENT_COLUMNS: Final = ", ".join(f"payment.{column.strip()}" for column in PAYMENT_COLUMNS.split(","))
+SELECT_PAYMENT_BY_KEY: Final = f"""
+SELECT tenant.id AS tenant_id, {_JOINED_PAYMENT_COLUMNS}
 FROM api_tenants AS tenant
 LEFT JOIN api_payments AS payment ON payment.id = $2 AND payment.tenant_id = tenant.id
 WHERE tenant.key_hash = $1 AND tenant.revoked_at IS NULL

@@ -14,7 +14,7 @@ from infra.errors import SandboxError
 from kpsandbox.commands.study import register
 from producers.sim.scenario import load_scenario
 from producers.sim.study import RunResult, Variant, plan_runs, run_one, with_lever
-from producers.sim.study_summary import final_share, summarise, summary_markdown, years_to
+from producers.sim.study_summary import final_share, ratio_gap, summarise, summary_markdown, years_to
 
 DAYS = 60
 SIZES = ["--days", str(DAYS), "--seeds", "2", "--citizens", "300", "--merchants", "30"]
@@ -143,6 +143,8 @@ def test_summary_helpers_measure_what_they_say() -> None:
     assert years_to(0.5, [0.49] * 800) is None
     assert final_share([100] * 10 + [1] * 30, [0] * 10 + [3] * 30) == 0.25
     assert final_share([0, 0], [0, 0]) == 0.0
+    assert ratio_gap(0.2, 0.5) == pytest.approx(0.6)
+    assert ratio_gap(0.0, 0.0) == 0.0  # no man holds an account: nothing to compare with
 
 
 def _result(seed: int, female: list[float], male: list[float]) -> RunResult:
