@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the embedded services need, when they are missing.
 # With --test also what only the tests need: chromium, the headless browser that loads the operator
-# console (tests/integration/test_console.py, bench/console.py); `make demo` does not install it.
+# console (tests/integration/test_console.py, bench/console.py), and iproute2, whose `ip` cuts a broker
+# off the network (tests/integration/test_cluster_partition.py); `make demo` does not install them.
 # As root it runs apt-get; otherwise it prints exactly what to install and fails.
 set -euo pipefail
 
@@ -18,10 +19,11 @@ command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)  # the integration guide's command-line client, tested
 if [ "$for_tests" -eq 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: all present (java, mvn, postgresql, prometheus, kcat$([ "$for_tests" -eq 1 ] && echo ', chromium'))"
+  echo "system packages: all present (java, mvn, postgresql, prometheus, kcat$([ "$for_tests" -eq 1 ] && echo ', chromium, iproute2'))"
   exit 0
 fi
 # Deduplicate (prometheus may be listed twice).

@@ -165,25 +165,39 @@ def _described(kind: str, settings: Settings, principal: Principal, options: dic
     )
 
 
-def _secured(kind: str, settings: Settings, principal: Principal) -> dict[str, Any]:
-    options = security_options(settings, principal)
-    _described(kind, settings, principal, options)
-    return {"bootstrap_servers": settings.bootstrap_servers, **options}
+# How old aiokafka lets its view of the partitions' leaders get (its default: 5 minutes). aiokafka
+# refreshes it after a "not leader" answer, but not when the leader cannot be reached at all: a
+# broker cut off the network (not dead: nothing refuses) kept the ledger's offset lookups going to it
+# until they timed out, again and again, long after the controller had moved its leaderships
+# (tests/integration/test_cluster_partition.py). One metadata request per client every 10 s instead.
+METADATA_MAX_AGE_MS: Final = 10_000
+
+
+def _secured(kind: str, settings: Settings, principal: Principal, options: dict[str, Any]) -> dict[str, Any]:
+    """Every aiokafka client's options: bootstrap, security, the metadata age, then the caller's."""
+    secured = security_options(settings, principal)
+    _described(kind, settings, principal, secured)
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        **secured,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
+        **options,
+    }
 
 
 def producer(settings: Settings, principal: Principal, **options: Any) -> AIOKafkaProducer:
     """A producer for `principal`; options are aiokafka's (acks, linger_ms, transactional_id, …)."""
-    return AIOKafkaProducer(**_secured("producer", settings, principal), **options)
+    return AIOKafkaProducer(**_secured("producer", settings, principal, options))
 
 
 def consumer(settings: Settings, principal: Principal, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer for `principal`, subscribed to `topics` if any; options are aiokafka's."""
-    return AIOKafkaConsumer(*topics, **_secured("consumer", settings, principal), **options)
+    return AIOKafkaConsumer(*topics, **_secured("consumer", settings, principal, options))
 
 
 def admin(settings: Settings, principal: Principal = "admin", **options: Any) -> AIOKafkaAdminClient:
     """An admin client; on a secured local broker only `admin` may create topics and ACLs."""
-    return AIOKafkaAdminClient(**_secured("admin", settings, principal), **options)
+    return AIOKafkaAdminClient(**_secured("admin", settings, principal, options))
 
 
 LIBRDKAFKA_REPEAT_AFTER_S: Final = 60.0  # a line said again within this long is not shown again

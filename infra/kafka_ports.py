@@ -12,6 +12,14 @@ from typing import Final
 KAFKA_BROKERS_MAX: Final = 5  # a KRaft quorum of 5 voters survives 2 failures; more buys nothing locally
 KAFKA_PORT_STEP: Final = 2
 KAFKA_REPLICATION_FACTOR_DEFAULT_MAX: Final = 3
+# A partitionable cluster (KPSANDBOX_KAFKA_PARTITIONABLE_BROKER) cannot use 127.0.0.1: a broker in
+# another network namespace has a loopback of its own. Addresses from TEST-NET-2 (RFC 5737, never
+# routed): the other brokers listen on SHARED_HOST, added to this namespace's loopback; the cut-off
+# broker on PARTITIONED_HOST, its end of a veth pair whose other end is VETH_HOST (infra/local/netns.py).
+SHARED_HOST: Final = "198.51.100.1"
+VETH_HOST: Final = "198.51.100.5"
+PARTITIONED_HOST: Final = "198.51.100.6"
+VETH_PREFIX_LENGTH: Final = 30
 
 
 def broker_ports(base: int, brokers: int) -> tuple[int, ...]:

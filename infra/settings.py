@@ -17,7 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infra.kafka_ports import KAFKA_BROKERS_MAX, KAFKA_REPLICATION_FACTOR_DEFAULT_MAX, broker_ports, kafka_port_clash
+from infra.kafka_ports import (
+    KAFKA_BROKERS_MAX,
+    KAFKA_REPLICATION_FACTOR_DEFAULT_MAX,
+    PARTITIONED_HOST,
+    SHARED_HOST,
+    broker_ports,
+    kafka_port_clash,
+)
 from schemas.topics import TopicSpec
 
 KAFKA_VERSION_DEFAULT: Final = "4.4.0"
@@ -89,6 +96,14 @@ class Settings(BaseSettings):
         default=1,
         description="Local Kafka brokers (1–5), each a KRaft broker and controller voter; 3 for a replicated "
         "cluster that survives losing one.",
+    )
+    kafka_partitionable_broker: int | None = Field(
+        default=None,
+        ge=1,
+        le=KAFKA_BROKERS_MAX,
+        description="Runs this local broker (1..KPSANDBOX_KAFKA_BROKERS) in its own network namespace behind a "
+        "veth link that `kpsandbox kafka cut` / `heal` take down and up: a real network partition (root only; "
+        "plaintext only). The brokers then listen on 198.51.100.x, not 127.0.0.1.",
     )
     kafka_replication_factor: int | None = Field(
         default=None,
@@ -287,6 +302,19 @@ class Settings(BaseSettings):
         problem = kafka_port_clash(self.kafka_port, self.kafka_controller_port, self.kafka_brokers)
         if problem is not None:
             raise ValueError(problem)
+        isolated = self.kafka_partitionable_broker
+        if isolated is not None:
+            if self.kafka_brokers < 2 or isolated > self.kafka_brokers:
+                raise ValueError(
+                    f"KPSANDBOX_KAFKA_PARTITIONABLE_BROKER={isolated} names no broker a partition can cut off from "
+                    f"the others with KPSANDBOX_KAFKA_BROKERS={self.kafka_brokers}: set KPSANDBOX_KAFKA_BROKERS=3 "
+                    "and a broker from 1 to 3"
+                )
+            if self.kafka_security != "plaintext":
+                raise ValueError(
+                    "KPSANDBOX_KAFKA_PARTITIONABLE_BROKER needs KPSANDBOX_KAFKA_SECURITY=plaintext (the local "
+                    "certificate names 127.0.0.1 only, and a partitionable cluster listens on 198.51.100.x)"
+                )
         return self
 
     @property
@@ -328,10 +356,23 @@ class Settings(BaseSettings):
         """True when the sandbox runs its own Prometheus server."""
         return self.prometheus_url is None
 
+    @property
+    def kafka_hosts(self) -> tuple[str, ...]:
+        """The address each local broker listens on, broker 1 first: 127.0.0.1, or with a partitionable
+        broker that broker's address inside its namespace and the shared outside address for the others."""
+        isolated = self.kafka_partitionable_broker
+        if isolated is None:
+            return ("127.0.0.1",) * self.kafka_brokers
+        return tuple(
+            PARTITIONED_HOST if node_id == isolated else SHARED_HOST for node_id in range(1, self.kafka_brokers + 1)
+        )
+
     @cached_property
     def bootstrap_servers(self) -> str:
         """Where Kafka clients connect."""
-        return self.kafka_bootstrap_servers or ",".join(f"127.0.0.1:{port}" for port in self.kafka_client_ports)
+        return self.kafka_bootstrap_servers or ",".join(
+            f"{host}:{port}" for host, port in zip(self.kafka_hosts, self.kafka_client_ports, strict=True)
+        )
 
     @cached_property
     def dsn(self) -> str:

@@ -25,7 +25,7 @@ from infra.kafka_admin import live_broker_ids
 from infra.kafka_clients import LOCAL_MECHANISM, PRINCIPALS, principals_dir
 from infra.kafka_ports import KAFKA_PORT_STEP
 from infra.kafka_tls import connection_problem, ensure_tls
-from infra.local import procs
+from infra.local import netns, procs
 from infra.local.base import ServiceStatus
 from infra.local.kafka_config import (
     BROKER_USER,
@@ -261,8 +261,12 @@ class KafkaService:
             return False
         procs.check_ports_free(self.claims(idle))
         java = check_java()
+        isolated = self.settings.kafka_partitionable_broker
+        if isolated is not None:
+            netns.ensure()  # its namespace and link, and the other brokers' address
         for broker in idle:
             argv = [
+                *(netns.command_prefix() if broker.node_id == isolated else []),
                 java, *jvm_options(self.settings),
                 "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J2}",
                 f"-Dkafka.logs.dir={broker.home / 'logs'}",
@@ -298,7 +302,7 @@ class KafkaService:
                         f"{self._what(other)} exited during start-up; see {other.log_file}",
                         "read the log's last lines; `kpsandbox down` then `kpsandbox up` retries",
                     )
-            if not procs.port_accepts(broker.client_port):
+            if not procs.port_accepts(broker.client_port, broker.host):
                 return False
             if broker.node_id in live_broker_ids(self.settings):
                 return True
@@ -315,7 +319,7 @@ class KafkaService:
     def _raise_if_refused(self, broker: Broker) -> None:
         """A secured broker that listens but refuses our login or our CA will not change its mind:
         say why now instead of waiting out the start timeout."""
-        if self.settings.kafka_protocol == "PLAINTEXT" or not procs.port_accepts(broker.client_port):
+        if self.settings.kafka_protocol == "PLAINTEXT" or not procs.port_accepts(broker.client_port, broker.host):
             return
         problem = asyncio.run(connection_problem(self.settings, "admin"))
         if problem is not None:
@@ -328,6 +332,8 @@ class KafkaService:
         for home in every_broker_home(self.settings):
             if procs.owned_pid(home / "kafka.pid", str(home)) is None:
                 (home / "kafka.pid").unlink(missing_ok=True)
+        if self.settings.kafka_partitionable_broker is not None:
+            netns.remove()
         return stopped
 
     @staticmethod
@@ -370,7 +376,7 @@ class KafkaService:
             return [self.status()]
         listener = listener_description(self.settings)
         pids = {broker.node_id: self.broker_pid(broker) for broker in self.brokers}
-        listening = {b.node_id for b in self.brokers if pids[b.node_id] and procs.port_accepts(b.client_port)}
+        listening = {b.node_id for b in self.brokers if pids[b.node_id] and procs.port_accepts(b.client_port, b.host)}
         live = live_broker_ids(self.settings) if listening else frozenset()
         leader = active_controller(self.settings) if len(self.brokers) > 1 else None
         lines = []

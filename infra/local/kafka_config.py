@@ -23,7 +23,7 @@ from infra.kafka_ports import KAFKA_BROKERS_MAX, KAFKA_REPLICATION_FACTOR_DEFAUL
 from infra.kafka_tls import tls_files
 from infra.settings import Settings
 
-HOST: Final = "127.0.0.1"
+HOST: Final = "127.0.0.1"  # every broker's address, but in a partitionable cluster (Settings.kafka_hosts)
 BROKER_USER: Final = "kp-broker"  # the brokers' own principal (inter-broker and controller traffic)
 HEAP_MB_ALONE: Final = 768
 HEAP_MB_IN_CLUSTER: Final = 512  # three of them and PostgreSQL fit in a few GiB on a 2-core box
@@ -33,13 +33,14 @@ CLUSTER_FILE: Final = "cluster.properties"  # in <state>/kafka: what a cluster's
 
 @dataclass(frozen=True)
 class Broker:
-    """One local Kafka process: node id, name in `status`, ports and folder."""
+    """One local Kafka process: node id, name in `status`, ports, folder and the address it binds."""
 
     node_id: int
     name: str
     client_port: int
     controller_port: int
     home: Path
+    host: str = HOST
 
     @property
     def pid_file(self) -> Path:
@@ -64,7 +65,7 @@ class Broker:
 
     @property
     def endpoint(self) -> str:
-        return f"{HOST}:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
 
 def kafka_home(settings: Settings) -> Path:
@@ -77,10 +78,10 @@ def brokers(settings: Settings) -> tuple[Broker, ...]:
     home = kafka_home(settings)
     if settings.kafka_brokers == 1:
         return (Broker(1, "kafka", settings.kafka_port, settings.kafka_controller_port, home),)
-    ports = zip(settings.kafka_client_ports, settings.kafka_controller_ports, strict=True)
+    ports = zip(settings.kafka_client_ports, settings.kafka_controller_ports, settings.kafka_hosts, strict=True)
     return tuple(
-        Broker(node_id, f"kafka-{node_id}", client, controller, home / f"broker-{node_id}")
-        for node_id, (client, controller) in enumerate(ports, start=1)
+        Broker(node_id, f"kafka-{node_id}", client, controller, home / f"broker-{node_id}", host)
+        for node_id, (client, controller, host) in enumerate(ports, start=1)
     )
 
 
@@ -121,13 +122,14 @@ def jvm_options(settings: Settings) -> list[str]:
 def initial_controllers(settings: Settings, directory_ids: list[str]) -> str:
     """`--initial-controllers` for formatting a cluster: `id@host:port:directory-id` per voter."""
     return ",".join(
-        f"{broker.node_id}@{HOST}:{broker.controller_port}:{directory_id}"
+        f"{broker.node_id}@{broker.host}:{broker.controller_port}:{directory_id}"
         for broker, directory_id in zip(brokers(settings), directory_ids, strict=True)
     )
 
 
 def server_properties(settings: Settings, data_dir: Path, broker_password: str | None = None, node_id: int = 1) -> str:
-    """Broker `node_id`'s config, sized for a 2-core box; everything bound to 127.0.0.1.
+    """Broker `node_id`'s config, sized for a 2-core box; everything bound to the broker's address
+    (127.0.0.1, or Settings.kafka_hosts in a partitionable cluster).
 
     With `broker_password` (KPSANDBOX_KAFKA_SECURITY=sasl_ssl) the listeners are secured as
     `_secured_listeners` says; otherwise both listeners are PLAINTEXT.
@@ -135,15 +137,16 @@ def server_properties(settings: Settings, data_dir: Path, broker_password: str |
     broker = brokers(settings)[node_id - 1]
     if broker_password is None:
         listeners = [
-            f"listeners=PLAINTEXT://{HOST}:{broker.client_port},CONTROLLER://{HOST}:{broker.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{HOST}:{broker.client_port}",
+            f"listeners=PLAINTEXT://{broker.host}:{broker.client_port},"
+            f"CONTROLLER://{broker.host}:{broker.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{broker.host}:{broker.client_port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         ]
     else:
         listeners = _secured_listeners(settings, broker, broker_password)
-    voters = ",".join(f"{HOST}:{port}" for port in settings.kafka_controller_ports)
+    voters = ",".join(f"{other.host}:{other.controller_port}" for other in brokers(settings))
     replication = internal_replication(settings)
     min_isr = min_insync_replicas(replication)
     return "\n".join(

@@ -1,16 +1,18 @@
 """`kpsandbox up [--apps] | status | down`: the local Kafka, PostgreSQL and Prometheus, and the
-sandbox's own apps (ledger, metrics) in the background."""
+sandbox's own apps (ledger, metrics) in the background; `partition cut | heal` for a cluster with a
+partitionable broker."""
 
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 
 import typer
 from rich.table import Table
 
 from infra.errors import SandboxError
 from infra.local import apps as local_apps
-from infra.local import stack
+from infra.local import netns, stack
 from infra.local.base import ServiceStatus
 from infra.local.kafka_jars import check_java, fetch_jars
 from infra.local.prometheus import console_served, console_url
@@ -142,9 +144,46 @@ def fetch_kafka() -> None:
     console.print(f"Kafka {config.kafka_version}: {len(list(libs.glob('*.jar')))} jars in {libs}")
 
 
+class PartitionAction(StrEnum):
+    cut = "cut"
+    heal = "heal"
+
+
+def partition(action: PartitionAction = typer.Argument(..., help="cut: take its link down; heal: bring it up")) -> None:
+    """Cut the partitionable Kafka broker off the network, or heal the cut.
+
+    The broker named by KPSANDBOX_KAFKA_PARTITIONABLE_BROKER runs in its own network namespace (root
+    only): `cut` takes its link down as a pulled cable would. The process keeps running, unreachable;
+    after about 9 s the controller fences it and its partitions get new leaders, and clients time out
+    on it and move on. `heal` brings the link back; it catches up and rejoins every ISR."""
+    config = settings()
+    broker = config.kafka_partitionable_broker
+    if broker is None or not config.kafka_embedded:
+        raise SandboxError(
+            "no broker of this sandbox can be cut off: KPSANDBOX_KAFKA_PARTITIONABLE_BROKER is not set",
+            "start a cluster with one: KPSANDBOX_KAFKA_BROKERS=3 KPSANDBOX_KAFKA_PARTITIONABLE_BROKER=3 kpsandbox up "
+            "(as root), with the same settings for this command",
+        )
+    netns.require()
+    if not netns.exists():
+        raise SandboxError(
+            f"broker kafka-{broker}'s network namespace is not there: the cluster is not running",
+            "start it with `kpsandbox up` (same settings), then cut or heal",
+        )
+    endpoint = config.bootstrap_servers.split(",")[broker - 1]
+    if action is PartitionAction.cut:
+        netns.cut()
+        console.print(f"kafka-{broker} ({endpoint}) is cut off: `kpsandbox status` shows it down; "
+                      "`kpsandbox partition heal` reconnects it")  # fmt: skip
+    else:
+        netns.heal()
+        console.print(f"kafka-{broker} ({endpoint}) is reconnected: it catches up and rejoins the ISRs")
+
+
 def register(app: typer.Typer) -> None:
-    """Adds up, status, down and fetch-kafka."""
+    """Adds up, status, down, fetch-kafka and partition."""
     app.command("fetch-kafka")(fetch_kafka)
     app.command()(up)
     app.command()(status)
     app.command()(down)
+    app.command()(partition)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from infra.errors import SandboxError
 from infra.kafka_admin import durability_configs, min_insync_replicas, new_topic
-from infra.kafka_ports import kafka_port_clash
+from infra.kafka_ports import PARTITIONED_HOST, SHARED_HOST, kafka_port_clash
 from infra.local import kafka_config
 from infra.local.kafka import KafkaService
 from infra.local.kafka_config import ClusterRecord, brokers, heap_mb, initial_controllers, jvm_options
@@ -190,3 +190,36 @@ def test_a_cluster_refuses_storage_made_for_another_broker_count(tmp_path: Path)
         KafkaService(_cluster(tmp_path, kafka_brokers=5))._cluster_record()
     with pytest.raises(SandboxError, match="controller ports 19093, 19095, 19097"):
         KafkaService(_cluster(tmp_path, kafka_controller_port=19193))._cluster_record()
+
+
+def test_a_partitionable_broker_listens_apart_and_every_voter_names_its_address(tmp_path: Path) -> None:
+    """KPSANDBOX_KAFKA_PARTITIONABLE_BROKER=3: broker 3 on its namespace's address, the others on the
+    shared one; listeners, advertised listeners, voters, initial controllers and bootstrap agree."""
+    settings = _cluster(tmp_path, kafka_partitionable_broker=3)
+    assert [b.host for b in brokers(settings)] == [SHARED_HOST, SHARED_HOST, PARTITIONED_HOST]
+    assert settings.bootstrap_servers == f"{SHARED_HOST}:19092,{SHARED_HOST}:19094,{PARTITIONED_HOST}:19096"
+    third = _properties(settings, 3)
+    assert third["listeners"] == f"PLAINTEXT://{PARTITIONED_HOST}:19096,CONTROLLER://{PARTITIONED_HOST}:19097"
+    assert third["advertised.listeners"] == f"PLAINTEXT://{PARTITIONED_HOST}:19096"
+    voters = f"{SHARED_HOST}:19093,{SHARED_HOST}:19095,{PARTITIONED_HOST}:19097"
+    assert _properties(settings, 1)["controller.quorum.bootstrap.servers"] == voters
+    assert initial_controllers(settings, ["a", "b", "c"]).split(",")[2] == f"3@{PARTITIONED_HOST}:19097:c"
+    assert all(b.host == "127.0.0.1" for b in brokers(_cluster(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"kafka_brokers": 1, "kafka_partitionable_broker": 1}, "KPSANDBOX_KAFKA_BROKERS=1"),
+        ({"kafka_partitionable_broker": 4}, "KPSANDBOX_KAFKA_PARTITIONABLE_BROKER=4"),
+        ({"kafka_partitionable_broker": 2, "kafka_security": "sasl_ssl"}, "KPSANDBOX_KAFKA_SECURITY=plaintext"),
+    ],
+)
+def test_a_partitionable_broker_the_cluster_cannot_cut_off_is_refused(
+    tmp_path: Path, overrides: dict[str, object], named: str
+) -> None:
+    """One broker (nobody to be cut off from), a broker number past the count, or TLS (whose
+    certificate names 127.0.0.1 only): refused with the setting to change, before anything starts."""
+    with pytest.raises(ValidationError) as caught:
+        _cluster(tmp_path, **overrides)
+    assert named in str(caught.value)

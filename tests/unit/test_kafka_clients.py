@@ -268,3 +268,17 @@ def test_settings_env_hands_the_password_to_a_child_process(clean_env: None, caf
     copied = with_overrides(settings, topic_prefix="other.")
     assert copied.kafka_sasl_password is not None
     assert copied.kafka_sasl_password.get_secret_value() == PASSWORD
+
+
+async def test_every_client_refreshes_its_leaders_every_ten_seconds_unless_told_otherwise(
+    clean_env: None, tmp_path: Path
+) -> None:
+    """aiokafka's default is 5 minutes, and it does not refresh when a leader is unreachable: a broker
+    cut off the network stalled the ledger until then (docs/scaling.md). A caller's own value wins."""
+    settings = Settings(state_dir=tmp_path)
+    consumer = kafka_clients.consumer(settings, "ledger")
+    producer = kafka_clients.producer(settings, "ledger")
+    faster = kafka_clients.consumer(settings, "gateway", metadata_max_age_ms=3_000)
+    assert consumer._client._metadata_max_age_ms == kafka_clients.METADATA_MAX_AGE_MS == 10_000
+    assert producer.client._metadata_max_age_ms == 10_000
+    assert faster._client._metadata_max_age_ms == 3_000

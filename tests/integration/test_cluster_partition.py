@@ -1,0 +1,136 @@
+"""A network partition, not a crash: broker 3 of a local 3-broker cluster runs in its own network
+namespace (KPSANDBOX_KAFKA_PARTITIONABLE_BROKER=3), and its veth link is taken down while requests
+are produced and the ledger settles. The broker process keeps running, cut off: the controller fences
+it and moves its leaderships, clients time out on it and move on; the link comes back, it catches up.
+Nothing is lost or doubled, and the digest equals a clean re-settle (the checks of test_cluster.py).
+
+This module's cluster is its own (ports 39792+ / 39892+), started through the real `up` path after
+test_cluster.py's is gone. Network namespaces need root: CI runs as root; elsewhere it is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Final
+
+import pytest
+from aiokafka.errors import KafkaError
+
+from infra.kafka_ports import PARTITIONED_HOST, SHARED_HOST
+from infra.local import netns, procs, stack
+from infra.local.kafka import KafkaService
+from infra.settings import Settings, settings_env
+from tests.conftest import RUN_ID
+from tests.integration.test_cluster import REQUESTS, _fresh, _leaders, _no_migrations, _settle_through, _wait_for
+
+PORTS: Final = (39792, 39892)  # client, controller of broker 1; broker k adds 2(k-1)
+CUT_OFF: Final = 3
+LEADER_MOVE_WAIT_S_MAX: Final = 60.0  # the controller fences a silent broker after 9 s (broker.session.timeout.ms)
+DESCRIBE_WAIT_S_MAX: Final = 10.0
+COMMAND_WAIT_S_MAX: Final = 30.0
+
+
+@pytest.fixture(scope="module")
+def partitionable(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[Settings]:
+    """Settings of this module's running cluster, broker 3 in its own network namespace."""
+    if os.environ.get("KPSANDBOX_TEST_EXTERNAL") == "1":
+        pytest.skip("starts a local cluster of its own")
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("a network namespace needs root and iproute2 (CI runs as root)")
+    config = Settings(
+        state_dir=tmp_path_factory.mktemp("partitionable"),
+        kafka_brokers=3,
+        kafka_partitionable_broker=CUT_OFF,
+        topic_prefix=f"p{RUN_ID}.",
+        database_url=settings.dsn,  # `up` starts Kafka only; PostgreSQL is the shared stack's
+        kafka_port=PORTS[0],
+        kafka_controller_port=PORTS[1],
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stack, "services", lambda settings: [KafkaService(settings)])
+        patch.setattr(stack, "migrate", _no_migrations)
+        try:
+            stack.up(config)
+            yield config
+        finally:
+            KafkaService(config).stop()
+    assert not netns.exists(), "`down` leaves no network namespace behind"
+
+
+async def _leader_moved(config: Settings, partition: int, away_from: int) -> int:
+    """Waits until `partition` of the requests topic is led by another broker than `away_from`."""
+    deadline = time.monotonic() + LEADER_MOVE_WAIT_S_MAX
+    while time.monotonic() < deadline:
+        try:
+            leader = (await asyncio.wait_for(_leaders(config), DESCRIBE_WAIT_S_MAX)).get(partition)
+        except (TimeoutError, KafkaError):
+            leader = None  # the admin client asked the cut-off broker: ask again
+        if leader is not None and leader not in (away_from, -1):
+            return leader
+        await asyncio.sleep(0.5)
+    waited = f"{LEADER_MOVE_WAIT_S_MAX:.0f} s"
+    raise AssertionError(f"partition {partition} still led by broker {away_from} {waited} after the cut")
+
+
+def _partition_command(config: Settings, action: str) -> str:
+    """`kpsandbox partition ACTION` as a user runs it, with the cluster's settings; its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kpsandbox", "partition", action],
+        env=os.environ | settings_env(config),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_WAIT_S_MAX,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return " ".join(done.stdout.split())
+
+
+def test_the_partitionable_broker_listens_in_its_own_namespace(partitionable: Settings) -> None:
+    """Brokers 1 and 2 on the shared address, broker 3 on its namespace's; all healthy; link up."""
+    lines = stack.status(partitionable)
+    hosts = [SHARED_HOST, SHARED_HOST, PARTITIONED_HOST]
+    assert [line.endpoint for line in lines] == [f"{host}:{39792 + 2 * k}" for k, host in enumerate(hosts)]
+    assert all(line.healthy and line.pid for line in lines), lines
+    assert netns.exists() and not netns.is_cut()
+    assert os.readlink(f"/proc/{lines[2].pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert os.readlink(f"/proc/{lines[0].pid}/ns/net") == os.readlink("/proc/self/ns/net")
+
+
+async def test_a_broker_cut_off_the_network_mid_run_loses_and_doubles_nothing(
+    partitionable: Settings, settings: Settings
+) -> None:
+    """Broker 3, leader of the stream's partition, loses its link while producing and settling; the
+    second half of the stream is produced and settled while it is cut off, then the link comes back."""
+    config = await asyncio.to_thread(_fresh, partitionable, settings)
+    service = KafkaService(config)
+    victim = service.brokers[CUT_OFF - 1]
+    pid = service.broker_pid(victim)
+    partition = next(p for p, node in sorted((await _leaders(config)).items()) if node == CUT_OFF)
+    moved: list[int] = []
+
+    async def fault():  # type: ignore[no-untyped-def]
+        said = await asyncio.to_thread(_partition_command, config, "cut")
+        assert netns.is_cut() and f"kafka-{CUT_OFF} ({victim.endpoint}) is cut off" in said
+        assert not await asyncio.to_thread(procs.port_accepts, victim.client_port, victim.host, 2.0)
+        moved.append(await _leader_moved(config, partition, away_from=CUT_OFF))
+        assert service.broker_pid(victim) == pid, "the cut-off broker is still running"
+
+        def heal() -> None:  # runs once the rest is produced: it is all settled before the link comes back
+            asyncio.run(_wait_for(config, "SELECT count(*) FROM ledger_requests", at_least=REQUESTS))
+            assert netns.is_cut(), "the whole stream was settled with broker 3 cut off"
+            assert "is reconnected" in _partition_command(config, "heal")
+            service.wait_healthy()
+
+        return heal
+
+    await _settle_through(config, settings, fault, seed=63, partition=partition)
+    assert moved and moved[0] != CUT_OFF
+    assert service.broker_pid(victim) == pid, "the broker came back without a restart"
+    assert not netns.is_cut()
