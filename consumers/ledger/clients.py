@@ -78,12 +78,15 @@ async def connect(settings: Settings, *, group: str, metrics: LedgerMetrics) -> 
         session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
     )
+    from consumers.ledger.publisher import OutcomePublisher  # confluent-kafka: not on every CLI start-up
+
     relay = OutcomeRelay(
         producer=producer,
         pool=pool,
         topic=settings.topic(PAYMENT_OUTCOMES),
         dead_letter_topic=settings.topic(DEAD_LETTER),
         on_retry=lambda: metrics.retried("relay"),
+        outcomes=OutcomePublisher(settings),
     )
     writer = BatchWriter(pool=pool, group=group, topic=settings.topic(PAYMENT_REQUESTS), on_retry=metrics.retried)
     accounts = AccountsReader(

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -129,6 +129,26 @@ class Committed(NamedTuple):
 Then = Callable[[], Awaitable[None]]
 
 
+class NotPublished(Exception):
+    """Some outcomes of a batch were not acknowledged: the relay publishes the batch again."""
+
+
+class OutcomeSender(Protocol):
+    """What publishes a batch's outcomes (consumers/ledger/publisher.py); raises NotPublished."""
+
+    async def send_all(
+        self,
+        *,
+        topic: str,
+        partitions: list[int],
+        keys: list[str],
+        payloads: list[bytes],
+        turn: Callable[[], Awaitable[None]],
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class OutcomeRelay:
     """Publishes committed outbox rows (outcomes, dead letters) and clears them; one worker task."""
 
@@ -140,8 +160,10 @@ class OutcomeRelay:
         topic: str,
         dead_letter_topic: str,
         on_retry: Callable[[], None] = lambda: None,
+        outcomes: OutcomeSender | None = None,
     ) -> None:
         self.producer = producer
+        self.outcomes = outcomes  # publishes outcomes when given (librdkafka: publisher.py), else `send_all`
         self.pool = pool
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
@@ -162,6 +184,8 @@ class OutcomeRelay:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        if self.outcomes is not None:
+            await self.outcomes.close()
 
     def check(self) -> None:
         """Raises the worker's failure, if it failed: the settler must not go on without it."""
@@ -232,7 +256,7 @@ class OutcomeRelay:
             try:
                 await self.publish(committed)
                 return
-            except (*DB_TRANSIENT, KafkaError) as error:
+            except (*DB_TRANSIENT, KafkaError, NotPublished) as error:
                 log.warning(
                     "outbox row %s not published (%s/%s): %s", committed.outbox_id, attempt, RELAY_ATTEMPTS_MAX, error
                 )
@@ -247,7 +271,16 @@ class OutcomeRelay:
 
     async def publish(self, committed: Committed) -> None:
         """Publishes one committed row's outcomes and dead letters, then deletes the row."""
-        if committed.keys:
+        if committed.keys and self.outcomes is not None:
+            partitions = sorted(await self.producer.partitions_for(self.topic))
+            await self.outcomes.send_all(
+                topic=self.topic,
+                partitions=partitions,
+                keys=committed.keys,
+                payloads=committed.payloads,
+                turn=self._after_settler,
+            )
+        elif committed.keys:
             await send_all(
                 self.producer,
                 topic=self.topic,

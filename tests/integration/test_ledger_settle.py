@@ -10,6 +10,7 @@ import time
 from uuid import uuid4
 
 import asyncpg
+from aiokafka.partitioner import DefaultPartitioner
 from typer import Typer
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from consumers.ledger.check import check_ledger
 from consumers.ledger.consumer import Settler
 from consumers.ledger.digest import ledger_digest
 from consumers.ledger.outbox import send_all
+from consumers.ledger.publisher import OutcomePublisher
 from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.settings import Settings, with_overrides
@@ -248,3 +250,28 @@ async def test_the_relay_publishes_its_batches_without_waiting_out_the_producers
     finally:
         await producer.stop()
     assert elapsed_ms < LONG_LINGER_MS / 2, f"{elapsed_ms:.0f} ms: the batches waited for the linger"
+
+
+async def test_librdkafka_publishes_every_outcome_once_to_the_partition_a_keyed_aiokafka_send_chooses(
+    fresh_settings: Settings,
+) -> None:
+    """The relay's outcomes go through librdkafka (consumers/ledger/publisher.py): each record once,
+    in order, with its key and value, on the partition aiokafka's murmur2 gives its key — the
+    partition every other client of the contract expects one payer's outcomes on."""
+    topic = fresh_settings.topic(PAYMENT_OUTCOMES)
+    keys = [f"wal_{i:016x}" for i in range(2_000)]
+    payloads = [json.dumps({"n": i}).encode() for i in range(len(keys))]
+    partitions = list(range(PAYMENT_OUTCOMES.partitions))
+    publisher = OutcomePublisher(fresh_settings)
+    try:
+        await publisher.send_all(topic=topic, partitions=partitions, keys=keys, payloads=payloads)
+    finally:
+        await publisher.close()
+    found = await read_all(fresh_settings, PAYMENT_OUTCOMES, expected=len(keys))
+    assert sorted(json.loads(m.value)["n"] for m in found) == list(range(len(keys)))
+    murmur2 = DefaultPartitioner()
+    assert all(m.partition == murmur2(m.key, partitions, partitions) for m in found)
+    assert all(m.key.decode() == keys[json.loads(m.value)["n"]] for m in found)
+    for partition in partitions:  # each partition in send order
+        sent = [json.loads(m.value)["n"] for m in found if m.partition == partition]
+        assert sent == sorted(sent)

@@ -197,3 +197,55 @@ async def test_a_publish_under_way_pauses_while_the_settler_is_between_batches()
     relay.go()
     await asyncio.wait_for(publishing, 5)
     assert sum(len(b.records) for b in producer.batches) == count
+
+
+class _Outcomes:
+    """An outcome sender (publisher.py's shape) that fails to get its first `failures` sends acknowledged."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sends: list[tuple[list[int], list[str]]] = []
+        self.closed = False
+
+    async def send_all(self, *, topic: str, partitions: list[int], keys: list[str], payloads: list[bytes], turn):  # type: ignore[no-untyped-def]
+        self.sends.append((partitions, keys))
+        if self.failures:
+            self.failures -= 1
+            raise outbox.NotPublished("1 of 1 outcomes not acknowledged")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_outcomes_not_acknowledged_are_published_again_and_the_row_deleted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch librdkafka could not get acknowledged is sent whole again (at least once), with the
+    topic's partitions; only then is its outbox row deleted, and `stop` closes the sender."""
+    deleted: list[int] = []
+
+    class _Connection:
+        async def execute(self, _query: str, outbox_id: int) -> None:
+            deleted.append(outbox_id)
+
+    class _Pool:
+        def acquire(self):  # type: ignore[no-untyped-def]
+            connection = _Connection()
+
+            class _Acquired:
+                async def __aenter__(self) -> _Connection:
+                    return connection
+
+                async def __aexit__(self, *_: object) -> None:
+                    return None
+
+            return _Acquired()
+
+    sender = _Outcomes(failures=2)
+    relay = OutcomeRelay(producer=_Producer(), pool=_Pool(), topic="t", dead_letter_topic="d", outcomes=sender)  # type: ignore[arg-type]
+    relay.start()
+    await relay.submit(_row(7), then=lambda: asyncio.sleep(0))
+    await asyncio.wait_for(relay.drain(), 5)
+    await relay.stop()
+    assert sender.sends == [([0, 1, 2], ["acc_00000007"])] * 3
+    assert deleted == [7] and sender.closed
