@@ -10,6 +10,7 @@ shared test stack's PostgreSQL holds a fresh database per test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -74,12 +75,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Ite
         kafka_port=CLUSTER_PORTS[0],
         kafka_controller_port=CLUSTER_PORTS[1],
     )
+    with running_kafka_only(config):
+        yield config
+
+
+@contextlib.contextmanager
+def running_kafka_only(config: Settings) -> Iterator[None]:
+    """`config`'s local Kafka started through the real `up` path, alone (PostgreSQL and Prometheus
+    left out: the shared test stack's PostgreSQL holds a fresh database per test); stopped after."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(stack, "services", lambda settings: [KafkaService(settings)])
         patch.setattr(stack, "migrate", _no_migrations)
         try:
             stack.up(config)
-            yield config
+            yield
         finally:
             KafkaService(config).stop()
 

@@ -27,7 +27,7 @@ from infra.local import netns, procs, stack
 from infra.local.kafka import KafkaService
 from infra.settings import Settings, settings_env
 from tests.conftest import RUN_ID
-from tests.integration.test_cluster import REQUESTS, _fresh, _leaders, _no_migrations, _settle_through, _wait_for
+from tests.integration.test_cluster import REQUESTS, _fresh, _leaders, _settle_through, _wait_for, running_kafka_only
 
 PORTS: Final = (39792, 39892)  # client, controller of broker 1; broker k adds 2(k-1)
 CUT_OFF: Final = 3
@@ -52,14 +52,8 @@ def partitionable(tmp_path_factory: pytest.TempPathFactory, settings: Settings) 
         kafka_port=PORTS[0],
         kafka_controller_port=PORTS[1],
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stack, "services", lambda settings: [KafkaService(settings)])
-        patch.setattr(stack, "migrate", _no_migrations)
-        try:
-            stack.up(config)
-            yield config
-        finally:
-            KafkaService(config).stop()
+    with running_kafka_only(config):
+        yield config
     assert not netns.exists(), "`down` leaves no network namespace behind"
 
 
