@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         ge=1,
         le=KAFKA_BROKERS_MAX,
         description="Runs this local broker (1..KPSANDBOX_KAFKA_BROKERS) in its own network namespace behind a "
-        "veth link that `kpsandbox kafka cut` / `heal` take down and up: a real network partition (root only; "
+        "veth link that `kpsandbox partition cut` / `heal` take down and up: a real network partition (root only; "
         "plaintext only). The brokers then listen on 198.51.100.x, not 127.0.0.1.",
     )
     kafka_replication_factor: int | None = Field(
