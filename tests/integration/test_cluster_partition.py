@@ -22,18 +22,23 @@ from typing import Final
 import pytest
 from aiokafka.errors import KafkaError
 
+from consumers.ledger.publisher import DELIVERY_TIMEOUT_MS
 from infra.kafka_ports import PARTITIONED_HOST, SHARED_HOST
 from infra.local import netns, procs, stack
 from infra.local.kafka import KafkaService
 from infra.settings import Settings, settings_env
 from tests.conftest import RUN_ID
 from tests.integration.test_cluster import REQUESTS, _fresh, _leaders, _settle_through, _wait_for, running_kafka_only
+from tests.integration.test_ledger_support import scalar
 
 PORTS: Final = (39792, 39892)  # client, controller of broker 1; broker k adds 2(k-1)
 CUT_OFF: Final = 3
 LEADER_MOVE_WAIT_S_MAX: Final = 60.0  # the controller fences a silent broker after 9 s (broker.session.timeout.ms)
 DESCRIBE_WAIT_S_MAX: Final = 10.0
 COMMAND_WAIT_S_MAX: Final = 30.0
+# Outcomes sent to the cut-off leader wait out librdkafka's delivery timeout (30 s; measured: the outbox
+# emptied 31 s after the stream was settled), then the relay publishes the batch again to the new leader.
+PUBLISH_WAIT_S_MAX: Final = 2 * DELIVERY_TIMEOUT_MS / 1000 + 30
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +75,16 @@ async def _leader_moved(config: Settings, partition: int, away_from: int) -> int
         await asyncio.sleep(0.5)
     waited = f"{LEADER_MOVE_WAIT_S_MAX:.0f} s"
     raise AssertionError(f"partition {partition} still led by broker {away_from} {waited} after the cut")
+
+
+async def _outbox_emptied(config: Settings) -> None:
+    """Waits until the relay has published every committed outcome (the outbox has no row left)."""
+    deadline = time.monotonic() + PUBLISH_WAIT_S_MAX
+    while time.monotonic() < deadline:
+        if await scalar(config, "SELECT count(*) FROM ledger_outbox") == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"outcomes still unpublished {PUBLISH_WAIT_S_MAX:.0f} s after the stream was settled")
 
 
 def _partition_command(config: Settings, action: str) -> str:
@@ -116,9 +131,10 @@ async def test_a_broker_cut_off_the_network_mid_run_loses_and_doubles_nothing(
         moved.append(await _leader_moved(config, partition, away_from=CUT_OFF))
         assert service.broker_pid(victim) == pid, "the cut-off broker is still running"
 
-        def heal() -> None:  # runs once the rest is produced: it is all settled before the link comes back
+        def heal() -> None:  # runs once the rest is produced: all settled and published before the link is back
             asyncio.run(_wait_for(config, "SELECT count(*) FROM ledger_requests", at_least=REQUESTS))
-            assert netns.is_cut(), "the whole stream was settled with broker 3 cut off"
+            asyncio.run(_outbox_emptied(config))  # a row goes once Kafka acknowledged every outcome (acks=all)
+            assert netns.is_cut(), "the whole stream was settled and its outcomes published with broker 3 cut off"
             assert "is reconnected" in _partition_command(config, "heal")
             service.wait_healthy()
 
