@@ -49,3 +49,27 @@ def kafka_port_clash(client_port: int, controller_port: int, brokers: int) -> st
                 )
             wanted[port] = claim
     return None
+
+
+def broker_hosts(brokers: int, partitionable: int | None) -> tuple[str, ...]:
+    """The address each of `brokers` local brokers listens on, broker 1 first: 127.0.0.1, or with a
+    partitionable broker that broker's address inside its namespace and the shared one for the others."""
+    if partitionable is None:
+        return ("127.0.0.1",) * brokers
+    return tuple(PARTITIONED_HOST if node_id == partitionable else SHARED_HOST for node_id in range(1, brokers + 1))
+
+
+def partitionable_problem(brokers: int, partitionable: int, security: str) -> str | None:
+    """Why broker `partitionable` of a local cluster cannot be the one cut off, naming the setting to
+    change; None when it can."""
+    if brokers < 2 or partitionable > brokers:
+        return (
+            f"KPSANDBOX_KAFKA_PARTITIONABLE_BROKER={partitionable} names no broker a partition can cut off from the "
+            f"others with KPSANDBOX_KAFKA_BROKERS={brokers}: set KPSANDBOX_KAFKA_BROKERS=3 and a broker from 1 to 3"
+        )
+    if security != "plaintext":
+        return (
+            "KPSANDBOX_KAFKA_PARTITIONABLE_BROKER needs KPSANDBOX_KAFKA_SECURITY=plaintext (the local certificate "
+            "names 127.0.0.1 only, and a partitionable cluster listens on 198.51.100.x)"
+        )
+    return None

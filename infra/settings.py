@@ -20,10 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from infra.kafka_ports import (
     KAFKA_BROKERS_MAX,
     KAFKA_REPLICATION_FACTOR_DEFAULT_MAX,
-    PARTITIONED_HOST,
-    SHARED_HOST,
+    broker_hosts,
     broker_ports,
     kafka_port_clash,
+    partitionable_problem,
 )
 from schemas.topics import TopicSpec
 
@@ -303,18 +303,10 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         isolated = self.kafka_partitionable_broker
-        if isolated is not None:
-            if self.kafka_brokers < 2 or isolated > self.kafka_brokers:
-                raise ValueError(
-                    f"KPSANDBOX_KAFKA_PARTITIONABLE_BROKER={isolated} names no broker a partition can cut off from "
-                    f"the others with KPSANDBOX_KAFKA_BROKERS={self.kafka_brokers}: set KPSANDBOX_KAFKA_BROKERS=3 "
-                    "and a broker from 1 to 3"
-                )
-            if self.kafka_security != "plaintext":
-                raise ValueError(
-                    "KPSANDBOX_KAFKA_PARTITIONABLE_BROKER needs KPSANDBOX_KAFKA_SECURITY=plaintext (the local "
-                    "certificate names 127.0.0.1 only, and a partitionable cluster listens on 198.51.100.x)"
-                )
+        if isolated is not None and (
+            problem := partitionable_problem(self.kafka_brokers, isolated, self.kafka_security)
+        ):
+            raise ValueError(problem)
         return self
 
     @property
@@ -358,14 +350,8 @@ class Settings(BaseSettings):
 
     @property
     def kafka_hosts(self) -> tuple[str, ...]:
-        """The address each local broker listens on, broker 1 first: 127.0.0.1, or with a partitionable
-        broker that broker's address inside its namespace and the shared outside address for the others."""
-        isolated = self.kafka_partitionable_broker
-        if isolated is None:
-            return ("127.0.0.1",) * self.kafka_brokers
-        return tuple(
-            PARTITIONED_HOST if node_id == isolated else SHARED_HOST for node_id in range(1, self.kafka_brokers + 1)
-        )
+        """The address each local broker listens on, broker 1 first (kafka_ports.broker_hosts)."""
+        return broker_hosts(self.kafka_brokers, self.kafka_partitionable_broker)
 
     @cached_property
     def bootstrap_servers(self) -> str:
