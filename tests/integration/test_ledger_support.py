@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from aiokafka import TopicPartition
 from consumers.ledger.check import check_ledger
 from consumers.ledger.reading import fingerprint
 from infra import kafka_clients
-from infra.local.procs import free_ports_base
+from infra.local.procs import free_ports_base, port_is_free
 from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.cash import CashIn, CashOut
@@ -248,21 +247,22 @@ async def read_all(settings: Settings, spec: TopicSpec, *, expected: int, wait_s
 
 
 FREE_PORT_TRIES_MAX = 100
+FREE_PORT_RANGE = (20_000, 32_768)  # below Linux's ephemeral ports (32768–60999), above the sandbox's defaults
+_pick = random.Random()
 _handed_out: set[int] = set()  # every port free_port() / free_ports() gave in this run
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on right now and not handed out before in this run (each
-    ledger process serves its own /metrics). The kernel may offer a port it has just offered again:
-    in CI the API and a ledger's /metrics both got 40001 (nothing listened yet on either)."""
+    """A loopback port nothing is bound to right now, not handed out before in this run (each ledger
+    process serves its own /metrics), and below the kernel's ephemeral range: a port the kernel offers
+    for bind(0) is one it also gives outgoing connections as their own port, and in CI a client's
+    connection took the API's port 54362 between this choice and the API's start."""
     for _ in range(FREE_PORT_TRIES_MAX):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port not in _handed_out:
+        port = _pick.randrange(*FREE_PORT_RANGE)
+        if port not in _handed_out and port_is_free(port):
             _handed_out.add(port)
             return port
-    raise RuntimeError(f"the kernel offered only ports already handed out, {FREE_PORT_TRIES_MAX} times")
+    raise RuntimeError(f"no free port in {FREE_PORT_RANGE} after {FREE_PORT_TRIES_MAX} tries")
 
 
 def free_ports(count: int) -> list[int]:
