@@ -1,35 +1,36 @@
-"""Ports the integration tests hand out are never handed out twice in one run: the kernel may offer a
-port it has just offered again (CI: the API and a ledger's /metrics both got 40001, twice)."""
+"""Ports the integration tests hand out are never handed out twice in one run (CI once gave the API and a
+ledger's /metrics both 40001), are free when chosen, and lie below the kernel's ephemeral range."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
 from tests.integration import test_ledger_support as support
 
 
-class RepeatingKernel:
-    """A socket whose ephemeral port is 40001 twice, then 40002, 40003, …"""
+class RepeatingPick:
+    """A chooser that offers the given ports in turn (25001 twice, …)."""
 
-    offers: Iterator[int]
+    def __init__(self, offers: list[int]) -> None:
+        self.offers = iter(offers)
+        self.ranges: list[tuple[int, int]] = []
 
-    def __enter__(self) -> RepeatingKernel:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        pass
-
-    def bind(self, _address: tuple[str, int]) -> None:
-        pass
-
-    def getsockname(self) -> tuple[str, int]:
-        return "127.0.0.1", next(RepeatingKernel.offers)
+    def randrange(self, start: int, stop: int) -> int:
+        self.ranges.append((start, stop))
+        return next(self.offers)
 
 
-def test_free_port_never_repeats_a_port_the_kernel_offers_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    RepeatingKernel.offers = iter([40001, 40001, 40002, 40003])
-    monkeypatch.setattr(support.socket, "socket", RepeatingKernel)
+def test_free_port_never_repeats_a_port_and_skips_a_busy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    pick = RepeatingPick([25001, 25001, 25002, 25003, 25004])
+    monkeypatch.setattr(support, "_pick", pick)
+    monkeypatch.setattr(support, "port_is_free", lambda port: port != 25003)
     monkeypatch.setattr(support, "_handed_out", set())
-    assert [support.free_port(), support.free_port(), support.free_port()] == [40001, 40002, 40003]
+    assert [support.free_port(), support.free_port(), support.free_port()] == [25001, 25002, 25004]
+
+
+def test_free_port_chooses_below_the_kernels_ephemeral_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel gives outgoing connections ports from 32768 up: a port chosen there can be taken by
+    a client's connection before the server meant for it starts (CI: the API's 54362)."""
+    monkeypatch.setattr(support, "_handed_out", set())
+    ports = [support.free_port() for _ in range(20)]
+    assert all(20_000 <= port < 32_768 for port in ports) and len(set(ports)) == len(ports)
