@@ -26,6 +26,7 @@ from tests.integration.test_ledger_support import free_ports
 KPSANDBOX: Final = str(REPO_ROOT / ".venv" / "bin" / "kpsandbox")
 CLI_TIMEOUT_S: Final = 90.0
 WAIT_S_MAX: Final = 45.0
+LOG_TAIL_LINES: Final = 30
 SERVE_STOP_S_MAX: Final = 40.0  # the apps' own bound is 30 s, plus the CLI's start-up
 
 
@@ -73,13 +74,22 @@ def _row(stdout: str, name: str) -> str:
     return next(line for line in stdout.splitlines() if line.strip("│ ").startswith(name + " "))
 
 
-def _wait(check: Callable[[], bool], what: str, timeout_s: float = WAIT_S_MAX) -> None:
+def _wait(
+    check: Callable[[], bool], what: str, timeout_s: float = WAIT_S_MAX, logs: Callable[[], str] = lambda: ""
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout_s:.0f} s")
+    raise AssertionError(f"{what} within {timeout_s:.0f} s\n{logs()}")
+
+
+def _tails(*paths: Path) -> str:
+    """The last LOG_TAIL_LINES lines of each file that exists: what a failed wait shows of the apps."""
+    parts = [f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-LOG_TAIL_LINES:])
+             for path in paths if path.exists()]  # fmt: skip
+    return "\n".join(parts)
 
 
 def _pids(settings: Settings, specs: tuple[apps.AppSpec, ...] = apps.APPS) -> dict[str, int | None]:
@@ -147,9 +157,15 @@ def test_serve_restarts_a_crashed_app_and_stops_cleanly_on_sigint(app_settings: 
         ledger_url = apps.LEDGER.url(app_settings)
         assert ledger_url is not None
         served = (apps.ECONOMY, *apps.app_specs(app_settings))  # plaintext Kafka: no tenant gateway
-        _wait(lambda: all(_pids(app_settings, served).values()), "every served app running")
-        _wait(lambda: apps.http_ok(ledger_url) and apps.http_ok(str(apps.METRICS.url(app_settings))), "healthy")
-        _wait(lambda: 'result="created"} 0.0' not in _get(ledger_url), "the ledger settling the economy")
+        folder = app_settings.state_dir / apps.APPS_FOLDER
+
+        def logs() -> str:
+            return _tails(tmp_path / "serve.out", *(folder / f"{spec.name}.log" for spec in served))
+
+        _wait(lambda: all(_pids(app_settings, served).values()), "every served app running", logs=logs)
+        _wait(lambda: apps.http_ok(ledger_url) and apps.http_ok(str(apps.METRICS.url(app_settings))), "healthy",
+              logs=logs)  # fmt: skip
+        _wait(lambda: 'result="created"} 0.0' not in _get(ledger_url), "the ledger settling the economy", logs=logs)
         first = _pids(app_settings, served)
         os.kill(first["ledger"] or 0, signal.SIGKILL)
         _wait(lambda: _pids(app_settings)["ledger"] not in (None, first["ledger"]), "the ledger restarted")

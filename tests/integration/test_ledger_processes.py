@@ -25,7 +25,6 @@ import asyncpg
 
 from consumers.ledger.digest import ledger_digest
 from infra.db import create_database, migrate
-from infra.local.procs import free_ports_base
 from infra.settings import Settings, with_overrides
 from schemas.cash import CashIn, CashOut
 from schemas.envelope import Envelope
@@ -36,6 +35,7 @@ from tests.integration.test_ledger_support import (
     REPO,
     START,
     assigned_partitions,
+    free_ports,
     make_accounts,
     partition_for,
     produce,
@@ -179,7 +179,7 @@ async def test_one_two_or_three_processes_give_one_digest(settings: Settings, fr
     assert {partition_for(c, PAYMENT_REQUESTS.partitions) for c in citizens} == set(range(PAYMENT_REQUESTS.partitions))
     await produce(fresh_settings, accounts)
 
-    three, port = await _database(settings, fresh_settings, "n3"), free_ports_base(3)
+    three, port = await _database(settings, fresh_settings, "n3"), free_ports(3)[0]
     running = await _kpsandbox(three, "settle", "--processes", "3", "--group", "g3", port=port)
     try:
 
@@ -208,7 +208,7 @@ async def test_one_two_or_three_processes_give_one_digest(settings: Settings, fr
     digests = {3: await _digest_and_check(three, "g3", port)}
 
     for count in (1, 2):
-        config, port = await _database(settings, fresh_settings, f"n{count}"), free_ports_base(count)
+        config, port = await _database(settings, fresh_settings, f"n{count}"), free_ports(count)[0]
         group = f"g{count}"
         args = ("settle", "--processes", str(count), "--group", group, "--until-idle")
         output = await _finished(await _kpsandbox(config, *args, port=port))

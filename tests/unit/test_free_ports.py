@@ -34,3 +34,21 @@ def test_free_port_chooses_below_the_kernels_ephemeral_ports(monkeypatch: pytest
     monkeypatch.setattr(support, "_handed_out", set())
     ports = [support.free_port() for _ in range(20)]
     assert all(20_000 <= port < 32_768 for port in ports) and len(set(ports)) == len(ports)
+
+
+def test_free_ports_gives_runs_below_the_kernels_ephemeral_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps' tests take four ports in a row: CI's API and ledger ports were taken by a client's
+    connection while they came from the ephemeral range (`serve` never became healthy)."""
+    monkeypatch.setattr(support, "_handed_out", set())
+    runs = [support.free_ports(4) for _ in range(10)]
+    ports = [port for run in runs for port in run]
+    assert all(20_000 <= port < 32_768 for port in ports) and len(set(ports)) == len(ports)
+    assert all(run == list(range(run[0], run[0] + 4)) for run in runs)
+
+
+def test_free_ports_skips_a_run_with_a_busy_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    pick = RepeatingPick([25001, 25011])
+    monkeypatch.setattr(support, "_pick", pick)
+    monkeypatch.setattr(support, "port_is_free", lambda port: port != 25003)
+    monkeypatch.setattr(support, "_handed_out", set())
+    assert support.free_ports(3) == [25011, 25012, 25013]
