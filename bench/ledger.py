@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ledger.py [--payments 200000] [--processes 1,2,3] [--paced-rate N]
                                      [--paced-seconds 20] [--only copy|produce|uniform|hot|paced] [--keep]
+                                     [--account-ids economy|api]
 
 Uses the services of `kpsandbox up` (or KPSANDBOX_* settings). Every stream gets a new topic
 prefix and every run a new database. With one process the consumer is `python -m consumers.ledger`;
@@ -17,6 +18,11 @@ aiokafka produce rate (bench/kafka_baseline.py) is measured in the same run: set
 Prints one JSON object: the first count's figures at the top level (as before `--processes` existed)
 and, for several counts, one entry per count in `sweep`; the load average before and after (other
 work on the machine shows there).
+
+The accounts carry the simulated economy's ids (agt_, wal_, biz_) unless `--account-ids api` gives
+them the API's (acc_): an API account's transfers also go into the two partial indexes behind
+GET /v1/accounts/{id}/transfers (migration 0025), which the economy's skip. Until 2026-12-02 this
+benchmark used acc_ ids, so from migration 0025 on it measured the API's accounts.
 
 Citizens are funded by cash-in (keyed by the citizen, like their payments), so every decision
 depends only on its own partition and N processes decide the same stream the same way.
@@ -68,6 +74,8 @@ PROCESSES_SWEEP_MAX: Final = 8
 STOP_WAIT_S: Final = 60.0
 FUNDING_PAISA: Final = 10_000_000_000
 START: Final = datetime(2026, 3, 1, tzinfo=UTC)
+# Account id prefixes (funder, citizens, merchants) of `--account-ids`: the economy's is the default.
+ACCOUNT_IDS: Final = {"economy": ("agt", "wal", "biz"), "api": ("acc", "acc", "acc")}
 PROGRESS: Final = "SELECT coalesce(sum(messages), 0)::bigint FROM ledger_offsets WHERE topic LIKE '%requests%'"
 
 
@@ -139,19 +147,23 @@ def payment(payer: str, payee: str, amount: int, kind: str, at: datetime) -> tup
     return payer, json.dumps(document).encode()
 
 
-def population() -> tuple[str, list[str], list[str]]:
-    """The funder (an agent), citizens and merchants (merchants[0] is the hot one)."""
-    return (
-        "acc_a000000000000000",
-        [f"acc_c{i:015x}" for i in range(CITIZENS)],
-        [f"acc_d{i:015x}" for i in range(MERCHANTS)],
+def population(ids: str = "economy") -> tuple[str, list[str], list[str]]:
+    """The funder (an agent), citizens and merchants (merchants[0] is the hot one), with ACCOUNT_IDS[ids]'s
+    prefixes: the simulated economy's (agt_, wal_, biz_) or the API's (acc_). Only the API's accounts
+    are listed by GET /v1/accounts/{id}/transfers, so only their transfers also go into its two partial
+    indexes (migration 0025): about half of PostgreSQL's work per payment here."""
+    funder, citizen, merchant = ACCOUNT_IDS[ids]
+    return (  # a leading hex digit per role keeps them apart when the prefixes are the same
+        f"{funder}_a{0:015x}",
+        [f"{citizen}_c{i:015x}" for i in range(CITIZENS)],
+        [f"{merchant}_d{i:015x}" for i in range(MERCHANTS)],
     )
 
 
-def payment_stream(count: int, *, hot_share: float, seed: int = 1) -> list[tuple[str, bytes]]:
+def payment_stream(count: int, *, hot_share: float, seed: int = 1, ids: str = "economy") -> list[tuple[str, bytes]]:
     """Cash-in that funds every citizen, then citizen-to-merchant payments (hot_share to merchant 0)."""
     rng = random.Random(seed)
-    funder, citizens, merchants = population()
+    funder, citizens, merchants = population(ids)
     events = [cash_in(funder, c, FUNDING_PAISA, START) for c in citizens]
     at = START
     for _ in range(count - len(events)):
@@ -294,17 +306,21 @@ async def start_consumer(
     return await asyncio.create_subprocess_exec(*args, env=env, cwd=str(REPO), stdout=asyncio.subprocess.PIPE)
 
 
-async def throughput_run(base: Settings, *, payments: int, hot_share: float, label: str, processes: int = 1) -> dict:
+async def throughput_run(
+    base: Settings, *, payments: int, hot_share: float, label: str, processes: int = 1, ids: str = "economy"
+) -> dict:
     """Pre-loads the stream, then times the consumer draining it (settled/s between 5% and 95%)."""
-    config = await preload_stream(base, payments=payments, hot_share=hot_share, label=label)
+    config = await preload_stream(base, payments=payments, hot_share=hot_share, label=label, ids=ids)
     return await timed_drain(config, payments=payments, processes=processes)
 
 
-async def preload_stream(base: Settings, *, payments: int, hot_share: float, label: str) -> Settings:
+async def preload_stream(
+    base: Settings, *, payments: int, hot_share: float, label: str, ids: str = "economy"
+) -> Settings:
     """A fresh database and topic prefix with this benchmark's accounts and payments on it."""
-    funder, citizens, merchants = population()
+    funder, citizens, merchants = population(ids)
     accounts = account_events(funder, citizens, merchants)
-    return await preload(base, label, accounts, payment_stream(payments, hot_share=hot_share))
+    return await preload(base, label, accounts, payment_stream(payments, hot_share=hot_share, ids=ids))
 
 
 async def preload(
@@ -366,10 +382,10 @@ async def timed_drain(
     return figures
 
 
-async def copy_baseline(base: Settings, *, payments: int) -> dict:
+async def copy_baseline(base: Settings, *, payments: int, ids: str = "economy") -> dict:
     """Raw asyncpg COPY of the same rows the ledger writes per payment (a transfer and a request)."""
     config = await fresh(base, "copy")
-    funder, citizens, _ = population()
+    funder, citizens, _ = population(ids)
     rng = random.Random(2)
     connection = await asyncpg.connect(config.dsn)
     try:
@@ -407,13 +423,13 @@ async def produce_baseline(base: Settings, *, messages: int) -> dict:
     }
 
 
-async def paced_run(base: Settings, *, rate: int, seconds: int, processes: int = 1) -> dict:
+async def paced_run(base: Settings, *, rate: int, seconds: int, processes: int = 1, ids: str = "economy") -> dict:
     """Sends at a fixed rate with wall-clock occurred_at; latency = outcome readable − occurred_at.
 
     Sender and reader are bench/paced.py's librdkafka threads, with every payment built beforehand.
     """
     config = await fresh(base, "paced")
-    funder, citizens, merchants = population()
+    funder, citizens, merchants = population(ids)
     await send(config, config.topic(ACCOUNTS), account_events(funder, citizens, merchants))
     funding = [cash_in(funder, c, FUNDING_PAISA, datetime.now(UTC)) for c in citizens]
     await send(config, config.topic(PAYMENT_REQUESTS), funding)
@@ -495,7 +511,9 @@ async def one_count(base: Settings, args: argparse.Namespace, only: set[str], st
             await drop_database(base, drained.dsn.rpartition("/")[2])
     if "paced" in only:
         rate = args.paced_rate or round(PACED_SHARE * figures["uniform"]["settled_per_s"])
-        figures["paced"] = await paced_run(base, rate=rate, seconds=args.paced_seconds, processes=n)
+        figures["paced"] = await paced_run(
+            base, rate=rate, seconds=args.paced_seconds, processes=n, ids=args.account_ids
+        )
     return figures
 
 
@@ -524,21 +542,32 @@ async def main() -> None:
     parser.add_argument("--paced-seconds", type=int, default=20)
     parser.add_argument("--only", choices=["copy", "produce", "uniform", "hot", "paced"], action="append")
     parser.add_argument("--keep", action="store_true", help="keep the run's databases and topics")
+    parser.add_argument(
+        "--account-ids",
+        choices=sorted(ACCOUNT_IDS),
+        default="economy",
+        help="the simulated economy's account ids (default), or the API's, whose transfers also fill "
+        "the API's listing indexes",
+    )
     args = parser.parse_args()
     only = set(args.only or ["copy", "produce", "uniform", "hot", "paced"])
     if "paced" in only and "uniform" not in only and args.paced_rate is None:
         parser.error("--only paced without uniform needs --paced-rate (the default is half the uniform rate)")
     base = load_settings()
-    result: dict = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    result: dict = {"account_ids": args.account_ids, "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     if "copy" in only:
-        result["copy_baseline"] = await copy_baseline(base, payments=args.payments)
+        result["copy_baseline"] = await copy_baseline(base, payments=args.payments, ids=args.account_ids)
     if "produce" in only:
         result["kafka_produce"] = await produce_baseline(base, messages=args.payments)
     streams: dict[str, Settings] = {}  # pre-loaded once, re-settled by every process count
     if "uniform" in only:
-        streams["uniform"] = await preload_stream(base, payments=args.payments, hot_share=0.0, label="uniform")
+        streams["uniform"] = await preload_stream(
+            base, payments=args.payments, hot_share=0.0, label="uniform", ids=args.account_ids
+        )
     if "hot" in only:
-        streams["hot_account"] = await preload_stream(base, payments=args.payments, hot_share=HOT_SHARE, label="hot")
+        streams["hot_account"] = await preload_stream(
+            base, payments=args.payments, hot_share=HOT_SHARE, label="hot", ids=args.account_ids
+        )
     sweep = []
     for n in args.processes:
         figures = await one_count(base, args, only, streams, n)

@@ -2,7 +2,7 @@
 draining a pre-loaded stream, grouped into stages, as µs of CPU per payment.
 
     .venv/bin/python bench/ledger_profile.py [--payments 100000] [--rate 250] [--keep-profile PATH]
-                                             [--phases] [--tree PATH]
+                                             [--phases] [--tree PATH] [--account-ids economy|api]
 
 Uses the services of `kpsandbox up`; the stream, the fresh database and topic prefix are those of
 `bench/ledger.py` (uniform: no hot account). py-spy samples only the thread holding the GIL, so
@@ -29,7 +29,7 @@ from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ledger import REPO, account_events, clean_up, payment_stream, population, preload
+from bench.ledger import ACCOUNT_IDS, REPO, account_events, clean_up, payment_stream, population, preload
 from infra.settings import Settings, load_settings
 from schemas.topics import PAYMENT_REQUESTS
 
@@ -262,11 +262,15 @@ async def main() -> None:
     parser.add_argument("--keep-profile", type=Path, help="keep py-spy's raw output here")
     parser.add_argument("--phases", action="store_true", help="time the transaction's steps (no py-spy)")
     parser.add_argument("--tree", type=Path, default=REPO, help="run the ledger of this checkout (a git worktree)")
+    parser.add_argument("--account-ids", choices=sorted(ACCOUNT_IDS), default="economy", help="as bench/ledger.py's")
     args = parser.parse_args()
     base = load_settings()
-    employer, citizens, merchants = population()
+    employer, citizens, merchants = population(args.account_ids)
     config = await preload(
-        base, "profile", account_events(employer, citizens, merchants), payment_stream(args.payments, hot_share=0.0)
+        base,
+        "profile",
+        account_events(employer, citizens, merchants),
+        payment_stream(args.payments, hot_share=0.0, ids=args.account_ids),
     )
     output = args.keep_profile or Path(f"/tmp/ledger-profile-{os.getpid()}.txt")
     try:
