@@ -12,17 +12,12 @@ import socket
 
 from infra.settings import Settings
 from producers.api.__main__ import bind_socket
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.integration.test_ledger_support import free_port
 
 
 async def test_accepted_connections_have_tcp_nodelay() -> None:
     """A connection accepted on bind_socket's socket through asyncio has TCP_NODELAY set."""
-    sock = bind_socket(Settings(api_host="127.0.0.1", api_port=_free_port()))
+    sock = bind_socket(Settings(api_host="127.0.0.1", api_port=free_port()))
     nodelay: list[int] = []
 
     async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -7,7 +7,6 @@ import errno
 import gc
 import json
 import logging
-import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from infra.errors import SandboxError
 from infra.settings import Settings
 from producers.replay.filters import ReplayFilter, parse_time, parse_types
 from producers.replay.sources import archive_filter
+from tests.integration.test_ledger_support import free_port
 
 EVENT = {
     "event_type": "payment.requested",
@@ -295,13 +295,6 @@ def test_a_failed_flush_leaves_neither_part_files_nor_temporary_files(tmp_path: 
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
-def _closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_an_unreachable_kafka_is_one_clear_error_not_a_page_of_retries(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,7 +302,7 @@ def test_an_unreachable_kafka_is_one_clear_error_not_a_page_of_retries(
     each client: `kpsandbox archive` printed ~190 identical lines before its error. Each distinct
     line is now logged once; the error names the fix."""
     monkeypatch.setattr(reader_module, "CONNECT_TIMEOUT_S", 3.0)
-    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{_closed_port()}")
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     with caplog.at_level(logging.DEBUG, logger=reader_module.log.name), pytest.raises(SandboxError) as caught:
         reader_module.RangeReader(settings, ["kp.cash.v1"])
     assert "not reachable" in caught.value.message and "KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS" in caught.value.hint

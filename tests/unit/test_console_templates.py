@@ -4,7 +4,6 @@ every page is linked from the menu, and a Prometheus started by us serves them."
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from infra.local.prometheus import CONSOLES_DIR, PrometheusService, console_flag
 from infra.settings import Settings
 from schemas.metrics import exposed_name_index
 from tests.console_pages import PAGES, all_graphs, console_files, template_strings
+from tests.integration.test_ledger_support import free_port
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "kpsandbox_rules.yml"
 EXEC_WAIT_S = 10.0
@@ -53,12 +53,6 @@ def test_each_page_has_graphs_with_unique_ids_and_is_in_the_menu() -> None:
     assert all(f'"{page}"' in library for page in PAGES)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _fake_prometheus(tmp_path: Path) -> Path:
     """A stand-in `prometheus` that sleeps with its arguments on the command line."""
     script = tmp_path / "prometheus"
@@ -83,7 +77,7 @@ def test_a_running_prometheus_without_the_console_flags_is_restarted_with_them(
     as already running (not as started, so a demo does not stop it afterwards)."""
     binary = _fake_prometheus(tmp_path)
     monkeypatch.setattr("infra.local.prometheus.shutil.which", lambda _: str(binary))
-    service = PrometheusService(Settings(state_dir=tmp_path / "state", prometheus_port=_free_port()))
+    service = PrometheusService(Settings(state_dir=tmp_path / "state", prometheus_port=free_port()))
     service.prepare()
     old = subprocess.Popen([str(binary), f"--config.file={service.config_file}"], start_new_session=True)
     service.pid_file.write_text(f"{old.pid}\n")
