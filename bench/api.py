@@ -580,7 +580,9 @@ async def main(args: argparse.Namespace) -> None:
         processes = Processes(Path(folder))
         try:
             result: dict[str, Any] = await api_run(base, args, processes)
-            ledger = await throughput_run(base, payments=args.ledger_payments, hot_share=0.0, label="apiledger")
+            ledger = await throughput_run(  # the API's accounts: the traffic this bench compares with
+                base, payments=args.ledger_payments, hot_share=0.0, label="apiledger", ids="api"
+            )
             result["ledger"] = {k: ledger[k] for k in ("payments", "settled", "settled_per_s")}
         finally:
             processes.stop_all()

@@ -405,7 +405,9 @@ async def main(args: argparse.Namespace) -> None:
         raw = await raw_rate(url)
         for n in range(args.rounds):  # the ledger and (a) alternate: each ratio from neighbouring runs
             print(f"round {n + 1}/{args.rounds}: ledger ({args.ledger_payments:,} payments) …", flush=True)
-            ledgers.append(await throughput_run(base, payments=args.ledger_payments, hot_share=0.0, label="whledger"))
+            ledgers.append(  # the API's accounts, whose payments webhooks announce
+                await throughput_run(base, payments=args.ledger_payments, hot_share=0.0, label="whledger", ids="api")
+            )
             if not args.keep:  # what is done leaves autovacuum work that would land in the next phase
                 await drop_databases(base)
             print(f"round {n + 1}/{args.rounds}: (a) {args.events:,} deliveries to {args.endpoints} endpoints …")
