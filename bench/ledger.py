@@ -151,7 +151,7 @@ def population(ids: str = "economy") -> tuple[str, list[str], list[str]]:
     """The funder (an agent), citizens and merchants (merchants[0] is the hot one), with ACCOUNT_IDS[ids]'s
     prefixes: the simulated economy's (agt_, wal_, biz_) or the API's (acc_). Only the API's accounts
     are listed by GET /v1/accounts/{id}/transfers, so only their transfers also go into its two partial
-    indexes (migration 0025): about half of PostgreSQL's work per payment here."""
+    indexes (migration 0025): about a quarter of PostgreSQL's CPU per payment here (perf; bench/RESULTS.md)."""
     funder, citizen, merchant = ACCOUNT_IDS[ids]
     return (  # a leading hex digit per role keeps them apart when the prefixes are the same
         f"{funder}_a{0:015x}",
