@@ -3,20 +3,21 @@
 Embedded mode (the default) runs Kafka, PostgreSQL and Prometheus locally on the ports below.
 External mode: set `KPSANDBOX_KAFKA_BOOTSTRAP_SERVERS` and/or `KPSANDBOX_DATABASE_URL` and the
 sandbox starts nothing for that service and talks to yours instead.
+
+What a well-formed value looks like (host lists, URLs, schedules) is in infra/setting_formats.py;
+here are the settings, their defaults, and the checks that relate one setting to another.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Final, Literal
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra import setting_formats as formats
 from infra.kafka_ports import (
     KAFKA_BROKERS_MAX,
     KAFKA_REPLICATION_FACTOR_DEFAULT_MAX,
@@ -30,32 +31,8 @@ from schemas.topics import TopicSpec
 KAFKA_VERSION_DEFAULT: Final = "4.4.0"
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
-# A DNS name (RFC 1123 labels); IP literals are checked with the ipaddress module instead.
-HOSTNAME: Final = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
 WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})
-# libpq's sslmode values, which asyncpg reads from the URL (with sslrootcert=, sslcert=, sslkey=).
-SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-WEBHOOK_RETRY_SCHEDULE_DEFAULT: Final = "5,30,120,600,1800"  # six attempts within 45 minutes
-WEBHOOK_RETRIES_MAX: Final = 16  # retries after the first attempt; the delivery then fails
-WEBHOOK_RETRY_DELAY_S_MAX: Final = 86_400
 WEBHOOK_PROCESSES_MAX: Final = 8  # dispatcher processes; each has at least one of the 16 slots per endpoint
-
-
-def parse_retry_schedule(value: str) -> tuple[int, ...]:
-    """The webhook retry delays of `KPSANDBOX_WEBHOOK_RETRY_SCHEDULE` ('5,30,120'): whole seconds
-    after each failed attempt; a ValueError naming the expected form otherwise."""
-    parts = [part.strip() for part in value.split(",")]
-    if not 1 <= len(parts) <= WEBHOOK_RETRIES_MAX or not all(part.isdigit() for part in parts):
-        raise ValueError(
-            f"is 1 to {WEBHOOK_RETRIES_MAX} whole numbers of seconds, comma-separated"
-            f" (e.g. '{WEBHOOK_RETRY_SCHEDULE_DEFAULT}')"
-        )
-    delays = tuple(int(part) for part in parts)
-    if not all(1 <= delay <= WEBHOOK_RETRY_DELAY_S_MAX for delay in delays):
-        raise ValueError(f"has a delay outside 1–{WEBHOOK_RETRY_DELAY_S_MAX} seconds: {value!r}")
-    return delays
 
 
 def _default_state_dir() -> Path:
@@ -172,7 +149,7 @@ class Settings(BaseSettings):
         "starts the others as its children while a backlog lasts; they share its bounds and its /metrics port.",
     )
     webhook_retry_schedule: str = Field(
-        default=WEBHOOK_RETRY_SCHEDULE_DEFAULT,
+        default=formats.WEBHOOK_RETRY_SCHEDULE_DEFAULT,
         description="Seconds before each webhook retry, comma-separated; after the last, the delivery fails.",
     )
 
@@ -180,13 +157,7 @@ class Settings(BaseSettings):
     @classmethod
     def check_bootstrap(cls, value: str | None) -> str | None:
         """Every entry must be host:port."""
-        if value is None:
-            return None
-        for entry in value.split(","):
-            host, sep, port = entry.strip().rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"'{entry}' is not host:port (e.g. 'localhost:9092')")
-        return value
+        return None if value is None else formats.check_bootstrap_servers(value)
 
     @field_validator("kafka_brokers")
     @classmethod
@@ -201,20 +172,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def check_database_url(cls, value: str | None) -> str | None:
-        """Must be a postgresql:// URL."""
-        if value is None:
-            return None
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must start with 'postgresql://' (e.g. 'postgresql://user:pw@host:5432/db')")
-        query = parse_qs(urlsplit(value).query)
-        for mode in query.get("sslmode", []):
-            if mode not in SSL_MODES:
-                raise ValueError(f"sslmode={mode} is not one of {', '.join(SSL_MODES)}")
-        for name in ("sslrootcert", "sslcert", "sslkey"):
-            for path in query.get(name, []):
-                if not Path(path).expanduser().is_file():
-                    raise ValueError(f"{name}={path} is not a readable file (the PEM file PostgreSQL's TLS needs)")
-        return value
+        """Must be a postgresql:// URL (setting_formats.check_database_url)."""
+        return None if value is None else formats.check_database_url(value)
 
     @field_validator("ledger_metrics_port")
     @classmethod
@@ -246,19 +205,14 @@ class Settings(BaseSettings):
     @classmethod
     def check_webhook_retry_schedule(cls, value: str) -> str:
         """Whole seconds, comma-separated, each 1 s to a day."""
-        parse_retry_schedule(value)
+        formats.parse_retry_schedule(value)
         return value
 
     @field_validator("metrics_host", "api_host")
     @classmethod
     def check_bind_host(cls, value: str) -> str:
         """An IP address or a host name, without port or scheme."""
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            if not HOSTNAME.match(value):
-                raise ValueError("is not an IP address or host name (e.g. '127.0.0.1' or '0.0.0.0')") from None
-        return value
+        return formats.check_bind_host(value)
 
     @field_validator("kafka_ssl_cafile")
     @classmethod
@@ -382,7 +336,7 @@ class Settings(BaseSettings):
     @cached_property
     def webhook_retry_delays_s(self) -> tuple[int, ...]:
         """The webhook retry schedule as seconds, one per retry."""
-        return parse_retry_schedule(self.webhook_retry_schedule)
+        return formats.parse_retry_schedule(self.webhook_retry_schedule)
 
     @cached_property
     def prometheus(self) -> str:

@@ -18,7 +18,8 @@ from consumers.webhooks.dispatcher import event_body, lane_bounds, post
 from consumers.webhooks.retries import Decision, decide
 from consumers.webhooks.signing import sign_headers
 from consumers.webhooks.store import sealed_secrets
-from infra.settings import WEBHOOK_RETRY_SCHEDULE_DEFAULT, Settings, parse_retry_schedule
+from infra.setting_formats import WEBHOOK_RETRY_SCHEDULE_DEFAULT, parse_retry_schedule
+from infra.settings import Settings
 from schemas.webhooks import WebhookEvent, format_secret
 from tests.unit.http_support import Seen, server
 
