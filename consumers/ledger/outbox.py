@@ -24,6 +24,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from consumers.ledger import sql
+from consumers.ledger.blobs import unpack_payloads
 from consumers.ledger.deadletter import Letter, letters_from_json
 from consumers.ledger.turns import give_way
 from infra.errors import SandboxError
@@ -301,7 +302,7 @@ class OutcomeRelay:
                 rows = await connection.fetch(sql.LOCK_OUTBOX_BACKLOG, older_than_s, BACKLOG_ROWS_MAX)
                 for row in rows:
                     keys = row["keys"].split("\n") if row["keys"] else []
-                    payloads = row["payloads"].split(b"\n") if row["payloads"] else []
+                    payloads = unpack_payloads(row["payloads"], row["payloads_bytes"])
                     if keys:
                         await send_all(self.producer, topic=self.topic, keys=keys, payloads=payloads)
                     letters = letters_from_json(row["dead_letters"])

@@ -6,6 +6,7 @@ commits on its own. Writes take whole arrays (unnest or COPY), never one row per
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from uuid import UUID
@@ -13,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from consumers.ledger import sql
+from consumers.ledger.blobs import pack_payloads
 from consumers.ledger.clock import ClockKey
 from consumers.ledger.deadletter import Letter, letters_to_json
 from consumers.ledger.limits import Tier, Window
@@ -213,9 +215,12 @@ async def advance_account_offsets(
 async def insert_outbox(
     connection: asyncpg.Connection, *, keys: list[str], payloads: list[bytes], letters: list[Letter]
 ) -> int | None:
-    """Stores a batch's outcomes and dead letters for the relay; returns the row id (None if nothing)."""
+    """Stores a batch's outcomes (compressed, blobs.py) and dead letters for the relay; returns the
+    row id (None if nothing). Compressing releases the GIL, so it runs on a thread while the event
+    loop parses the next fetch."""
     if not keys and not letters:
         return None
+    blob, size = await asyncio.to_thread(pack_payloads, payloads)
     return await connection.fetchval(
-        sql.INSERT_OUTBOX, len(keys), "\n".join(keys), b"\n".join(payloads), letters_to_json(letters)
+        sql.INSERT_OUTBOX, len(keys), "\n".join(keys), blob, size, letters_to_json(letters)
     )

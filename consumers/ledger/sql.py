@@ -180,10 +180,12 @@ DO UPDATE SET next_offset = GREATEST(ledger_offsets.next_offset, EXCLUDED.next_o
 """
 
 # -- outbox ------------------------------------------------------------------------------------
-# One row per batch: newline-separated keys and JSON values (see migration 0003).
+# One row per batch: newline-separated keys and JSON values (see migration 0003), the values
+# zstd-compressed with their uncompressed size (migration 0040, consumers/ledger/blobs.py).
 # Dead letters ride along as JSON (rare; see migration 0004).
 INSERT_OUTBOX: Final = """
-INSERT INTO ledger_outbox (messages, keys, payloads, dead_letters) VALUES ($1, $2, $3, $4::jsonb) RETURNING id
+INSERT INTO ledger_outbox (messages, keys, payloads, payloads_bytes, dead_letters)
+VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING id
 """
 DELETE_OUTBOX: Final = "DELETE FROM ledger_outbox WHERE id = $1"
 OUTBOX_DEPTH: Final = """
@@ -191,7 +193,7 @@ SELECT count(*) AS rows, coalesce(extract(epoch FROM now() - min(created_at)), 0
 FROM ledger_outbox
 """
 LOCK_OUTBOX_BACKLOG: Final = """
-SELECT id, keys, payloads, dead_letters::text AS dead_letters FROM ledger_outbox
+SELECT id, keys, payloads, payloads_bytes, dead_letters::text AS dead_letters FROM ledger_outbox
 WHERE created_at <= now() - make_interval(secs => $1)
 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
 """
