@@ -10,11 +10,22 @@ written before that migration has none and is read as it was stored. Pure: no I/
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from typing import TYPE_CHECKING, Final
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-CODEC: Final = pa.Codec("zstd", compression_level=1)  # the fastest level: a row lives for milliseconds
+LEVEL: Final = 1  # zstd's fastest: a row lives for milliseconds
+
+
+@functools.cache
+def _codec() -> pa.Codec:
+    """Built on first use: the CLI imports the ledger's modules, and pyarrow only where it is used
+    (tests/unit/test_cli_startup.py)."""
+    import pyarrow as pa
+
+    return pa.Codec("zstd", compression_level=LEVEL)
 
 
 def pack_payloads(payloads: list[bytes]) -> tuple[bytes, int | None]:
@@ -22,12 +33,12 @@ def pack_payloads(payloads: list[bytes]) -> tuple[bytes, int | None]:
     joined = b"\n".join(payloads)
     if not joined:
         return joined, None
-    return CODEC.compress(joined, asbytes=True), len(joined)
+    return _codec().compress(joined, asbytes=True), len(joined)
 
 
 def unpack_payloads(blob: bytes, size: int | None) -> list[bytes]:
     """The outcomes of a blob `pack_payloads` made (`size` given), or of one stored plain (None)."""
     if not blob:
         return []
-    joined = blob if size is None else CODEC.decompress(blob, decompressed_size=size, asbytes=True)
+    joined = blob if size is None else _codec().decompress(blob, decompressed_size=size, asbytes=True)
     return joined.split(b"\n")
