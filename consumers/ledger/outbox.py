@@ -141,7 +141,6 @@ class OutcomeSender(Protocol):
         self,
         *,
         topic: str,
-        partitions: list[int],
         keys: list[str],
         payloads: list[bytes],
         turn: Callable[[], Awaitable[None]],
@@ -273,10 +272,8 @@ class OutcomeRelay:
     async def publish(self, committed: Committed) -> None:
         """Publishes one committed row's outcomes and dead letters, then deletes the row."""
         if committed.keys and self.outcomes is not None:
-            partitions = sorted(await self.producer.partitions_for(self.topic))
             await self.outcomes.send_all(
                 topic=self.topic,
-                partitions=partitions,
                 keys=committed.keys,
                 payloads=committed.payloads,
                 turn=self._after_settler,

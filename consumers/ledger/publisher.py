@@ -5,7 +5,8 @@ the one thread that also parses requests and drives the batch transaction: about
 ledger's CPU (bench/RESULTS.md, "Ledger CPU"). Here each outcome is one `produce` call (C, no Python
 frame) and librdkafka batches, sends and retries on its own threads, on the other core. Same
 durability as before: acks=all, idempotent (no duplicate from librdkafka's own retries), and the same
-partitions: `outbox.partition_for`, murmur2 of the key as a keyed aiokafka `send()` chooses.
+partitions: librdkafka's `murmur2_random` partitioner is Java's murmur2 of the key, which a keyed
+aiokafka `send()` (`outbox.partition_for`) also chooses; computed in C, not in Python per outcome.
 
 A publish is done when `flush` returns with nothing left and no delivery failed; otherwise it raises
 `NotPublished` and the relay publishes the whole batch again (at least once: outcome ids are
@@ -21,7 +22,7 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumers.ledger.outbox import APPENDS_PER_TURN, NotPublished, partition_for
+from consumers.ledger.outbox import APPENDS_PER_TURN, NotPublished
 from consumers.ledger.turns import give_way
 from infra import kafka_clients
 from infra.settings import Settings
@@ -47,6 +48,7 @@ class OutcomePublisher:
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": LINGER_MS,
+            "partitioner": "murmur2_random",  # Java's (and aiokafka's) murmur2 of the key
             "message.timeout.ms": DELIVERY_TIMEOUT_MS,
             "delivery.report.only.error": True,  # no Python callback per acknowledged record
             "on_delivery": self._on_delivery,
@@ -68,12 +70,11 @@ class OutcomePublisher:
         self,
         *,
         topic: str,
-        partitions: list[int],
         keys: list[str],
         payloads: list[bytes],
         turn: Callable[[], Awaitable[None]] = give_way,
     ) -> None:
-        """Produces every outcome to its payer's partition and waits until each is acknowledged by
+        """Produces every outcome to its payer's partition (murmur2 of the key) and waits until each is acknowledged by
         every in-sync replica; raises NotPublished when one is not. Every APPENDS_PER_TURN records
         it awaits `turn`."""
         produce = self._producer.produce
@@ -82,10 +83,9 @@ class OutcomePublisher:
             if index and not index % APPENDS_PER_TURN:
                 await turn()
             key_bytes = key.encode()
-            partition = partition_for(key_bytes, partitions)
             for _ in range(QUEUE_FULL_WAITS_MAX):
                 try:
-                    produce(topic, value, key_bytes, partition=partition)
+                    produce(topic, value, key_bytes)
                     break
                 except BufferError:  # librdkafka's local queue is full: let it send some
                     await asyncio.to_thread(self._producer.poll, QUEUE_FULL_WAIT_S)

@@ -264,7 +264,7 @@ async def test_librdkafka_publishes_every_outcome_once_to_the_partition_a_keyed_
     partitions = list(range(PAYMENT_OUTCOMES.partitions))
     publisher = OutcomePublisher(fresh_settings)
     try:
-        await publisher.send_all(topic=topic, partitions=partitions, keys=keys, payloads=payloads)
+        await publisher.send_all(topic=topic, keys=keys, payloads=payloads)
     finally:
         await publisher.close()
     found = await read_all(fresh_settings, PAYMENT_OUTCOMES, expected=len(keys))

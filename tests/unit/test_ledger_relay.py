@@ -204,11 +204,11 @@ class _Outcomes:
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
-        self.sends: list[tuple[list[int], list[str]]] = []
+        self.sends: list[tuple[str, list[str]]] = []
         self.closed = False
 
-    async def send_all(self, *, topic: str, partitions: list[int], keys: list[str], payloads: list[bytes], turn):  # type: ignore[no-untyped-def]
-        self.sends.append((partitions, keys))
+    async def send_all(self, *, topic: str, keys: list[str], payloads: list[bytes], turn):  # type: ignore[no-untyped-def]
+        self.sends.append((topic, keys))
         if self.failures:
             self.failures -= 1
             raise outbox.NotPublished("1 of 1 outcomes not acknowledged")
@@ -220,8 +220,8 @@ class _Outcomes:
 async def test_outcomes_not_acknowledged_are_published_again_and_the_row_deleted_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A batch librdkafka could not get acknowledged is sent whole again (at least once), with the
-    topic's partitions; only then is its outbox row deleted, and `stop` closes the sender."""
+    """A batch librdkafka could not get acknowledged is sent whole again (at least once), to the
+    outcomes topic; only then is its outbox row deleted, and `stop` closes the sender."""
     deleted: list[int] = []
 
     class _Connection:
@@ -247,5 +247,5 @@ async def test_outcomes_not_acknowledged_are_published_again_and_the_row_deleted
     await relay.submit(_row(7), then=lambda: asyncio.sleep(0))
     await asyncio.wait_for(relay.drain(), 5)
     await relay.stop()
-    assert sender.sends == [([0, 1, 2], ["acc_00000007"])] * 3
+    assert sender.sends == [("t", ["acc_00000007"])] * 3
     assert deleted == [7] and sender.closed
