@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ledger.py [--payments 200000] [--processes 1,2,3] [--paced-rate N]
                                      [--paced-seconds 20] [--only copy|produce|uniform|hot|paced] [--keep]
-                                     [--account-ids economy|api]
+                                     [--account-ids economy|api] [--rounds N]
 
 Uses the services of `kpsandbox up` (or KPSANDBOX_* settings). Every stream gets a new topic
 prefix and every run a new database. With one process the consumer is `python -m consumers.ledger`;
@@ -24,6 +24,11 @@ them the API's (acc_): an API account's transfers also go into the two partial i
 GET /v1/accounts/{id}/transfers (migration 0025), which the economy's skip. Until 2026-12-02 this
 benchmark used acc_ ids, so from migration 0025 on it measured the API's accounts.
 
+With `--rounds N` the raw COPY, the raw produce and the uniform drain (first process count) are
+measured N times in a row, each round's ratios from that round's own three figures, and the medians
+are printed too (`rounds`, `R2_median`, `settled_per_produced_median`): the baselines alone move
+by up to 2x between runs minutes apart on a shared machine (bench/RESULTS.md, "Ledger CPU").
+
 Citizens are funded by cash-in (keyed by the citizen, like their payments), so every decision
 depends only on its own partition and N processes decide the same stream the same way.
 """
@@ -36,6 +41,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import sys
 import time
 import uuid
@@ -517,6 +523,27 @@ async def one_count(base: Settings, args: argparse.Namespace, only: set[str], st
     return figures
 
 
+async def more_rounds(base: Settings, args: argparse.Namespace, uniform: Settings, rounds: int) -> list[dict]:
+    """`rounds` more rounds of raw COPY, raw produce and the uniform drain (first process count),
+    each with its own ratios; the drained databases are dropped as they go."""
+    found = []
+    for index in range(rounds):
+        copy = await copy_baseline(base, payments=args.payments, ids=args.account_ids)
+        produce = await produce_baseline(base, messages=args.payments)
+        drained = await fresh_database(uniform, f"r{index}")
+        figures = {"uniform": await timed_drain(drained, payments=args.payments, processes=args.processes[0])}
+        await drop_database(base, drained.dsn.rpartition("/")[2])
+        found.append(
+            {
+                "copy_per_s": copy["payments_per_s"],
+                "produce_per_s": produce["produce_msgs_per_s"],
+                "uniform_settled_per_s": figures["uniform"]["settled_per_s"],
+            }
+            | ratios(figures, copy, produce)
+        )
+    return found
+
+
 def ratios(figures: dict, copy: dict | None, produce: dict | None) -> dict:
     """R2 (settled ÷ raw COPY), hot ÷ uniform and settled ÷ raw produce, where both sides were measured."""
     uniform = figures.get("uniform", {}).get("settled_per_s")
@@ -543,6 +570,13 @@ async def main() -> None:
     parser.add_argument("--only", choices=["copy", "produce", "uniform", "hot", "paced"], action="append")
     parser.add_argument("--keep", action="store_true", help="keep the run's databases and topics")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure COPY, produce and the uniform drain this many times, each ratio from its own round, "
+        "and print the medians (needs copy, produce and uniform)",
+    )
+    parser.add_argument(
         "--account-ids",
         choices=sorted(ACCOUNT_IDS),
         default="economy",
@@ -553,6 +587,8 @@ async def main() -> None:
     only = set(args.only or ["copy", "produce", "uniform", "hot", "paced"])
     if "paced" in only and "uniform" not in only and args.paced_rate is None:
         parser.error("--only paced without uniform needs --paced-rate (the default is half the uniform rate)")
+    if args.rounds < 1 or (args.rounds > 1 and not {"copy", "produce", "uniform"} <= only):
+        parser.error("--rounds is a count from 1, and more than 1 needs copy, produce and uniform measured")
     base = load_settings()
     result: dict = {"account_ids": args.account_ids, "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     if "copy" in only:
@@ -585,6 +621,15 @@ async def main() -> None:
             for figures in sweep
         ]
         result["sweep_details"] = sweep[1:]
+    if args.rounds > 1:
+        first = {
+            "copy_per_s": result["copy_baseline"]["payments_per_s"],
+            "produce_per_s": result["kafka_produce"]["produce_msgs_per_s"],
+            "uniform_settled_per_s": sweep[0]["uniform"]["settled_per_s"],
+        } | {key: sweep[0][key] for key in ("R2", "settled_per_produced")}
+        result["rounds"] = [first, *await more_rounds(base, args, streams["uniform"], args.rounds - 1)]
+        for key in ("R2", "settled_per_produced"):
+            result[f"{key}_median"] = round(statistics.median(found[key] for found in result["rounds"]), 3)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     if not args.keep:
