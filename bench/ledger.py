@@ -525,14 +525,15 @@ async def one_count(base: Settings, args: argparse.Namespace, only: set[str], st
 
 async def more_rounds(base: Settings, args: argparse.Namespace, uniform: Settings, rounds: int) -> list[dict]:
     """`rounds` more rounds of raw COPY, raw produce and the uniform drain (first process count),
-    each with its own ratios; the drained databases are dropped as they go."""
+    each with its own ratios; the drained databases are dropped as they go (unless --keep)."""
     found = []
     for index in range(rounds):
         copy = await copy_baseline(base, payments=args.payments, ids=args.account_ids)
         produce = await produce_baseline(base, messages=args.payments)
         drained = await fresh_database(uniform, f"r{index}")
         figures = {"uniform": await timed_drain(drained, payments=args.payments, processes=args.processes[0])}
-        await drop_database(base, drained.dsn.rpartition("/")[2])
+        if not args.keep:
+            await drop_database(base, drained.dsn.rpartition("/")[2])
         found.append(
             {
                 "copy_per_s": copy["payments_per_s"],

@@ -74,9 +74,9 @@ class OutcomePublisher:
         payloads: list[bytes],
         turn: Callable[[], Awaitable[None]] = give_way,
     ) -> None:
-        """Produces every outcome to its payer's partition (murmur2 of the key) and waits until each is acknowledged by
-        every in-sync replica; raises NotPublished when one is not. Every APPENDS_PER_TURN records
-        it awaits `turn`."""
+        """Produces every outcome to its payer's partition (murmur2 of the key) and waits until each
+        is acknowledged by every in-sync replica; raises NotPublished when one is not. Every
+        APPENDS_PER_TURN records it awaits `turn`."""
         produce = self._producer.produce
         self._failed, self._failures = 0, []
         for index, (key, value) in enumerate(zip(keys, payloads, strict=True)):

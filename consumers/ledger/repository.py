@@ -217,10 +217,10 @@ async def insert_outbox(
 ) -> int | None:
     """Stores a batch's outcomes (compressed, blobs.py) and dead letters for the relay; returns the
     row id (None if nothing). Compressing releases the GIL, so it runs on a thread while the event
-    loop parses the next fetch."""
+    loop parses the next fetch (a row of dead letters only has nothing to compress)."""
     if not keys and not letters:
         return None
-    blob, size = await asyncio.to_thread(pack_payloads, payloads)
+    blob, size = await asyncio.to_thread(pack_payloads, payloads) if payloads else pack_payloads(payloads)
     return await connection.fetchval(
         sql.INSERT_OUTBOX, len(keys), "\n".join(keys), blob, size, letters_to_json(letters)
     )
