@@ -27,6 +27,7 @@ from pydantic import TypeAdapter
 
 from consumers.ledger import repository
 from consumers.ledger.deadletter import Letter, Unreadable, dead_letter, read_event
+from consumers.ledger.lookups import REQUEST_TIMEOUT_MS, answered
 from consumers.ledger.outbox import Committed, OutcomeRelay
 from consumers.ledger.records import account_flags
 from infra import kafka_clients
@@ -74,6 +75,7 @@ class AccountsReader:
             isolation_level="read_committed",
             client_id=f"{group}-accounts",
             fetch_max_wait_ms=ACCOUNT_FETCH_WAIT_MS,
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
         )
         self.partitions: list[TopicPartition] = []
         self._known: set[str] = set()  # accounts known to be in ledger_accounts
@@ -90,7 +92,7 @@ class AccountsReader:
             raise topic_missing(self.settings, self.topic)
         self.partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self.consumer.assign(self.partitions)
-        starts = await self.consumer.beginning_offsets(self.partitions)
+        starts = await self.consumer.beginning_offsets(self.partitions)  # at start-up: aiokafka's own patience
         async with self.pool.acquire() as connection:
             stored = await repository.ensure_offsets(
                 connection, group=self.group, topic=self.topic, starts={tp.partition: o for tp, o in starts.items()}
@@ -120,7 +122,7 @@ class AccountsReader:
     async def catch_up(self) -> int:
         """Reads up to the current end of the topic; returns accounts read."""
         started = time.monotonic()
-        ends = await self.consumer.end_offsets(self.partitions)
+        ends = await answered(self.consumer.end_offsets(self.partitions), "the accounts topic's end offsets")
         read = 0
         for _ in range(ACCOUNT_SYNC_ROUNDS_MAX):
             behind = [tp for tp in self.partitions if await self.consumer.position(tp) < ends[tp]]

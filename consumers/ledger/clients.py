@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumers.ledger.accounts import AccountsReader
+from consumers.ledger.lookups import REQUEST_TIMEOUT_MS
 from consumers.ledger.observe import LedgerMetrics
 from consumers.ledger.outbox import OutcomeRelay
 from consumers.ledger.retries import BatchWriter
@@ -77,6 +78,7 @@ async def connect(settings: Settings, *, group: str, metrics: LedgerMetrics) -> 
         fetch_max_wait_ms=FETCH_WAIT_MS_MAX,
         session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
     )
     from consumers.ledger.publisher import OutcomePublisher  # confluent-kafka: not on every CLI start-up
 

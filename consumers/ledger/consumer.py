@@ -36,6 +36,7 @@ from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.clients import Clients, connect
 from consumers.ledger.collector import collecting_rarely
 from consumers.ledger.intake import Intake
+from consumers.ledger.lookups import answered
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT
@@ -146,8 +147,9 @@ class Settler:
         if not partitions:
             return
         tps = [TopicPartition(self.topic, p) for p in partitions]
-        starts = await self.clients.consumer.beginning_offsets(tps)
-        ends = await self.clients.consumer.end_offsets(tps)  # read_committed: the last stable offsets
+        starts = await answered(self.clients.consumer.beginning_offsets(tps), "the requests topic's first offsets")
+        # read_committed: the last stable offsets
+        ends = await answered(self.clients.consumer.end_offsets(tps), "the requests topic's end offsets")
         async with self.clients.pool.acquire() as connection:
             stored = await repository.ensure_offsets(
                 connection, group=self.group, topic=self.topic, starts={tp.partition: o for tp, o in starts.items()}
@@ -301,7 +303,7 @@ class Settler:
         if not len(self.positions):  # given nothing: idle only if the group has nothing left either
             return self._joined and not self._to_resume and await self._group_drained()
         tps = [TopicPartition(self.topic, p) for p in self.positions.assigned()]
-        ends = await self.clients.consumer.end_offsets(tps)
+        ends = await answered(self.clients.consumer.end_offsets(tps), "the requests topic's end offsets")
         return self.positions.drained({tp.partition: o for tp, o in ends.items()})
 
     async def _group_drained(self) -> bool:
@@ -311,8 +313,9 @@ class Settler:
         if not parts:
             return False
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        ends = {tp.partition: o for tp, o in (await self.clients.consumer.end_offsets(tps)).items()}
-        starts = {tp.partition: o for tp, o in (await self.clients.consumer.beginning_offsets(tps)).items()}
+        lookup = self.clients.consumer
+        ends = {tp.partition: o for tp, o in (await answered(lookup.end_offsets(tps), "end offsets")).items()}
+        starts = {tp.partition: o for tp, o in (await answered(lookup.beginning_offsets(tps), "first offsets")).items()}
         async with self.clients.pool.acquire() as connection:
             stored = await stored_offsets(connection, self.group, self.topic)
         return unsettled(ends, starts, stored) == 0

@@ -31,6 +31,12 @@ log = kafka_clients.librdkafka_logger("kpsandbox.ledger.kafka")
 
 LINGER_MS: Final = 5  # librdkafka waits this long for more records of a partition before sending
 DELIVERY_TIMEOUT_MS: Final = 30_000  # a record not acknowledged by then fails (the relay retries the batch)
+# A leader cut off the network answers nothing and refuses nothing. librdkafka gives up on a request
+# after these (its defaults: 30 s for a produce request, 60 s for any other, 30 s to connect), then
+# drops the connection and asks another broker who leads now; the records are sent there. With the
+# defaults, outcomes sent to a cut-off leader waited 30 s, and then again whenever the metadata request
+# that followed went to the same broker (tests/integration/test_cluster_partition.py).
+REQUEST_TIMEOUT_MS: Final = 10_000
 FLUSH_WAIT_S_MAX: Final = DELIVERY_TIMEOUT_MS / 1000 + 5  # every record is acknowledged or failed by then
 CLOSE_WAIT_S_MAX: Final = 5.0  # at close: what is unacknowledged by then stays in the outbox for the next run
 QUEUE_FULL_WAIT_S: Final = 0.05  # librdkafka's queue is full: serve it this long, then produce again
@@ -50,6 +56,12 @@ class OutcomePublisher:
             "linger.ms": LINGER_MS,
             "partitioner": "murmur2_random",  # Java's (and aiokafka's) murmur2 of the key
             "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+            "request.timeout.ms": REQUEST_TIMEOUT_MS,
+            "socket.timeout.ms": REQUEST_TIMEOUT_MS,
+            "socket.connection.setup.timeout.ms": REQUEST_TIMEOUT_MS,
+            # Who leads each partition, asked every 10 s as the aiokafka clients do (librdkafka: 5 min),
+            # so outcomes go to a new leader even when nothing sent to the old one has failed yet.
+            "topic.metadata.refresh.interval.ms": kafka_clients.METADATA_MAX_AGE_MS,
             "delivery.report.only.error": True,  # no Python callback per acknowledged record
             "on_delivery": self._on_delivery,
             "logger": log,
