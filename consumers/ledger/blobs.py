@@ -6,26 +6,19 @@ eighth of the out-of-line chunks and WAL, and inserting and deleting the row tak
 5.1 µs per payment, for 0.8 µs of compression (bench/RESULTS.md, "Ledger CPU"). The row keeps
 the uncompressed size (`payloads_bytes`, migration 0040), which zstd's decoder needs; a row
 written before that migration has none and is read as it was stored. Pure: no I/O.
+
+The codec is python-zstandard's (a small C extension that releases the GIL while it works), not
+pyarrow's: pyarrow brought about 38 MiB of libraries into the ledger process and took its RSS past
+issue 3's 300 MB bound. Both write standard zstd frames, so rows compressed by either read alike.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+import zstandard
 
 LEVEL: Final = 1  # zstd's fastest: a row lives for milliseconds
-
-
-@functools.cache
-def _codec() -> pa.Codec:
-    """Built on first use: the CLI imports the ledger's modules, and pyarrow only where it is used
-    (tests/unit/test_cli_startup.py)."""
-    import pyarrow as pa
-
-    return pa.Codec("zstd", compression_level=LEVEL)
 
 
 def pack_payloads(payloads: list[bytes]) -> tuple[bytes, int | None]:
@@ -33,12 +26,13 @@ def pack_payloads(payloads: list[bytes]) -> tuple[bytes, int | None]:
     joined = b"\n".join(payloads)
     if not joined:
         return joined, None
-    return _codec().compress(joined, asbytes=True), len(joined)
+    # A compressor per call: one is not safe to share between threads, and making one costs microseconds.
+    return zstandard.ZstdCompressor(level=LEVEL).compress(joined), len(joined)
 
 
 def unpack_payloads(blob: bytes, size: int | None) -> list[bytes]:
     """The outcomes of a blob `pack_payloads` made (`size` given), or of one stored plain (None)."""
     if not blob:
         return []
-    joined = blob if size is None else _codec().decompress(blob, decompressed_size=size, asbytes=True)
+    joined = blob if size is None else zstandard.ZstdDecompressor().decompress(blob, max_output_size=size)
     return joined.split(b"\n")
