@@ -58,6 +58,7 @@ import contextlib
 from bench import paced
 from bench.kafka_baseline import measure as measure_produce
 from consumers.ledger import sql
+from consumers.ledger.consumer import BATCH_SIZE_MAX
 from infra import kafka_clients
 from infra.db import create_database, migrate
 from infra.kafka_admin import delete_topics, ensure_topics
@@ -70,7 +71,7 @@ CITIZENS: Final = 20_000
 MERCHANTS: Final = 1_000
 HOT_SHARE: Final = 0.7
 SEND_CHUNK: Final = 20_000
-COPY_BATCH_ROWS: Final = 4_000  # the ledger's batch_size_max: one transaction per batch, like it
+COPY_BATCH_ROWS: Final = BATCH_SIZE_MAX  # the ledger's batch bound: one transaction per batch, like it
 POLL_S: Final = 0.25
 RUN_WAIT_S_MAX: Final = 900.0
 PACED_SHARE: Final = 0.5  # of the uniform rate just measured
