@@ -4,14 +4,19 @@ catch-ups; the real reader runs against Kafka in tests/integration/test_ledger_s
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
-from consumers.ledger import accounts
+from consumers.ledger import accounts, lookups
 from consumers.ledger.accounts import CATCH_UP_INTERVAL_S, AccountsReader
 from infra.settings import Settings
+from tests.unit.test_ledger_lookups import SilentConsumer
+
+REAL_MONOTONIC = time.monotonic
 
 
 class FakeConsumer:
@@ -73,3 +78,14 @@ async def test_the_known_set_is_bounded(reader: AccountsReader, monkeypatch: pyt
     await reader.catch_up()
     await reader.catch_up_for(["a"])
     assert _catch_ups(reader) == 2
+
+
+async def test_a_catch_up_whose_leader_is_silent_fails_as_a_kafka_error(
+    reader: AccountsReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settler's loop pauses on a KafkaError and retries; aiokafka alone would wait 40 s."""
+    monkeypatch.setattr(lookups, "OFFSETS_WAIT_S", 0.05)
+    monkeypatch.setattr(accounts.time, "monotonic", REAL_MONOTONIC)  # the fixture's clock would stop asyncio's
+    reader.consumer = SilentConsumer()  # type: ignore[assignment]
+    with pytest.raises(KafkaTimeoutError, match="accounts topic's end offsets"):
+        await reader.catch_up()

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.ledger import lookups
-from consumers.ledger.accounts import AccountsReader
 from consumers.ledger.lookups import answered
-from infra.settings import Settings
 
 BOUND_S = 0.05
 
@@ -56,18 +53,3 @@ async def test_no_answer_is_a_kafka_error_that_names_the_lookup_and_cancels_it()
     assert time.monotonic() - started < 1.0  # the bound, not aiokafka's 40 s
     assert isinstance(raised.value, KafkaError)  # what the settler's loop pauses on and retries
     assert consumer.cancelled, "the request left behind is cancelled, not left running"
-
-
-async def test_the_accounts_catch_up_fails_as_a_kafka_error_when_its_leader_is_silent() -> None:
-    nothing = SimpleNamespace()
-    reader = AccountsReader(
-        settings=Settings(topic_prefix="silent."),
-        topic="silent.kp.accounts.v1",
-        group="g",
-        pool=nothing,  # type: ignore[arg-type]
-        producer=nothing,  # type: ignore[arg-type]
-        relay=nothing,  # type: ignore[arg-type]
-    )
-    reader.consumer = SilentConsumer()  # type: ignore[assignment]
-    with pytest.raises(KafkaTimeoutError, match="accounts topic's end offsets"):
-        await reader.catch_up()
