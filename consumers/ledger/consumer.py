@@ -304,21 +304,21 @@ class Settler:
             return self._joined and not self._to_resume and await self._group_drained()
         tps = [TopicPartition(self.topic, p) for p in self.positions.assigned()]
         ends = await answered(self.clients.consumer.end_offsets(tps), "the requests topic's end offsets")
-        return self.positions.drained({tp.partition: o for tp, o in ends.items()})
+        return self.positions.drained(_by_partition(ends))
 
     async def _group_drained(self) -> bool:
         """True when the group's offsets in the database reach the end of every partition of the topic
         (a member with no partition cannot tell "nothing to do" from "metadata not settled yet")."""
-        parts = self.clients.consumer.partitions_for_topic(self.topic)
+        consumer = self.clients.consumer
+        parts = consumer.partitions_for_topic(self.topic)
         if not parts:
             return False
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        lookup = self.clients.consumer
-        ends = {tp.partition: o for tp, o in (await answered(lookup.end_offsets(tps), "end offsets")).items()}
-        starts = {tp.partition: o for tp, o in (await answered(lookup.beginning_offsets(tps), "first offsets")).items()}
+        ends = await answered(consumer.end_offsets(tps), "the requests topic's end offsets")
+        starts = await answered(consumer.beginning_offsets(tps), "the requests topic's first offsets")
         async with self.clients.pool.acquire() as connection:
             stored = await stored_offsets(connection, self.group, self.topic)
-        return unsettled(ends, starts, stored) == 0
+        return unsettled(_by_partition(ends), _by_partition(starts), stored) == 0
 
     async def _settle(self, items: list[Item[Request | Poison]], skips: dict[int, int], epoch: int) -> None:
         if epoch != self.positions.epoch:
@@ -361,3 +361,8 @@ class Settler:
         except (CommitFailedError, IllegalStateError, KafkaError) as error:
             # The database holds the truth; a lost Kafka commit only makes the lag look larger.
             log.warning("kafka offset commit failed (the database has the offsets): %s", error)
+
+
+def _by_partition(offsets: dict[TopicPartition, int]) -> dict[int, int]:
+    """Offsets of the requests topic by partition number."""
+    return {tp.partition: offset for tp, offset in offsets.items()}
