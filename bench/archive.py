@@ -128,18 +128,18 @@ async def raw_produce(config: Settings, records: list[tuple[str, int, bytes, byt
         await producer.stop()
 
 
-async def archive_rounds(source: Settings, rounds: int) -> list[dict]:
+async def archive_rounds(source: Settings, rounds: int, kept: Path) -> list[dict]:
     """Raw consume then archive of the same topics, `rounds` times in a row (the raw figure moves a
-    lot from run to run here, so each archive figure is paired with the raw one just before it)."""
+    lot from run to run here, so each archive figure is paired with the raw one just before it).
+    Every round's archive stays in `kept` until the benchmark ends: see `main_async`."""
     found = []
-    for _ in range(rounds):
+    for round_number in range(rounds):
         cpu_began = cpu_s()
         consumed, consume_s, _ = await raw_consume(source)
         consume_cpu = cpu_s() - cpu_began
-        with tempfile.TemporaryDirectory() as folder:
-            began, cpu_began = time.perf_counter(), cpu_s()
-            summary = await Archiver(source, Path(folder) / "a").run()
-            archive_s, archive_cpu = time.perf_counter() - began, cpu_s() - cpu_began
+        began, cpu_began = time.perf_counter(), cpu_s()
+        summary = await Archiver(source, kept / f"round-{round_number + 2}").run()
+        archive_s, archive_cpu = time.perf_counter() - began, cpu_s() - cpu_began
         raw, archived = consumed / consume_s, summary.rows_new / archive_s
         found.append(
             {
@@ -161,9 +161,13 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
     cpu_began = cpu_s()
     consumed, consume_s, _ = await raw_consume(source)
     consume_cpu = cpu_s() - cpu_began
+    # Every archive stays on disk until the end: deleting one right before the next is written made
+    # that one pay for the deletion (ext4 without a journal, as here, skips each inode deleted in the
+    # last 60 s while it looks for a free one: bench/RESULTS.md, "Archive and replay").
     with tempfile.TemporaryDirectory() as folder:
+        kept = Path(folder)
         began, cpu_began = time.perf_counter(), cpu_s()  # from connecting (inside run) to the last manifest
-        summary = await Archiver(source, Path(folder) / "a").run()
+        summary = await Archiver(source, kept / "round-1").run()
         archive_s, archive_cpu = time.perf_counter() - began, cpu_s() - cpu_began
         catalog = {source.topic(spec): spec.name for spec in CATALOG}
         _, _, records = await raw_consume(source, keep=True)  # untimed: what the raw producer sends
@@ -171,8 +175,8 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
         del records
         produce_s = await raw_produce(with_overrides(base, topic_prefix=f"bench{run}raw."), stripped)
         target = with_overrides(base, topic_prefix=f"bench{run}rep.")
-        replayed = await replay(ArchiveSource(Path(folder) / "a"), target, ReplayFilter())
-    more = await archive_rounds(source, rounds - 1) if rounds > 1 else []
+        replayed = await replay(ArchiveSource(kept / "round-1"), target, ReplayFilter())
+        more = await archive_rounds(source, rounds - 1, kept) if rounds > 1 else []
     prefixes = (source, with_overrides(base, topic_prefix=f"bench{run}raw."), target)
     for config in prefixes:
         await delete_topics(config, [config.topic(spec) for spec in CATALOG])
