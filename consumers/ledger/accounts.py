@@ -27,12 +27,12 @@ from pydantic import TypeAdapter
 
 from consumers.ledger import repository
 from consumers.ledger.deadletter import Letter, Unreadable, dead_letter, read_event
-from consumers.ledger.lookups import REQUEST_TIMEOUT_MS, answered
 from consumers.ledger.outbox import Committed, OutcomeRelay
 from consumers.ledger.records import account_flags
 from infra import kafka_clients
 from infra.errors import SandboxError
 from infra.kafka_admin import topic_missing
+from infra.kafka_lookups import REQUEST_TIMEOUT_MS, answered
 from infra.settings import Settings
 from schemas.accounts import AccountOpened
 from schemas.topics import ACCOUNTS

@@ -13,13 +13,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumers.ledger.accounts import AccountsReader
-from consumers.ledger.lookups import REQUEST_TIMEOUT_MS
 from consumers.ledger.observe import LedgerMetrics
 from consumers.ledger.outbox import OutcomeRelay
 from consumers.ledger.retries import BatchWriter
 from infra import kafka_clients
 from infra.db import database_unreachable, keep_session, migrate
 from infra.kafka_admin import kafka_unreachable
+from infra.kafka_lookups import REQUEST_TIMEOUT_MS
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, DEAD_LETTER, PAYMENT_OUTCOMES, PAYMENT_REQUESTS
 

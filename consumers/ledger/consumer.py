@@ -36,7 +36,6 @@ from consumers.ledger.batch import Batch, BatchResult, prepare_batch
 from consumers.ledger.clients import Clients, connect
 from consumers.ledger.collector import collecting_rarely
 from consumers.ledger.intake import Intake
-from consumers.ledger.lookups import answered
 from consumers.ledger.merge import Item, PartitionMerge
 from consumers.ledger.observe import start_metrics_server, stop_metrics_server
 from consumers.ledger.outbox import DB_TRANSIENT
@@ -49,6 +48,7 @@ from consumers.ledger.tally import Tally
 from infra.db import database_unreachable
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
+from infra.kafka_lookups import answered
 from infra.settings import Settings
 from schemas.topics import PAYMENT_REQUESTS
 

@@ -35,6 +35,7 @@ from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable
 from infra.errors import SandboxError
 from infra.kafka_admin import kafka_unreachable
+from infra.kafka_lookups import REQUEST_TIMEOUT_MS, answered, patiently
 from infra.settings import Settings
 from schemas.topics import ACCOUNTS, PAYMENT_REQUESTS
 
@@ -162,7 +163,7 @@ class MetricsConsumer:
     async def _consume(self, store: MetricsStore, offsets: Offsets, *, until_idle: bool, stop: asyncio.Event) -> None:
         main = self._kafka_consumer()
         accounts = self._kafka_consumer()
-        admin = kafka_clients.admin(self.settings, "metrics")
+        admin = kafka_clients.admin(self.settings, "metrics", request_timeout_ms=REQUEST_TIMEOUT_MS)
         try:
             try:
                 await asyncio.wait_for(main.start(), KAFKA_TIMEOUT_S)
@@ -193,6 +194,7 @@ class MetricsConsumer:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=2 * 1024 * 1024,
             fetch_max_wait_ms=FETCH_WAIT_MS,
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
         )
 
     async def _partitions(self, admin: AIOKafkaAdminClient) -> dict[str, list[int]]:
@@ -259,7 +261,7 @@ class MetricsConsumer:
     async def _catch_up(self, accounts: AIOKafkaConsumer) -> int:
         """Reads the accounts topic up to its current end; returns how many records were read."""
         tps = list(accounts.assignment())
-        ends = await accounts.end_offsets(tps)
+        ends = await patiently(lambda: accounts.end_offsets(tps), "the accounts topic's end offsets", log)
         read = 0
         for _ in range(CATCH_UP_POLLS_MAX):
             if all(self._next[tp] >= ends[tp] for tp in tps):
@@ -271,7 +273,7 @@ class MetricsConsumer:
 
     async def _is_drained(self, main: AIOKafkaConsumer) -> bool:
         tps = list(main.assignment())
-        ends = await main.end_offsets(tps)
+        ends = await patiently(lambda: main.end_offsets(tps), "the end offsets of the topics read", log)
         return all(self._next[tp] >= ends[tp] for tp in tps)
 
     def _own_lag(self, *consumers: AIOKafkaConsumer) -> None:
@@ -290,11 +292,11 @@ class MetricsConsumer:
         lag: Lag = {}
         requests = [tp for tp in main.assignment() if self._specs[tp.topic] is PAYMENT_REQUESTS]
         try:
-            starts = await main.beginning_offsets(requests)
+            starts = await answered(main.beginning_offsets(requests), "the requests topic's first offsets")
             for group in self.watched_groups:
-                committed = await admin.list_consumer_group_offsets(group)
+                committed = await answered(admin.list_consumer_group_offsets(group), f"the offsets {group} committed")
                 tps = sorted(set(requests) | {tp for tp in committed if tp.topic in self._specs})
-                ends = await main.end_offsets(tps)
+                ends = await answered(main.end_offsets(tps), "the end offsets of the watched groups' topics")
                 for tp in tps:
                     known = committed.get(tp)
                     done = known.offset if known is not None and known.offset >= 0 else starts.get(tp, 0)

@@ -33,6 +33,7 @@ from consumers.views.transitions import Outcome, Target, change_for
 from infra import kafka_clients
 from infra.db import CONNECT_TIMEOUT_S, database_unreachable, migrate
 from infra.kafka_admin import kafka_unreachable, topic_missing
+from infra.kafka_lookups import REQUEST_TIMEOUT_MS, patiently
 from infra.settings import Settings
 from infra.webhook_events import NewEvent
 from schemas.payments import PaymentExpired, PaymentRejected, PaymentSettled
@@ -101,6 +102,7 @@ class ViewsConsumer:
             enable_auto_commit=False,
             isolation_level="read_committed",
             fetch_max_wait_ms=FETCH_WAIT_MS,
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
         )
         try:
             try:
@@ -208,7 +210,8 @@ class ViewsConsumer:
         return 0
 
     async def _drained(self, consumer: AIOKafkaConsumer) -> bool:
-        ends = await consumer.end_offsets(list(self._next))
+        tps = list(self._next)
+        ends = await patiently(lambda: consumer.end_offsets(tps), "the outcomes topic's end offsets", log)
         return all(self._next[tp] >= ends[tp] for tp in self._next)
 
 

@@ -23,6 +23,8 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from consumers.ledger.publisher import DELIVERY_TIMEOUT_MS
+from consumers.metrics.consumer import MetricsConsumer
+from consumers.views.consumer import ViewsConsumer
 from infra.kafka_ports import PARTITIONED_HOST, SHARED_HOST
 from infra.local import netns, procs, stack
 from infra.local.kafka import KafkaService
@@ -45,6 +47,14 @@ PUBLISH_WAIT_S_MAX: Final = 2 * DELIVERY_TIMEOUT_MS / 1000 + 30
 # settled. Measured 18–22 s; it was 41–48 s while aiokafka's 40 s request timeout held the ledger on
 # the cut-off broker (each offset lookup, then the metadata refresh itself).
 SETTLED_AFTER_CUT_S_MAX: Final = 35.0
+# The views and metrics consumers run beside the ledger and read its outcomes: from the cut until each
+# has read the whole stream's outcomes (and the metrics consumer its requests too). Measured with their
+# offset lookups bounded (infra/kafka_lookups.py): views 13.6–21.5 s, metrics 16.6–38.7 s (it has three
+# clients whose metadata must move off the cut-off broker). Before, the views consumer died of aiokafka's
+# 40 s request timeout on an end-offsets lookup, and the metrics consumer read everything after 39.5 s.
+READ_AFTER_CUT_S_MAX: Final = 60.0
+READ_WAIT_S_MAX: Final = 120.0  # how long the test waits for them at all (then it fails with the figures)
+CONSUMER_STOP_S_MAX: Final = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +132,9 @@ async def test_a_broker_cut_off_the_network_mid_run_loses_and_doubles_nothing(
     partitionable: Settings, settings: Settings
 ) -> None:
     """Broker 3, leader of the stream's partition, loses its link while producing and settling; the
-    second half of the stream is produced and settled while it is cut off, then the link comes back."""
+    second half of the stream is produced and settled while it is cut off, then the link comes back.
+    The views and metrics consumers read beside the ledger: neither dies of the cut, and each reads
+    the whole stream (metrics: requests and outcomes, at least) while the broker is still cut off."""
     config = await asyncio.to_thread(_fresh, partitionable, settings)
     service = KafkaService(config)
     victim = service.brokers[CUT_OFF - 1]
@@ -131,6 +143,17 @@ async def test_a_broker_cut_off_the_network_mid_run_loses_and_doubles_nothing(
     moved: list[int] = []
     cut_at: list[float] = []
     settled_after: list[float] = []
+    read_after: dict[str, float] = {}
+    views, metrics = ViewsConsumer(config), MetricsConsumer(config, yield_to_ledger=False)
+    stop = asyncio.Event()
+    readers = {
+        "views": asyncio.create_task(views.run(stop=stop)),
+        "metrics": asyncio.create_task(metrics.run(stop=stop, serve_http=False)),
+    }
+    wanted = {
+        "views": lambda: views.summary.records >= REQUESTS,
+        "metrics": lambda: metrics.summary.records >= 2 * REQUESTS,
+    }
 
     async def fault():  # type: ignore[no-untyped-def]
         said = await asyncio.to_thread(_partition_command, config, "cut")
@@ -145,13 +168,30 @@ async def test_a_broker_cut_off_the_network_mid_run_loses_and_doubles_nothing(
             settled_after.append(time.monotonic() - cut_at[0])
             asyncio.run(_outbox_emptied(config))  # a row goes once Kafka acknowledged every outcome (acks=all)
             print(f"settled {settled_after[0]:.1f} s, outbox empty {time.monotonic() - cut_at[0]:.1f} s after the cut")
+            deadline = time.monotonic() + READ_WAIT_S_MAX
+            while len(read_after) < len(wanted) and time.monotonic() < deadline:
+                for name, done in wanted.items():
+                    if name not in read_after and (done() or readers[name].done()):
+                        read_after[name] = time.monotonic() - cut_at[0]
+                time.sleep(0.2)
+            print("read after the cut: " + ", ".join(f"{name} {s:.1f} s" for name, s in read_after.items()))
             assert netns.is_cut(), "the whole stream was settled and its outcomes published with broker 3 cut off"
             assert "is reconnected" in _partition_command(config, "heal")
             service.wait_healthy()
 
         return heal
 
-    await _settle_through(config, settings, fault, seed=63, partition=partition)
+    try:
+        await _settle_through(config, settings, fault, seed=63, partition=partition)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*readers.values(), return_exceptions=True), CONSUMER_STOP_S_MAX)
+    failed = {name: repr(task.exception()) for name, task in readers.items() if task.exception() is not None}
+    assert not failed, f"consumers failed while a leader was cut off: {failed}"
+    assert views.summary.records >= REQUESTS and metrics.summary.records >= 2 * REQUESTS
+    assert all(s <= READ_AFTER_CUT_S_MAX for s in read_after.values()) and len(read_after) == len(wanted), (
+        f"read the outcomes after the cut: {read_after} (at most {READ_AFTER_CUT_S_MAX:.0f} s each)"
+    )
     assert moved and moved[0] != CUT_OFF
     assert settled_after[0] <= SETTLED_AFTER_CUT_S_MAX, (
         f"the stream was settled {settled_after[0]:.1f} s after the cut: the ledger kept asking the cut-off leader"

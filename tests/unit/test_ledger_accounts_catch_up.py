@@ -11,10 +11,11 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from consumers.ledger import accounts, lookups
+from consumers.ledger import accounts
 from consumers.ledger.accounts import CATCH_UP_INTERVAL_S, AccountsReader
+from infra import kafka_lookups as lookups
 from infra.settings import Settings
-from tests.unit.test_ledger_lookups import SilentConsumer
+from tests.unit.test_kafka_lookups import SilentConsumer
 
 REAL_MONOTONIC = time.monotonic
 
