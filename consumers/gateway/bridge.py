@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 from consumers.gateway.stamp import stamped, tenant_of, tenant_requests_pattern
 from infra import kafka_clients
 from infra.kafka_admin import kafka_unreachable
+from infra.kafka_lookups import REQUEST_TIMEOUT_MS
 from infra.kafka_principals import GATEWAY_GROUP
 from infra.settings import Settings
 from schemas.topics import PAYMENT_REQUESTS
@@ -25,6 +26,12 @@ BATCH_MAX: Final = 1_000  # records copied per transaction
 POLL_MS: Final = 200
 METADATA_REFRESH_MS: Final = 3_000  # how soon a new tenant's topic is subscribed
 IDLE_POLLS: Final = 5  # empty polls in a row before --until-idle stops
+# A broker cut off the network: with aiokafka's 40 s request timeout the gateway's fetches, metadata
+# refreshes and transaction requests waited out 40 s each on it, and a tenant's requests were copied
+# 48–56 s after the cut (tests/integration/test_cluster_partition.py). Its clients now give up on a
+# request after REQUEST_TIMEOUT_MS (10 s), as the ledger's do. The group's rebalance timeout (aiokafka:
+# the session timeout) stays below it, so a JoinGroup the coordinator holds is not cut short.
+SESSION_TIMEOUT_MS: Final = 6_000
 
 
 @dataclass(slots=True)
@@ -35,8 +42,11 @@ class GatewaySummary:
     transactions: int = 0
 
 
-async def run_gateway(settings: Settings, *, stop: asyncio.Event, until_idle: bool = False) -> GatewaySummary:
-    """Copies until `stop` is set (or, with `until_idle`, until nothing arrives for a while)."""
+async def run_gateway(
+    settings: Settings, *, stop: asyncio.Event, until_idle: bool = False, summary: GatewaySummary | None = None
+) -> GatewaySummary:
+    """Copies until `stop` is set (or, with `until_idle`, until nothing arrives for a while). `summary`,
+    if given, is the one counted into as transactions commit (a caller may watch it)."""
     pattern = tenant_requests_pattern(settings)
     consumer = kafka_clients.consumer(
         settings,
@@ -46,9 +56,17 @@ async def run_gateway(settings: Settings, *, stop: asyncio.Event, until_idle: bo
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         metadata_max_age_ms=METADATA_REFRESH_MS,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
     )
     producer = kafka_clients.producer(
-        settings, "gateway", transactional_id=settings.topic_prefix + GROUP, acks="all", enable_idempotence=True
+        settings,
+        "gateway",
+        transactional_id=settings.topic_prefix + GROUP,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
     )
     try:
         await producer.start()
@@ -58,7 +76,7 @@ async def run_gateway(settings: Settings, *, stop: asyncio.Event, until_idle: bo
         await producer.stop()
         await consumer.stop()
         raise kafka_unreachable(settings) from error
-    summary = GatewaySummary()
+    summary = GatewaySummary() if summary is None else summary
     try:
         idle = 0
         while not stop.is_set() and not (until_idle and idle >= IDLE_POLLS):

@@ -11,7 +11,9 @@ test_cluster.py's is gone. Network namespaces need root: CI runs as root; elsewh
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -20,18 +22,32 @@ from collections.abc import Iterator
 from typing import Final
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from consumers.gateway.bridge import GatewaySummary, run_gateway
 from consumers.ledger.publisher import DELIVERY_TIMEOUT_MS
 from consumers.metrics.consumer import MetricsConsumer
 from consumers.views.consumer import ViewsConsumer
+from infra import kafka_clients
+from infra.kafka_admin import ensure_topics
 from infra.kafka_ports import PARTITIONED_HOST, SHARED_HOST
 from infra.local import netns, procs, stack
 from infra.local.kafka import KafkaService
 from infra.settings import Settings, settings_env
+from schemas.events import dump_event
+from schemas.topics import PAYMENT_REQUESTS, TENANT_HEADER, TopicSpec, tenant_topics
 from tests.conftest import RUN_ID
-from tests.integration.test_cluster import REQUESTS, _fresh, _leaders, _settle_through, _wait_for, running_kafka_only
-from tests.integration.test_ledger_support import scalar
+from tests.integration.test_cluster import (
+    REQUESTS,
+    _describe,
+    _fresh,
+    _leaders,
+    _settle_through,
+    _wait_for,
+    running_kafka_only,
+)
+from tests.integration.test_ledger_support import make_accounts, make_requests, scalar
 
 PORTS: Final = (39792, 39892)  # client, controller of broker 1; broker k adds 2(k-1)
 CUT_OFF: Final = 3
@@ -55,6 +71,10 @@ SETTLED_AFTER_CUT_S_MAX: Final = 35.0
 READ_AFTER_CUT_S_MAX: Final = 60.0
 READ_WAIT_S_MAX: Final = 120.0  # how long the test waits for them at all (then it fails with the figures)
 CONSUMER_STOP_S_MAX: Final = 30.0
+GATEWAY_REQUESTS: Final = 600  # a tenant's requests: half before the cut, half while broker 3 is cut off
+# From the cut until the tenant gateway has copied (and committed) every one of them: the ledger's bound.
+# With aiokafka's 40 s request timeout on the gateway's clients it took 48.3 s.
+COPIED_AFTER_CUT_S_MAX: Final = SETTLED_AFTER_CUT_S_MAX
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +218,105 @@ async def test_a_broker_cut_off_the_network_mid_run_loses_and_doubles_nothing(
     )
     assert service.broker_pid(victim) == pid, "the broker came back without a restart"
     assert not netns.is_cut()
+
+
+async def _no_partition_led_by(config: Settings, names: list[str], node: int) -> None:
+    """Waits until no partition of `names` is led by `node` (nor leaderless)."""
+    deadline = time.monotonic() + LEADER_MOVE_WAIT_S_MAX
+    while time.monotonic() < deadline:
+        try:
+            described = await asyncio.wait_for(_describe(config, names), DESCRIBE_WAIT_S_MAX)
+        except (TimeoutError, KafkaError):
+            described = []  # the admin client asked the cut-off broker: ask again
+        leaders = [p["leader"] for topic in described for p in topic["partitions"]]
+        if leaders and node not in leaders and -1 not in leaders:
+            return
+        await asyncio.sleep(0.5)
+    waited = f"{LEADER_MOVE_WAIT_S_MAX:.0f} s"
+    raise AssertionError(f"{names} still had a partition led by broker {node} {waited} after the cut")
+
+
+async def _send(config: Settings, topic: str, events: list) -> None:
+    """acks=all and idempotent, keyed as a tenant's client sends them."""
+    producer = kafka_clients.producer(config, "admin", acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        sends = [await producer.send(topic, dump_event(e), key=e.partition_key.encode()) for e in events]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+async def _committed(config: Settings, spec: TopicSpec, expected: int) -> list:
+    """Every committed record of `spec` (read_committed: an aborted copy is not there), once `expected` arrived."""
+    consumer = kafka_clients.consumer(config, "admin", group_id=None, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(config.topic(spec), p) for p in range(spec.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list = []
+        deadline = time.monotonic() + READ_WAIT_S_MAX
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                found.extend(records)
+            if len(found) >= expected and not batch:
+                break
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_the_tenant_gateway_copies_each_request_once_while_a_broker_is_cut_off(
+    partitionable: Settings, settings: Settings
+) -> None:
+    """The tenant gateway (a group consumer and a transactional producer) runs while broker 3, which
+    leads partitions of the tenant's topic and of the requests topic, is cut off: it does not die,
+    copies the requests sent before and during the cut within COPIED_AFTER_CUT_S_MAX, and after the
+    link is back the requests topic holds each of them exactly once, stamped with the tenant."""
+    config = await asyncio.to_thread(_fresh, partitionable, settings)
+    tenant = f"ten_{RUN_ID}{os.getpid():08x}"
+    spec, _ = tenant_topics(tenant)
+    await ensure_topics(config, [spec])
+    names = [config.topic(spec), config.topic(PAYMENT_REQUESTS)]
+    led = [p["partition"] for p in (await _describe(config, names[:1]))[0]["partitions"] if p["leader"] == CUT_OFF]
+    assert led, "broker 3 leads a partition of the tenant's topic (replicas are spread over the brokers)"
+    rng = random.Random(71)
+    _, citizens, merchants, agents, employer = make_accounts(rng, citizens=40, merchants=4)
+    requests = make_requests(
+        rng, count=GATEWAY_REQUESTS, citizens=citizens, merchants=merchants, agents=agents, employer=employer
+    )
+    summary, stop = GatewaySummary(), asyncio.Event()
+    gateway = asyncio.create_task(run_gateway(config, stop=stop, summary=summary))
+    copied_after: list[float] = []
+    try:
+        await _send(config, names[0], requests[: GATEWAY_REQUESTS // 2])
+        await _wait_until(lambda: summary.copied >= GATEWAY_REQUESTS // 2 or gateway.done())
+        assert summary.copied == GATEWAY_REQUESTS // 2, f"before the cut: {summary.copied} copied, {gateway!r}"
+        assert "is cut off" in await asyncio.to_thread(_partition_command, config, "cut")
+        cut_at = time.monotonic()
+        await _no_partition_led_by(config, names, CUT_OFF)
+        await _send(config, names[0], requests[GATEWAY_REQUESTS // 2 :])
+        await _wait_until(lambda: summary.copied >= GATEWAY_REQUESTS or gateway.done())
+        copied_after.append(time.monotonic() - cut_at)
+        print(f"the gateway copied all {copied_after[0]:.1f} s after the cut ({summary.transactions} commits)")
+        assert netns.is_cut(), "everything was copied with broker 3 still cut off"
+    finally:
+        if netns.is_cut():
+            assert "is reconnected" in await asyncio.to_thread(_partition_command, config, "heal")
+        stop.set()
+        stopped = await asyncio.wait_for(asyncio.gather(gateway, return_exceptions=True), CONSUMER_STOP_S_MAX)
+    await asyncio.to_thread(KafkaService(config).wait_healthy)
+    assert not isinstance(stopped[0], BaseException), f"the gateway failed while a leader was cut off: {stopped[0]!r}"
+    assert copied_after[0] <= COPIED_AFTER_CUT_S_MAX, f"copied {copied_after[0]:.1f} s after the cut"
+    records = await _committed(config, PAYMENT_REQUESTS, GATEWAY_REQUESTS)
+    ids = [json.loads(r.value)["event_id"] for r in records]
+    assert sorted(ids) == sorted(str(e.event_id) for e in requests), "each request copied exactly once"
+    assert all(dict(r.headers).get(TENANT_HEADER) == tenant.encode() for r in records)
+
+
+async def _wait_until(condition) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + READ_WAIT_S_MAX
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
