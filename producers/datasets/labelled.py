@@ -10,17 +10,21 @@ balance columns are None.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple
 
-from producers.sim.economy import INTENDED_VOID, NORMAL, PENDING_AT_END, IntentLabels
+from producers.sim.calendar import DAY_S
+from producers.sim.economy import INTENDED_TIMEOUT, INTENDED_VOID, NORMAL, PENDING_AT_END, IntentLabels
 from producers.sim.engine import Simulation
+from producers.sim.orders import RELEASE_AFTER_DAYS
 from producers.sim.records import AccountOpenedRec, AgentCashRec, PaymentRequestedRec, PendingDecisionRec
 
 CITIZEN_KINDS: Final = frozenset({"citizen_bank", "citizen_wallet"})
 PENDING_MAX: Final = 10_000_000  # authorisations awaiting a decision; far above any run's count
-MOVING_LABELS: Final = frozenset({NORMAL, INTENDED_VOID, PENDING_AT_END})  # the ledger accepts these
+MOVING_LABELS: Final = frozenset({NORMAL, INTENDED_VOID, PENDING_AT_END, INTENDED_TIMEOUT})  # the ledger accepts these
+RELEASE_AFTER_S: Final = RELEASE_AFTER_DAYS * DAY_S  # an abandoned authorisation's money back in the view
 _UNKNOWN_BALANCES: Final = (None, None, None, None)
 
 Progress = Callable[[int], None]  # days completed
@@ -81,6 +85,10 @@ class LabelledRun:
         self.balances: dict[str, int] = {}  # citizen account id → paisa (the simulation's view)
         self.label_counts: Counter[str] = Counter()
         self._pending: dict[str, tuple[str, str, int, str]] = {}  # id → from, to, amount, label
+        # Abandoned authorisations (intended_timeout, or pending_at_end without a decision planned):
+        # (when the simulation's view gets the money back, order of arrival, payer, amount).
+        self._releases: list[tuple[int, int, str, int]] = []
+        self.released = 0  # abandoned authorisations whose money came back in the view
         self._seq = 0
 
     def batches(self, progress: Progress | None = None) -> Iterator[tuple[list[AccountRow], list[RequestRow]]]:
@@ -90,6 +98,7 @@ class LabelledRun:
             accounts: list[AccountRow] = []
             requests: list[RequestRow] = []
             for rec in batch:
+                self._release_before(rec.ts)
                 if type(rec) is AccountOpenedRec:
                     accounts.append(self._account(rec))
                 elif type(rec) is PaymentRequestedRec:
@@ -101,6 +110,7 @@ class LabelledRun:
             if progress is not None:
                 progress(len(days))
             yield accounts, requests
+        self._release_before(self.sim.calendar.day(0).start_ts + self.sim.config.days * DAY_S - 1)  # the last days
         if progress is not None:
             progress(len(days))  # the last day closes after its last batch
 
@@ -128,9 +138,12 @@ class LabelledRun:
         # Refused requests move nothing; an authorisation holds the payer's money at once.
         moves = label in MOVING_LABELS
         if rec.pending:
-            if len(self._pending) >= PENDING_MAX:
+            if len(self._pending) + len(self._releases) >= PENDING_MAX:
                 raise RuntimeError(f"more than {PENDING_MAX:,} authorisations await a decision")
-            self._pending[rec.event_id] = (rec.payer_account_id, rec.payee_account_id, rec.amount, label)
+            if label == INTENDED_TIMEOUT:  # no decision follows: the ledger expires it
+                heapq.heappush(self._releases, (rec.ts + RELEASE_AFTER_S, self._seq, rec.payer_account_id, rec.amount))
+            else:
+                self._pending[rec.event_id] = (rec.payer_account_id, rec.payee_account_id, rec.amount, label)
         row = RequestRow(
             self._next_seq(),
             rec.event_id,
@@ -197,6 +210,15 @@ class LabelledRun:
         # A post moves nothing more in the simulation's view (the payee is a business, which has no
         # view); a void gives the payer the held money back.
         return self._move(row, 0 if rec.post else amount, 0)
+
+    def _release_before(self, ts: int) -> None:
+        """Gives the payers of abandoned authorisations their money back in the view, as the
+        simulation does (`OrderFlows._release`), up to and including `ts`."""
+        releases, balances = self._releases, self.balances
+        while releases and releases[0][0] <= ts:
+            _, _, payer, amount = heapq.heappop(releases)
+            balances[payer] += amount
+            self.released += 1
 
     def _next_seq(self) -> int:
         seq = self._seq

@@ -26,7 +26,7 @@ from producers.sim.registry import Registry
 from producers.sim.scenario import Scenario
 from producers.sim.stats import RunStats
 
-PURCHASE, BILL, P2P, RTP, ORDER, WAGE, G2P, CASH_OUT, DISPATCH, DELIVERY = range(10)
+PURCHASE, BILL, P2P, RTP, ORDER, WAGE, G2P, CASH_OUT, DISPATCH, DELIVERY, RELEASE = range(11)
 STAGE_KEY: Final = ("holder", "holder", "active")
 TICKET_RUPEES_MIN: Final = 10
 TICKET_RUPEES_MAX: Final = 5_000_000
@@ -37,7 +37,8 @@ NORMAL: Final = "normal"
 INTENDED_INSUFFICIENT_FUNDS: Final = "intended_insufficient_funds"  # paid anyway: exceeds_credits
 INTENDED_UNKNOWN_PAYEE: Final = "intended_unknown_payee"  # an account nobody opened: account_not_found
 INTENDED_VOID: Final = "intended_void"  # an authorisation the simulation will void (order cancelled)
-PENDING_AT_END: Final = "pending_at_end"  # its capture or void would fall after the run's last day
+PENDING_AT_END: Final = "pending_at_end"  # its capture, void or expiry would fall after the run's last day
+INTENDED_TIMEOUT: Final = "intended_timeout"  # an authorisation nobody decides: the ledger expires it
 
 
 class IntentLabels(dict[str, str]):
@@ -91,6 +92,8 @@ class EconomyBase:
         self._bill_digital = [min(0.98, p * self.levers.incentives) for p in by_stage(b["bill_digital_probability"])]
         self._cash_out = by_stage(b["cash_out_after_receipt"])
         self._prepaid = by_stage(b["prepaid_share_of_orders"])
+        self._cancel_share = b["order_cancel_share"]
+        self._abandon_share = b["order_abandon_share"]
         self._orders = r["orders_per_citizen_day"]
         self._order_max = max(self._orders.values())
         self._order_counter = 0

@@ -42,7 +42,7 @@ class Economy(OrderFlows, IncomeFlows):
 
     @cached_property
     def handlers(self) -> tuple[Callable[[tuple, SimDay], None], ...]:
-        """Each intent kind's flow, indexed by kind (PURCHASE, BILL, ... DELIVERY in `economy.py`)."""
+        """Each intent kind's flow, indexed by kind (PURCHASE, BILL, ... RELEASE in `economy.py`)."""
         return (
             self._purchase,
             self._bill,
@@ -54,6 +54,7 @@ class Economy(OrderFlows, IncomeFlows):
             self._cash_out_now,
             self._dispatch,
             self._delivery,
+            self._release,
         )
 
     # -- planning ---------------------------------------------------------------------------

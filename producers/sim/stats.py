@@ -81,6 +81,7 @@ class RunStats:
     digital_flows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIGITAL_FLOWS, 0))
     tickets: dict[str, Moments] = field(default_factory=dict)
     orders_prepaid: int = 0
+    orders_abandoned: int = 0  # prepaid orders nobody ships or cancels: their authorisations expire
     orders_cod: int = 0
     expected_exceeds_credits: int = 0
     expected_account_not_found: int = 0

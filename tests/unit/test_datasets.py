@@ -113,37 +113,64 @@ def test_insufficient_funds_means_the_payer_was_short(exported) -> None:
     assert covered == 0
 
 
-def test_voids_and_undecided_authorisations_line_up(tmp_path: Path) -> None:
-    """Authorisations are labelled by their fate: posted (normal), voided, or undecided when the run ends."""
+def _fates(cancel: float, abandon: float) -> Calibration:
+    """Many prepaid orders: a `cancel` share cancelled, an `abandon` share left by the seller to expire."""
     cal = load_calibration()
-    prepaid = {"holder": 0.9, "active": 0.9}  # many prepaid orders, half of them cancelled
-    behaviour = {**cal.behaviour, "order_cancel_share": 0.5, "prepaid_share_of_orders": prepaid}
-    config = _config(calibration=replace(cal, behaviour=behaviour))
-    sim = Simulation(config)
+    prepaid = {"holder": 0.9, "active": 0.9}
+    behaviour = {
+        **cal.behaviour,
+        "order_cancel_share": cancel,
+        "order_abandon_share": abandon,
+        "prepaid_share_of_orders": prepaid,
+    }
+    return replace(cal, behaviour=behaviour)
+
+
+def test_voids_timeouts_and_undecided_authorisations_line_up(tmp_path: Path) -> None:
+    """Authorisations are labelled by their fate: posted (normal), voided, left to expire inside the
+    run (intended_timeout: no post or void ever names it), or undecided when the run ends."""
+    sim = Simulation(_config(calibration=_fates(cancel=0.3, abandon=0.3)))
     export_dataset(sim, "parquet", tmp_path)
     requests = _read(tmp_path / "requests.parquet")
     rows = Counter(_query(f"SELECT event_type, pending, label FROM {requests} WHERE event_type LIKE 'payment.%'"))
     voids = sim.stats.events_by_type["payment.void_requested"]
     posts = sim.stats.events_by_type["payment.post_requested"]
     undecided = rows[("payment.requested", True, "pending_at_end")]
-    assert voids > 0 and posts > 0 and undecided > 0
+    timeouts = rows[("payment.requested", True, "intended_timeout")]
+    assert voids > 0 and posts > 0 and undecided > 0 and timeouts > 0
     assert rows[("payment.void_requested", False, "intended_void")] == voids
     assert rows[("payment.requested", True, "intended_void")] == voids
     assert rows[("payment.post_requested", False, "normal")] == posts
     assert rows[("payment.requested", True, "normal")] == posts
-    assert sim.stats.events_by_type["order.paid"] == posts + voids + undecided
+    assert sim.stats.events_by_type["order.paid"] == posts + voids + undecided + timeouts
+    assert timeouts <= sim.stats.orders_abandoned <= timeouts + undecided  # the last week's expire after the run
     late = _query(f"SELECT min(occurred_at) FROM {requests} WHERE label = 'pending_at_end'")[0][0]
-    assert late.date() >= date(2026, 1, DAYS - 2)  # decided 1-3 days later: only the last days
+    assert late.date() >= date(2026, 1, DAYS - 7)  # decided 1-3 days later, or expiring 7 days later
+    decided = _query(
+        f"""SELECT count(*) FROM {requests} a JOIN {requests} d ON d.pending_id = a.event_id
+            WHERE a.label = 'intended_timeout'"""
+    )[0][0]
+    assert decided == 0, "nobody posts or voids an abandoned authorisation"
+    expires = _query(
+        f"""SELECT max(occurred_at + to_seconds(timeout_seconds)) FROM {requests}
+            WHERE label = 'intended_timeout'"""
+    )[0][0]
+    assert expires.date() < date(2026, 1, 1 + DAYS), "each expires (in the ledger) before the run ends"
 
 
-def test_the_balance_view_ends_where_the_simulation_ends() -> None:
-    """Replaying requests by label reproduces the simulation's own final balance of every citizen."""
-    sim = _sim(days=10)
+@pytest.mark.parametrize("abandon", [0.0, 0.3])
+def test_the_balance_view_ends_where_the_simulation_ends(abandon: float) -> None:
+    """Replaying requests by label reproduces the simulation's own final balance of every citizen,
+    also when many authorisations are abandoned and their money comes back a day after they expire."""
+    sim = Simulation(_config(days=12, calibration=_fates(cancel=0.2, abandon=abandon)))
     run = LabelledRun(sim)
     for _ in run.batches():
         pass
     registry, citizens = sim.registry, sim.citizens
     assert len(citizens.holders) > 100
+    assert (sim.stats.orders_abandoned > 0) == (abandon > 0)
+    assert (run.label_counts["intended_timeout"] > 0) == (abandon > 0)
+    assert (run.released > 0) == (abandon > 0)
     for i in citizens.holders:
         assert run.balances[registry.citizen_account(i)] == citizens.balance[i]
 
