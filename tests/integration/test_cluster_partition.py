@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from typing import Final
 
 import pytest
-from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.gateway.bridge import GatewaySummary, run_gateway
@@ -36,7 +35,7 @@ from infra.local import netns, procs, stack
 from infra.local.kafka import KafkaService
 from infra.settings import Settings, settings_env
 from schemas.events import dump_event
-from schemas.topics import PAYMENT_REQUESTS, TENANT_HEADER, TopicSpec, tenant_topics
+from schemas.topics import PAYMENT_REQUESTS, TENANT_HEADER, tenant_topics
 from tests.conftest import RUN_ID
 from tests.integration.test_cluster import (
     REQUESTS,
@@ -47,7 +46,7 @@ from tests.integration.test_cluster import (
     _wait_for,
     running_kafka_only,
 )
-from tests.integration.test_ledger_support import make_accounts, make_requests, scalar
+from tests.integration.test_ledger_support import make_accounts, make_requests, read_all, scalar
 
 PORTS: Final = (39792, 39892)  # client, controller of broker 1; broker k adds 2(k-1)
 CUT_OFF: Final = 3
@@ -247,27 +246,6 @@ async def _send(config: Settings, topic: str, events: list) -> None:
         await producer.stop()
 
 
-async def _committed(config: Settings, spec: TopicSpec, expected: int) -> list:
-    """Every committed record of `spec` (read_committed: an aborted copy is not there), once `expected` arrived."""
-    consumer = kafka_clients.consumer(config, "admin", group_id=None, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        tps = [TopicPartition(config.topic(spec), p) for p in range(spec.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        found: list = []
-        deadline = time.monotonic() + READ_WAIT_S_MAX
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                found.extend(records)
-            if len(found) >= expected and not batch:
-                break
-        return found
-    finally:
-        await consumer.stop()
-
-
 async def test_the_tenant_gateway_copies_each_request_once_while_a_broker_is_cut_off(
     partitionable: Settings, settings: Settings
 ) -> None:
@@ -310,7 +288,7 @@ async def test_the_tenant_gateway_copies_each_request_once_while_a_broker_is_cut
     await asyncio.to_thread(KafkaService(config).wait_healthy)
     assert not isinstance(stopped[0], BaseException), f"the gateway failed while a leader was cut off: {stopped[0]!r}"
     assert copied_after[0] <= COPIED_AFTER_CUT_S_MAX, f"copied {copied_after[0]:.1f} s after the cut"
-    records = await _committed(config, PAYMENT_REQUESTS, GATEWAY_REQUESTS)
+    records = await read_all(config, PAYMENT_REQUESTS, expected=GATEWAY_REQUESTS, isolation_level="read_committed")
     ids = [json.loads(r.value)["event_id"] for r in records]
     assert sorted(ids) == sorted(str(e.event_id) for e in requests), "each request copied exactly once"
     assert all(dict(r.headers).get(TENANT_HEADER) == tenant.encode() for r in records)

@@ -225,9 +225,17 @@ async def produce_raw(settings: Settings, spec: TopicSpec, values: list[bytes | 
         await producer.stop()
 
 
-async def read_all(settings: Settings, spec: TopicSpec, *, expected: int, wait_s: float = READ_WAIT_S_MAX) -> list:
-    """Reads a topic from the beginning until `expected` messages arrived (or the wait ran out)."""
-    consumer = kafka_clients.consumer(settings, "admin", group_id=None)
+async def read_all(
+    settings: Settings,
+    spec: TopicSpec,
+    *,
+    expected: int,
+    wait_s: float = READ_WAIT_S_MAX,
+    isolation_level: str = "read_uncommitted",
+) -> list:
+    """Reads a topic from the beginning until `expected` messages arrived (or the wait ran out);
+    `read_committed` leaves out what aborted transactions wrote."""
+    consumer = kafka_clients.consumer(settings, "admin", group_id=None, isolation_level=isolation_level)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic(spec), p) for p in range(spec.partitions)]
