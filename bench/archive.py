@@ -10,7 +10,12 @@ Targets (issue 11): archive ≥ 0.5 × raw consume, replay ≥ 0.5 × raw produc
 also gives the CPU seconds (this process, all threads) of the raw consume and of the archive:
 steadier than wall time on a busy machine, and what the archive would need on more cores.
 
-    .venv/bin/python bench/archive.py [--days 30] [--citizens 3000] [--merchants 300] [--rounds 1]
+With `--rounds N` the raw consume + archive pair is repeated N times in this process. With
+`--fresh-processes` each raw consume and each archive of N more rounds also runs in a process of its
+own, as `kpsandbox archive` and a researcher's own consumer script run (each timed from connecting;
+imports are not timed); both sets of figures are printed, side by side.
+
+    .venv/bin/python bench/archive.py [--days 30] [--citizens 3000] [--merchants 300] [--rounds 1] [--fresh-processes]
 
 The default run has 93,389 records; `--days 180 --citizens 1500 --merchants 150` is `make demo`'s
 run (279,268 records in 555 part files: there the files' fixed costs weigh more).
@@ -23,6 +28,8 @@ import asyncio
 import json
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -43,6 +50,7 @@ from producers.sim.scenario import load_scenario
 from producers.sinks import KafkaSink, produce_kafka
 from schemas.topics import CATALOG
 
+CHILD_WAIT_S_MAX: Final = 300  # one raw consume or archive in its own process
 FETCH_TIMEOUT_MS: Final = 500
 IDLE_FETCHES_MAX: Final = 20
 SEND_CHUNK: Final = 20_000  # raw produce: futures awaited in chunks of this many
@@ -153,7 +161,48 @@ async def archive_rounds(source: Settings, rounds: int, kept: Path) -> list[dict
     return found
 
 
-async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> dict:
+async def child(kind: str, prefix: str, out: Path | None) -> dict:
+    """One raw consume or one archive of the prefix's topics, in this (fresh) process: records, seconds, CPU."""
+    source = with_overrides(load_settings(), topic_prefix=prefix)
+    cpu_began = cpu_s()
+    if kind == "raw":
+        records, seconds, _ = await raw_consume(source)
+    else:
+        began = time.perf_counter()
+        records = (await Archiver(source, out or Path(tempfile.mkdtemp())).run()).rows_new
+        seconds = time.perf_counter() - began
+    return {"records": records, "seconds": seconds, "cpu_s": cpu_s() - cpu_began}
+
+
+def in_child(kind: str, prefix: str, out: Path | None = None) -> dict:
+    """`child` run by a new Python process (this script with --child); its figures."""
+    command = [sys.executable, __file__, "--child", kind, "--prefix", prefix, *(["--out", str(out)] if out else [])]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_WAIT_S_MAX, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} in its own process failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fresh_rounds(source: Settings, rounds: int, kept: Path) -> list[dict]:
+    """Raw consume then archive, each in a process of its own, `rounds` times in a row."""
+    found = []
+    for round_number in range(rounds):
+        raw = in_child("raw", source.topic_prefix)
+        archived = in_child("archive", source.topic_prefix, kept / f"fresh-{round_number + 1}")
+        raw_per_s, archive_per_s = raw["records"] / raw["seconds"], archived["records"] / archived["seconds"]
+        found.append(
+            {
+                "raw_consume_per_s": round(raw_per_s),
+                "archive_per_s": round(archive_per_s),
+                "ratio": round(archive_per_s / raw_per_s, 2),
+                "raw_consume_cpu_s": round(raw["cpu_s"], 2),
+                "archive_cpu_s": round(archived["cpu_s"], 2),
+            }
+        )
+    return found
+
+
+async def main_async(days: int, citizens: int, merchants: int, rounds: int, fresh: bool = False) -> dict:
     base = load_settings()
     run = uuid.uuid4().hex[:6]
     source = with_overrides(base, topic_prefix=f"bench{run}.")
@@ -177,6 +226,7 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
         target = with_overrides(base, topic_prefix=f"bench{run}rep.")
         replayed = await replay(ArchiveSource(kept / "round-1"), target, ReplayFilter())
         more = await archive_rounds(source, rounds - 1, kept) if rounds > 1 else []
+        separate = await asyncio.to_thread(fresh_rounds, source, rounds, kept) if fresh else []
     prefixes = (source, with_overrides(base, topic_prefix=f"bench{run}raw."), target)
     for config in prefixes:
         await delete_topics(config, [config.topic(spec) for spec in CATALOG])
@@ -196,6 +246,9 @@ async def main_async(days: int, citizens: int, merchants: int, rounds: int) -> d
         result["more_archive_rounds"] = more
         ratios = [result["archive_ratio"], *(found["ratio"] for found in more)]
         result["archive_ratio_median"] = round(statistics.median(ratios), 2)  # single rounds move a lot here
+    if separate:
+        result["fresh_process_rounds"] = separate
+        result["archive_ratio_median_fresh_processes"] = round(statistics.median(r["ratio"] for r in separate), 2)
     return result
 
 
@@ -206,12 +259,23 @@ def main() -> None:
     parser.add_argument("--citizens", type=int, default=3_000)
     parser.add_argument("--merchants", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=1, help="raw consume + archive rounds on the same topics")
+    parser.add_argument(
+        "--fresh-processes", action="store_true", help="also measure each round's two sides in processes of their own"
+    )
+    parser.add_argument("--child", choices=["raw", "archive"], help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(child(args.child, args.prefix, args.out))))
+        return
     print(
         json.dumps(
             {
                 "benchmark": "archive",
-                **asyncio.run(main_async(args.days, args.citizens, args.merchants, max(1, args.rounds))),
+                **asyncio.run(
+                    main_async(args.days, args.citizens, args.merchants, max(1, args.rounds), args.fresh_processes)
+                ),
             },
             indent=2,
         )
