@@ -85,8 +85,8 @@ class LabelledRun:
         self.balances: dict[str, int] = {}  # citizen account id → paisa (the simulation's view)
         self.label_counts: Counter[str] = Counter()
         self._pending: dict[str, tuple[str, str, int, str]] = {}  # id → from, to, amount, label
-        # Abandoned authorisations (intended_timeout, or pending_at_end without a decision planned):
-        # (when the simulation's view gets the money back, order of arrival, payer, amount).
+        # intended_timeout authorisations, no decision to come: (when the simulation's view gets the money
+        # back, order of arrival, payer, amount). An abandoned one labelled pending_at_end waits in _pending.
         self._releases: list[tuple[int, int, str, int]] = []
         self.released = 0  # abandoned authorisations whose money came back in the view
         self._seq = 0

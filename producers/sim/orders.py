@@ -116,7 +116,7 @@ class OrderFlows(EconomyBase):
             self.stats.orders_prepaid += 1
             self.stats.digital("ecommerce", i, amount)
             self.stats.ticket("ecommerce", amount)
-            later = day.index + 1 + rng.randrange(3)
+            later = day.index + 1 + rng.randrange(3)  # drawn for an abandoned order too: later draws stay put
             if abandon:
                 self._abandon(i, pid, ts, amount, day)
                 return
