@@ -30,7 +30,7 @@ from consumers.ledger.positions import Positions
 from consumers.ledger.reading import Poison
 from consumers.ledger.records import Decision, Effects, Expired, Request
 from consumers.ledger.turns import give_way
-from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
+from consumers.ledger.wire import PaymentPostRequested, PaymentRequested, PaymentVoidRequested
 from schemas.topics import PAYMENT_REQUESTS, tenant_outcomes_name
 
 OUTCOMES_PER_SLICE: Final = 500  # outcomes encoded between two turns of the row writer

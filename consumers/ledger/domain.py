@@ -56,8 +56,14 @@ from consumers.ledger.records import (
     Transfer,
     expiry_transfer_id,
 )
-from schemas.cash import CashIn, CashOut
-from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested, RefundRequested
+from consumers.ledger.wire import (
+    CashIn,
+    CashOut,
+    PaymentPostRequested,
+    PaymentRequested,
+    PaymentVoidRequested,
+    RefundRequested,
+)
 
 
 class Ledger:
@@ -119,7 +125,7 @@ class Ledger:
             decision = Decision(request, "invalid_timestamp", None, debit, credit, getattr(event, "amount", None) or 0)
             return self._record(request, decision)
         self.advance(key, event.occurred_at)
-        # `type(...) is` rather than isinstance: pydantic models' ABCMeta makes isinstance slow.
+        # The ledger's own read forms (wire.py), dispatched on their exact type.
         if type(event) is PaymentRequested:
             decision = self._transfer(request, event.payer_account_id, event.payee_account_id, event.amount, event.kind)
         elif type(event) is CashIn:
@@ -366,8 +372,7 @@ def _check_transfer(debit: Account | None, credit: Account | None, amount: int, 
 
 def _parties(event: RequestEvent) -> tuple[str, str | None]:
     """(debit, credit) account ids as the request names them. Dispatched on the exact type, as in
-    `Ledger.decide`: isinstance against a pydantic model runs its metaclass's Python-level check for
-    every type that does not match (this runs for every request a batch gathers accounts for)."""
+    `Ledger.decide` (this runs for every request a batch gathers accounts for)."""
     if type(event) is PaymentRequested or type(event) is RefundRequested:
         return event.payer_account_id, event.payee_account_id
     if type(event) is CashIn:

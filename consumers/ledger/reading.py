@@ -11,29 +11,39 @@ from typing import Annotated, Final
 from aiokafka.structs import ConsumerRecord
 from pydantic import Field, TypeAdapter
 
+from consumers.ledger import wire
 from consumers.ledger.deadletter import Unreadable, read_event
 from consumers.ledger.merge import Item
 from consumers.ledger.records import Request, RequestEvent
 from schemas.topics import PAYMENT_REQUESTS, TENANT_HEADER
 
 # Discriminated on event_type: pydantic validates one model, not every member of the union.
-REQUEST_ADAPTER: Final = TypeAdapter(Annotated[RequestEvent, Field(discriminator="event_type")])
+REQUEST_ADAPTER: Final = TypeAdapter(Annotated[wire.RequestModel, Field(discriminator="event_type")])
 REQUEST_TYPES: Final = PAYMENT_REQUESTS.event_type_names
 
 
 def fingerprint(event: RequestEvent) -> bytes:
     """A hash of the request's canonical fields, to tell a retry from a reused event id.
 
-    Taken over the parsed values re-serialised by the contract's own serializer (field order of
-    the model, UTC times as `Z`, UUIDs, integers, defaults filled in), never over the bytes a
-    client sent: a retry re-serialised by another library (key order, `+00:00` for `Z`, defaults
-    spelled out) is the same request. `amount` is compared on its own first, so a changed amount
-    reports `exists_with_different_amount`; any other changed field `exists_with_different_fields`.
+    Taken over the parsed values re-serialised in the contract serializer's form (field order of
+    the model, UTC times as `Z`, UUIDs, integers, defaults filled in; `wire.canonical`), never
+    over the bytes a client sent: a retry re-serialised by another library (key order, `+00:00`
+    for `Z`, defaults spelled out) is the same request. `amount` is compared on its own first, so
+    a changed amount reports `exists_with_different_amount`; any other changed field
+    `exists_with_different_fields`.
     """
-    # The pydantic-core serializer directly: the same bytes as model_dump_json(), without the
-    # Python-level wrapper (this runs once per request on the hot path).
-    canonical = type(event).__pydantic_serializer__.to_json(event)
-    return hashlib.blake2b(canonical, digest_size=16).digest()
+    return hashlib.blake2b(wire.canonical(event), digest_size=16).digest()
+
+
+def read_request(raw: bytes | None) -> RequestEvent | Unreadable:
+    """The request in one message: the ledger's fast reader when it accepts it, else the
+    contract's pydantic models, which judge everything the fast reader declines (wire.py)."""
+    if raw is not None:
+        event = wire.read(raw)
+        if event is not None:
+            return event
+    model = read_event(raw, REQUEST_ADAPTER, REQUEST_TYPES)
+    return model if isinstance(model, Unreadable) else wire.from_model(model)
 
 
 @dataclass(slots=True)
@@ -65,7 +75,7 @@ def read_requests(
         value = message.value
         headers = message.headers  # aiokafka's sequence of (name, value), kept as it is
         offset = message.offset
-        event = read_event(value, REQUEST_ADAPTER, REQUEST_TYPES)
+        event = read_request(value)
         if isinstance(event, Unreadable):
             payload: Request | Poison = Poison(event.reason, event.detail, message.key, value, headers)
         else:

@@ -11,11 +11,8 @@ from typing import Final, NamedTuple
 from uuid import UUID, uuid5
 
 from consumers.ledger.limits import Tier
+from consumers.ledger.wire import RequestEvent
 from schemas.accounts import CITIZEN_KINDS
-from schemas.cash import CashIn, CashOut
-from schemas.payments import PaymentPostRequested, PaymentRequested, PaymentVoidRequested, RefundRequested
-
-RequestEvent = PaymentRequested | PaymentPostRequested | PaymentVoidRequested | CashIn | CashOut | RefundRequested
 
 # Account flags (TigerBeetle's bit values).
 ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS: Final = 2

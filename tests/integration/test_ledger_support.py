@@ -21,6 +21,7 @@ from aiokafka import TopicPartition
 
 from consumers.ledger.check import check_ledger
 from consumers.ledger.reading import fingerprint
+from consumers.ledger.wire import from_model
 from infra import kafka_clients
 from infra.local.procs import port_is_free
 from infra.settings import Settings
@@ -342,7 +343,7 @@ def check_outcome_ids(outcome_values: Iterable[bytes | None], requests: Iterable
             assert outcome["event_id"] == str(expiry_outcome_event_id(UUID(outcome["request_event_id"])))
             continue
         versions = by_id[outcome["request_event_id"]]
-        expected = {str(outcome_event_id(r.event_id, outcome["result"], fingerprint(r))) for r in versions}  # type: ignore[arg-type]
+        expected = {str(outcome_event_id(r.event_id, outcome["result"], fingerprint(from_model(r)))) for r in versions}  # type: ignore[arg-type]
         assert outcome["event_id"] in expected, outcome
         grouped.setdefault(outcome["request_event_id"], []).append(outcome)
     return grouped

@@ -19,6 +19,7 @@ from consumers.ledger.limits import Tier, Window
 from consumers.ledger.outcomes import outcome_bytes
 from consumers.ledger.reading import REQUEST_ADAPTER, fingerprint
 from consumers.ledger.records import Account, Decision, Request, account_flags
+from consumers.ledger.wire import from_model
 from schemas.accounts import TIER_LIMITS, TIER_LIMITS_SOURCE, AccountOpened, TierLimits, WalletTier
 from schemas.api.payments import FAILURE_MESSAGES
 from schemas.events import dump_event, parse_event
@@ -64,7 +65,7 @@ def _ledger(accounts: dict[str, Account]) -> Ledger:
 
 
 def _decide(ledger: Ledger, event: object) -> Decision:
-    return ledger.decide(Request(event, 0, 0, fingerprint(event)))  # type: ignore[arg-type]
+    return ledger.decide(Request(from_model(event), 0, 0, fingerprint(from_model(event))))  # type: ignore[arg-type]
 
 
 def test_a_refund_is_decided_as_a_transfer_from_its_payer_to_its_payee() -> None:

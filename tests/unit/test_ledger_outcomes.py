@@ -15,6 +15,7 @@ from consumers.ledger.outbox import partition_for
 from consumers.ledger.outcomes import expiry_outcome_bytes, outcome_bytes
 from consumers.ledger.reading import fingerprint
 from consumers.ledger.records import Decision, Pending, Request
+from consumers.ledger.wire import from_model
 from schemas.cash import CashIn
 from schemas.events import parse_event
 from schemas.payments import (
@@ -59,7 +60,7 @@ def _payment(amount: int = 4_321) -> PaymentRequested:
 
 
 def _decision(event: PaymentRequested, result: str, status: str | None) -> Decision:
-    request = Request(event, 0, 0, fingerprint(event))
+    request = Request(from_model(event), 0, 0, fingerprint(from_model(event)))
     return Decision(request, result, status, "acc_00000001", "acc_00000002", event.amount)
 
 
@@ -73,7 +74,7 @@ def test_payment_outcome_parses_into_the_contract(result: str, status: str | Non
     assert key == "acc_00000001"
     assert isinstance(outcome, PaymentSettled if status else PaymentRejected)
     assert outcome.schema_version == 3
-    assert outcome.event_id == outcome_event_id(event.event_id, result, fingerprint(event))
+    assert outcome.event_id == outcome_event_id(event.event_id, result, fingerprint(from_model(event)))
     assert outcome.result == result and outcome.request_event_id == event.event_id
     assert outcome.request_occurred_at == AT and outcome.occurred_at == AT
     assert (outcome.amount, outcome.kind, outcome.rail, outcome.payee_account_id) == (
@@ -110,7 +111,12 @@ def test_cash_outcome_has_no_kind_or_rail() -> None:
     """A cash-in outcome names agent (debited) and customer (credited), without payment kind or rail."""
     event = CashIn(**_envelope(), customer_account_id="acc_0000000c", agent_account_id="acc_0000000a", amount=9)
     decision = Decision(
-        Request(event, 0, 0, fingerprint(event)), "created", "posted", "acc_0000000a", "acc_0000000c", 9
+        Request(from_model(event), 0, 0, fingerprint(from_model(event))),
+        "created",
+        "posted",
+        "acc_0000000a",
+        "acc_0000000c",
+        9,
     )
     outcome = _published(outcome_bytes(decision)[1])
     assert isinstance(outcome, PaymentSettled)

@@ -10,6 +10,7 @@ from consumers.ledger.domain import Ledger
 from consumers.ledger.outcomes import outcome_bytes
 from consumers.ledger.reading import fingerprint, read_requests
 from consumers.ledger.records import Account, Decision, Request, account_flags
+from consumers.ledger.wire import from_model
 from schemas.payments import PaymentRejected, PaymentRequested
 from schemas.topics import TENANT_HEADER
 
@@ -33,7 +34,7 @@ def _pay(payer: str, payee: str, *, amount: int = 500, event_id: UUID | None = N
 
 
 def _request(event: PaymentRequested, tenant: str | None, offset: int = 0) -> Request:
-    return Request(event, 0, offset, fingerprint(event), tenant)
+    return Request(from_model(event), 0, offset, fingerprint(from_model(event)), tenant)
 
 
 def _ledger(**extra) -> Ledger:
