@@ -1,9 +1,11 @@
 """Outcome events: what the ledger tells the world about each request it decided, and each expiry.
 
-Written with a string template rather than through the pydantic models: this runs once per
-request on the hot path. Every interpolated value is a UUID, an integer, an ISO-8601 time or a
-string the contract already constrained to `[a-z0-9_.]` (account ids, kinds, rails, result
-codes), so no JSON escaping is needed; a unit test proves every outcome parses back into the
+Written without the pydantic models: this runs once per request on the hot path. A decision is
+encoded by msgspec from a struct with exactly the contract's fields (UUIDs and UTC times as the
+contract's serializer writes them, `Z`; `event_type` second, as this module always wrote it);
+an expiry, rare, from a string
+template whose every value is a UUID, an integer, an ISO-8601 time or a string the contract
+already constrained to `[a-z0-9_.]`. A unit test proves every outcome parses back into the
 contract's models.
 
 Ids (see schemas/payments.py): a decision's `event_id` is derived from the request id, the result
@@ -18,7 +20,10 @@ from datetime import datetime
 from typing import Final, get_args
 from uuid import UUID
 
+import msgspec
+
 from consumers.ledger.records import Decision, Pending
+from consumers.ledger.wire import PaymentRequested as PaymentRequestRead
 from schemas.payments import (
     OUTCOME_NAMESPACE,
     PaymentExpired,
@@ -62,33 +67,71 @@ def outcome_id_text(request_id: str, result: str, fingerprint: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+class _Rejected(msgspec.Struct):
+    """payment.rejected's fields (schemas/payments.py); a unit test holds them to the contract's."""
+
+    schema_version: int
+    event_type: str
+    event_id: str
+    occurred_at: datetime
+    producer: str
+    correlation_id: UUID
+    request_event_id: UUID
+    request_type: str
+    request_occurred_at: datetime
+    payer_account_id: str
+    payee_account_id: str | None
+    amount: int
+    currency: str
+    kind: str | None
+    rail: str | None
+    result: str
+
+
+class _Settled(_Rejected):
+    """payment.settled: the same fields, then the transfer's."""
+
+    status: str | None
+    transfer_id: UUID
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
 def outcome_bytes(decision: Decision) -> tuple[str, bytes]:
     """(Kafka key, JSON value) of the outcome of one decision; the same bytes every time.
 
     `occurred_at` is the request's simulated time, so a republished outcome is byte-identical.
     """
-    event = decision.request.event
-    at = event.occurred_at.isoformat()
-    is_payment = event.event_type == "payment.requested"
-    kind = _text(event.kind if is_payment else None)  # type: ignore[union-attr]
-    rail = _text(event.rail if is_payment else None)  # type: ignore[union-attr]
-    request_id = uuid_text(event.event_id)  # once: even the fast text costs more than the rest of a field
-    if decision.settled:
-        event_type = "payment.settled"
-        tail = f',"status":"{decision.status}","transfer_id":"{request_id}"'
-    else:
-        event_type = "payment.rejected"
-        tail = ""
-    event_id = outcome_id_text(request_id, decision.result, decision.request.fingerprint)
+    request = decision.request
+    event = request.event
+    at = event.occurred_at
+    request_id = event.event_id
+    event_id = outcome_id_text(uuid_text(request_id), decision.result, request.fingerprint)
     version = NOT_OWNED_SCHEMA_VERSION if decision.result == "payer_not_owned" else DECISION_SCHEMA_VERSION
-    value = (
-        f'{{"schema_version":{version},"event_type":"{event_type}","event_id":"{event_id}",'
-        f'"occurred_at":"{at}","producer":"{OUTCOME_PRODUCER}","correlation_id":"{uuid_text(event.correlation_id)}",'
-        f'"request_event_id":"{request_id}","request_type":"{event.event_type}","request_occurred_at":"{at}",'
-        f'"payer_account_id":"{decision.debit_account_id}","payee_account_id":{_text(decision.credit_account_id)},'
-        f'"amount":{decision.amount},"currency":"PKR","kind":{kind},"rail":{rail},"result":"{decision.result}"{tail}}}'
+    kind = rail = None
+    if type(event) is PaymentRequestRead:
+        kind, rail = event.kind, event.rail
+    fields = (
+        version,
+        "payment.settled" if decision.settled else "payment.rejected",
+        event_id,
+        at,
+        OUTCOME_PRODUCER,
+        event.correlation_id,
+        request_id,
+        event.event_type,
+        at,
+        decision.debit_account_id,
+        decision.credit_account_id,
+        decision.amount,
+        "PKR",
+        kind,
+        rail,
+        decision.result,
     )
-    return decision.debit_account_id, value.encode()
+    outcome = _Settled(*fields, decision.status, request_id) if decision.settled else _Rejected(*fields)
+    return decision.debit_account_id, _ENCODER.encode(outcome)
 
 
 def _iso(at: datetime) -> str:

@@ -85,6 +85,9 @@ def test_payment_outcome_parses_into_the_contract(result: str, status: str | Non
     )
     if isinstance(outcome, PaymentSettled):
         assert outcome.status == status and outcome.transfer_id == event.event_id
+    # Every field the contract names, and nothing it would ignore (its models ignore unknown keys).
+    assert set(json.loads(value)) == set(type(outcome).model_fields)
+    assert b'"occurred_at":"2026-' in value and value.count(b'Z"') == 2  # UTC times as the contract writes them
 
 
 def test_each_distinct_answer_to_one_request_has_its_own_stable_id() -> None:
