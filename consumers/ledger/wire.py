@@ -53,12 +53,17 @@ OrderId = Annotated[str, msgspec.Meta(max_length=40)]
 Reference = Annotated[str, msgspec.Meta(max_length=64)]
 
 
-class PaymentRequested(msgspec.Struct, frozen=True, kw_only=True):
+class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """The contract's Envelope (schemas/envelope.py); each request adds its fields after these."""
+
     schema_version: Literal[1] = 1
     event_id: UUID
     occurred_at: datetime
     producer: Producer
     correlation_id: UUID
+
+
+class PaymentRequested(_Envelope, frozen=True, kw_only=True):
     event_type: Literal["payment.requested"]  # required here: the contract's union needs the tag
     kind: PaymentKind
     rail: Rail
@@ -72,35 +77,20 @@ class PaymentRequested(msgspec.Struct, frozen=True, kw_only=True):
     reference: Reference | None = None
 
 
-class PaymentPostRequested(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: Literal[1] = 1
-    event_id: UUID
-    occurred_at: datetime
-    producer: Producer
-    correlation_id: UUID
+class PaymentPostRequested(_Envelope, frozen=True, kw_only=True):
     event_type: Literal["payment.post_requested"]
     pending_id: UUID
     payer_account_id: AccountId
     amount: Paisa | None = None
 
 
-class PaymentVoidRequested(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: Literal[1] = 1
-    event_id: UUID
-    occurred_at: datetime
-    producer: Producer
-    correlation_id: UUID
+class PaymentVoidRequested(_Envelope, frozen=True, kw_only=True):
     event_type: Literal["payment.void_requested"]
     pending_id: UUID
     payer_account_id: AccountId
 
 
-class RefundRequested(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: Literal[1] = 1
-    event_id: UUID
-    occurred_at: datetime
-    producer: Producer
-    correlation_id: UUID
+class RefundRequested(_Envelope, frozen=True, kw_only=True):
     event_type: Literal["payment.refund_requested"]
     payment_event_id: UUID
     payer_account_id: AccountId
@@ -110,29 +100,20 @@ class RefundRequested(msgspec.Struct, frozen=True, kw_only=True):
     reference: Reference | None = None
 
 
-class CashIn(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: Literal[1] = 1
-    event_id: UUID
-    occurred_at: datetime
-    producer: Producer
-    correlation_id: UUID
+class _AgentCash(_Envelope, frozen=True, kw_only=True):
+    """schemas/cash.py's _AgentCash: the tag comes last, as in the contract's models."""
+
     customer_account_id: AccountId
     agent_account_id: AccountId
     amount: Paisa
     currency: Literal["PKR"] = "PKR"
+
+
+class CashIn(_AgentCash, frozen=True, kw_only=True):
     event_type: Literal["cash.in"]
 
 
-class CashOut(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: Literal[1] = 1
-    event_id: UUID
-    occurred_at: datetime
-    producer: Producer
-    correlation_id: UUID
-    customer_account_id: AccountId
-    agent_account_id: AccountId
-    amount: Paisa
-    currency: Literal["PKR"] = "PKR"
+class CashOut(_AgentCash, frozen=True, kw_only=True):
     event_type: Literal["cash.out"]
 
 
