@@ -16,17 +16,31 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Final
 
 import uvloop
 
 from consumers.webhooks.dispatcher import Dispatcher, DispatchSummary, run_dispatcher
 from consumers.webhooks.metrics import WebhookMetrics, start_metrics_server
 from consumers.webhooks.workers import COMMAND_BYTES_MAX, WORKER_FLAG, Workers, run_worker, scale
+from infra import collector
 from infra.errors import SandboxError, run_main
 from infra.settings import Settings, load_settings
 
+# The collector while dispatching (CPython: 700, 10, 10), everything alive at start frozen out of its sight
+# (infra/collector.py), as the API does: with the defaults, each of the hundreds of attempts in flight
+# lived through young collections into the old generations, and full collections walked the ~47,000
+# objects of the start-up again and again (bench/RESULTS.md, "Webhooks"). Cycles (a raised exception's
+# frames) are still collected, every 10,000 new containers.
+GC_THRESHOLDS: Final = (10_000, 10, 10)
+
 
 async def _run(settings: Settings, worker: int | None) -> DispatchSummary:
+    with collector.collecting_rarely(GC_THRESHOLDS):
+        return await _dispatch(settings, worker)
+
+
+async def _dispatch(settings: Settings, worker: int | None) -> DispatchSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
