@@ -131,7 +131,25 @@ ACCOUNT_IDS = [
     None,
 ]
 AMOUNTS = [1, 2_500, 10**12, 10**12 + 1, 0, -5, 2.0, 2.5, "25", True, 2**64, None]
-STRINGS = ["sim", "", "x" * 40, "x" * 41, "x" * 64, "x" * 65, "é" * 40, "tab\there", "nul\u0000", "\U0001f600", 5, None]
+STRINGS = [
+    "sim",
+    "",
+    "x" * 40,
+    "x" * 41,
+    "x" * 64,
+    "x" * 65,
+    "é" * 40,
+    "é" * 41,
+    "é" * 64,
+    "é" * 65,
+    "\U0001f600" * 64,
+    "\U0001f600" * 65,
+    "tab\there",
+    "nul\u0000",
+    "\U0001f600",
+    5,
+    None,
+]
 BOOLEANS = [True, False, "true", 1, 0, None]
 TIMEOUTS = [0, 60, 90 * 86_400, 90 * 86_400 + 1, -1, 60.0, "60", None]
 CHOICES: dict[str, list[Any]] = {
