@@ -2,11 +2,10 @@
 
 Written without the pydantic models: this runs once per request on the hot path. A decision is
 encoded by msgspec from a struct with exactly the contract's fields (UUIDs and UTC times as the
-contract's serializer writes them, `Z`; `event_type` second, as this module always wrote it);
-an expiry, rare, from a string
-template whose every value is a UUID, an integer, an ISO-8601 time or a string the contract
-already constrained to `[a-z0-9_.]`. A unit test proves every outcome parses back into the
-contract's models.
+contract's serializer writes them, `Z`; `event_type` second, as this module always wrote it). An
+expiry, which is rare, comes from a string template whose every value is a UUID, an integer, an
+ISO-8601 time or a string the contract already constrained to `[a-z0-9_.]`. A unit test proves
+every outcome parses back into the contract's models.
 
 Ids (see schemas/payments.py): a decision's `event_id` is derived from the request id, the result
 and the request's fingerprint, an expiry's from the pending id. A republished outcome (outbox
