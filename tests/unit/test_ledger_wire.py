@@ -278,3 +278,16 @@ def test_the_known_account_ids_stay_bounded() -> None:
         raw = json.dumps({**VALID["cash.in"], "customer_account_id": f"wal_{i:016x}"}).encode()
         assert wire.read(raw) is not None
     assert len(wire._known_account_ids) <= wire.KNOWN_ACCOUNT_IDS_MAX
+
+
+@pytest.mark.parametrize(("struct", "model"), list(wire.MODELS.items()))
+def test_the_fast_reader_knows_every_rule_and_validator_of_the_contract(struct: type, model: type) -> None:
+    """`wire._checked` re-states the contract's one model-level rule (PaymentRequested: a timeout only on a
+    pending payment). A rule or validator added to any request model must be added there too: this fails first."""
+    decorators = model.__pydantic_decorators__  # type: ignore[attr-defined]
+    validators = {*decorators.model_validators, *decorators.field_validators}
+    rules = [(rule.when, rule.is_in, rule.field, rule.value) for rule in model.RULES]  # type: ignore[attr-defined]
+    if struct is wire.PaymentRequested:
+        assert validators == {"check_timeout"} and rules == [("pending", (False,), "timeout_seconds", 0)]
+    else:
+        assert validators == set() and rules == []
